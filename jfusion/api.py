@@ -1,0 +1,69 @@
+"""The public face: ``fuse``, ``pansharpen``, ``evaluate``, the registry look-ups.
+
+These are the only functions that check their input eagerly; they raise
+:class:`jfusion.FusionInputError` and then call the pure (jit-compiled) method.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jfusion.errors import FusionInputError, validate_sources
+from jfusion.methods.registry import MethodInfo, get_info, get_method, list_methods
+
+__all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo"]
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(name: str, options: tuple[tuple[str, Any], ...]) -> Callable[[jax.Array], jax.Array]:
+    info = get_info(name)
+    return jax.jit(functools.partial(info.fn, **dict(options)))
+
+
+def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **options: Any) -> jax.Array:
+    """Fuse the sources of one scene with a registered method.
+
+    Args:
+      sources: S >= 2 images of one scene, a sequence of ``(H, W)`` / ``(H, W, C)`` arrays or one
+        stacked array ``(S, H, W[, C])``; float in [0, 1], uint8 or uint16. Grey and RGB may be mixed.
+      method: a registered name (``jfusion.list_methods()``).
+      **options: the method's keyword options (hashable values are compiled once per shape).
+
+    Returns:
+      The fused image as a float32 JAX array with the shape of one (promoted) source.
+
+    Raises:
+      FusionInputError: fewer than two sources, sizes or band counts that differ, empty
+        images, NaN/Inf, unsupported dtypes or values outside [0, 1].
+    """
+    try:
+        info = get_info(method)
+    except ValueError as err:
+        raise FusionInputError(str(err)) from None
+    stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
+    try:
+        key = tuple(sorted(options.items()))
+        hash(key)
+    except TypeError:
+        return info.fn(stack, **options)
+    return _compiled(method, key)(stack)
+
+
+def pansharpen(ms: ArrayLike, pan: ArrayLike, method: str = "gsa", **options: Any) -> jax.Array:
+    """Pan-sharpen a multispectral image; see :func:`jfusion.pansharpening.pansharpen`."""
+    from jfusion.pansharpening import pansharpen as _pansharpen
+
+    return _pansharpen(ms, pan, method=method, **options)
+
+
+def evaluate(sources: Any, fused: ArrayLike, metrics: Sequence[str] | None = None, **options: Any) -> dict[str, float]:
+    """Objective fusion metrics; see :func:`jfusion.metrics.evaluate`."""
+    from jfusion.metrics import evaluate as _evaluate
+
+    return _evaluate(sources, fused, metrics=metrics, **options)

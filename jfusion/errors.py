@@ -1,0 +1,123 @@
+"""Input validation at jfusion's public boundary.
+
+Every public entry point (``fuse``, ``pansharpen``, ``evaluate``, the CLI) checks its
+arguments once, eagerly, with the helpers here and raises :class:`FusionInputError`
+with a message that names the argument and what to pass instead. Jitted internals
+assume valid input and never re-check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FusionInputError",
+    "as_float_image",
+    "validate_sources",
+    "validate_image",
+]
+
+_INT_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_FLOAT_KINDS = "f"
+_RANGE_SLACK = 1e-4
+
+
+class FusionInputError(ValueError):
+    """Raised for input that cannot be fused: the message says what is wrong and what to pass."""
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # pragma: no cover - exotic inputs
+        raise FusionInputError(f"{name}: cannot be read as an array ({err}).") from err
+    if arr.dtype == object:
+        raise FusionInputError(
+            f"{name}: has dtype object (ragged or mixed input?); pass a numeric array of shape (H, W) or (H, W, C)."
+        )
+    return arr
+
+
+def as_float_image(x: Any, name: str = "image", *, check_range: bool = True) -> np.ndarray:
+    """Return ``x`` as a float32 NumPy array in [0, 1] without modifying ``x``.
+
+    uint8 is divided by 255 and uint16 by 65535; float16/32/64 are kept (and must lie in
+    [0, 1] when ``check_range``). Any other dtype (bool, signed ints, complex) is refused.
+    """
+    arr = _to_numpy(x, name)
+    if arr.size == 0 or 0 in arr.shape:
+        raise FusionInputError(f"{name}: is empty (shape {arr.shape}); pass a non-empty image.")
+    if arr.dtype in _INT_SCALE:
+        return arr.astype(np.float32) / np.float32(_INT_SCALE[arr.dtype])
+    if arr.dtype.kind not in _FLOAT_KINDS:
+        raise FusionInputError(
+            f"{name}: unsupported dtype {arr.dtype}; pass uint8, uint16 or float images in [0, 1] "
+            "(jfusion.read_image does this conversion)."
+        )
+    out = arr.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        n_bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+        raise FusionInputError(f"{name}: contains {n_bad} NaN/Inf value(s); clean or mask them before fusing.")
+    if check_range:
+        lo, hi = float(out.min()), float(out.max())
+        if lo < -_RANGE_SLACK or hi > 1.0 + _RANGE_SLACK:
+            raise FusionInputError(
+                f"{name}: float values span [{lo:g}, {hi:g}] but jfusion expects [0, 1]; "
+                "divide 8-bit data by 255 (16-bit by 65535) or read files with jfusion.read_image."
+            )
+    return out
+
+
+def validate_image(x: Any, name: str = "image", *, check_range: bool = True) -> np.ndarray:
+    """Validate one image of shape ``(H, W)`` or ``(H, W, C)`` and return it as float32."""
+    arr = as_float_image(x, name, check_range=check_range)
+    if arr.ndim not in (2, 3):
+        raise FusionInputError(f"{name}: has shape {arr.shape}; pass (H, W) or (H, W, C).")
+    return arr
+
+
+def validate_sources(
+    sources: Any, *, min_sources: int = 2, max_sources: int | None = None, check_range: bool = True
+) -> np.ndarray:
+    """Validate the sources of one scene and stack them as float32 ``(S, H, W)`` or ``(S, H, W, C)``.
+
+    ``sources`` is a sequence of images or an array whose leading axis indexes sources.
+    Grey and colour sources may be mixed: a grey source is promoted to RGB by repeating it
+    (its chroma is then neutral, so the colour rule takes chroma from the colour sources).
+    """
+    if isinstance(sources, (str, bytes)):
+        raise FusionInputError("sources: got a string; pass images (arrays), e.g. [jfusion.read_image(p) for p in paths].")
+    if isinstance(sources, Sequence) or (hasattr(sources, "__iter__") and not hasattr(sources, "shape")):
+        items = [validate_image(s, f"sources[{i}]", check_range=check_range) for i, s in enumerate(sources)]
+    else:
+        arr = _to_numpy(sources, "sources")
+        if arr.ndim not in (3, 4):
+            raise FusionInputError(
+                f"sources: array of shape {arr.shape}; pass a list of images or an array (S, H, W) / (S, H, W, C)."
+            )
+        items = [validate_image(arr[i], f"sources[{i}]", check_range=check_range) for i in range(arr.shape[0])]
+    if len(items) < min_sources:
+        raise FusionInputError(
+            f"sources: got {len(items)} source(s) but fusion needs at least {min_sources}; pass two or more images of one scene."
+        )
+    if max_sources is not None and len(items) > max_sources:
+        raise FusionInputError(f"sources: got {len(items)} sources; this method takes at most {max_sources}.")
+    sizes = {it.shape[:2] for it in items}
+    if len(sizes) > 1:
+        desc = ", ".join(f"sources[{i}]={it.shape}" for i, it in enumerate(items))
+        raise FusionInputError(f"sources: images differ in size ({desc}); register/resize them to one size first.")
+    chans = {1 if it.ndim == 2 else it.shape[2] for it in items}
+    if len(chans) > 1:
+        if chans <= {1, 3}:
+            items = [np.repeat(it[..., None], 3, axis=2) if it.ndim == 2 else it for it in items]
+            items = [it if it.shape[2] == 3 else np.repeat(it, 3, axis=2) for it in items]
+        else:
+            desc = ", ".join(f"sources[{i}]: {1 if it.ndim == 2 else it.shape[2]}" for i, it in enumerate(items))
+            raise FusionInputError(
+                f"sources: band counts differ ({desc}); grey and RGB may be mixed, other band counts must match."
+            )
+    items = [it[..., 0] if it.ndim == 3 and it.shape[2] == 1 else it for it in items]
+    return np.stack(items, axis=0)

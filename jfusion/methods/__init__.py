@@ -1,0 +1,8 @@
+"""General fusion methods, one module per family; importing a module registers its methods."""
+
+from jfusion.methods.registry import MethodInfo, get_info, get_method, list_methods, register
+
+# Each family module registers its methods on import (keep one line per module).
+# (family modules are imported below as they land)
+
+__all__ = ["MethodInfo", "get_info", "get_method", "list_methods", "register"]

@@ -1,0 +1,44 @@
+"""Building blocks shared by every method: filters, colour, patches, resampling."""
+
+from jfusion.ops.colour import RGB_TO_GRAY, rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
+from jfusion.ops.filters import (
+    Border,
+    box_filter,
+    correlate1d,
+    filter2d,
+    gaussian_filter,
+    gaussian_kernel1d,
+    guided_filter,
+    laplacian,
+    pad2d,
+    separable_filter,
+    sobel,
+    window_sum,
+)
+from jfusion.ops.patches import extract_patches, fold_patches, patch_starts
+from jfusion.ops.resample import downsample, resize, upsample_zeros
+
+__all__ = [
+    "Border",
+    "RGB_TO_GRAY",
+    "box_filter",
+    "correlate1d",
+    "downsample",
+    "extract_patches",
+    "filter2d",
+    "fold_patches",
+    "gaussian_filter",
+    "gaussian_kernel1d",
+    "guided_filter",
+    "laplacian",
+    "pad2d",
+    "patch_starts",
+    "resize",
+    "rgb_to_gray",
+    "rgb_to_ycbcr",
+    "separable_filter",
+    "sobel",
+    "upsample_zeros",
+    "window_sum",
+    "ycbcr_to_rgb",
+]
