@@ -35,6 +35,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.ops.filters import filter2d, pad2d, separable_filter
@@ -56,6 +57,8 @@ __all__ = [
     "collapse_contrast",
     "gradient_pyramid",
     "collapse_gradient",
+    "fsd_laplacian",
+    "GRADIENT_FILTERS",
 ]
 
 PyramidMode = Literal["mertens", "opencv"]
@@ -257,15 +260,11 @@ class GradientPyramid(NamedTuple):
 
 def _conv(x: jax.Array, kernel, border: str) -> jax.Array:
     # true convolution with a small kernel (MATLAB conv2 orientation), image-sized output
-    import numpy as np
-
     k = np.asarray(kernel, dtype=np.float64)[::-1, ::-1]
     return filter2d(x, k, border)
 
 
 def _pad_kernel3(kernel) -> tuple:
-    import numpy as np
-
     k = np.asarray(kernel, dtype=np.float64)
     out = np.zeros((3, 3))
     out[1 : 1 + k.shape[0], 1 : 1 + k.shape[1]] = k
@@ -297,8 +296,6 @@ def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
 
 
 def _flip_pad(kernel):
-    import numpy as np
-
     # the adjoint of d_k (correlation instead of convolution) keeps the second difference
     # centred: d_k^T d_k = -(d_k * d_k) shifted back by one pixel, hence the +1/8 below
     k = np.asarray(kernel, dtype=np.float64)
