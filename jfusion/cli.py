@@ -200,6 +200,7 @@ def train_focus_cnn(
     steps: int = typer.Option(0, help="optimiser steps (0: the preset's)"),
     batch: int = typer.Option(0, help="global batch of pairs (0: the preset's)"),
     seed: int = typer.Option(0, help="seed of initialisation and data"),
+    val_pairs: int = typer.Option(0, help="held-out validation pairs (0: the preset's)"),
     out: str = typer.Option("", help="weights folder to write (default: jfusion/weights/<preset with _>)"),
     checkpoint_dir: str = typer.Option("", help="orbax checkpoint folder; an existing one is resumed"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -216,7 +217,8 @@ def train_focus_cnn(
     if model not in CONFIGS:
         raise typer.BadParameter(f"unknown preset {model!r}; choose one of {sorted(CONFIGS)}")
     cfg = CONFIGS[model]
-    cfg = dataclasses.replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"batch": batch} if batch else {}))
+    cfg = dataclasses.replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"batch": batch} if batch else {}),
+                              **({"val_pairs": val_pairs} if val_pairs else {}))
     trained, result, dat = train_weightnet(cfg, data, checkpoint_dir=checkpoint_dir or None, progress=progress)
     folder = Path(out) if out else Path(__file__).resolve().parent / "weights" / model.replace("-", "_")
     args = sys.argv[sys.argv.index("focus-cnn") + 1 :] if "focus-cnn" in sys.argv else []
