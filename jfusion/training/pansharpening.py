@@ -41,7 +41,7 @@ __all__ = ["fit", "training_arrays", "train_pansharpening", "score_on_test_regio
 MODELS = tuple(learned.SPECS)
 
 
-# ----------------------------------------------------------------------------- a small optax loop
+# ----------------------------------------------------------------------------- the shared optax loop
 def fit(
     model: nnx.Module,
     optimizer: optax.GradientTransformation,
@@ -52,30 +52,24 @@ def fit(
     log_every: int = 50,
     log: Callable[[str], None] | None = print,
 ) -> list[float]:
-    """Optimise the ``nnx.Param`` leaves of ``model`` in place for ``steps`` jitted Adam/optax steps.
+    """Optimise ``model`` in place with jfusion's shared loop (:func:`jfusion.training.loop.train`).
 
-    Returns the loss history (one float per step).
+    ``loss_fn(model, batch) -> scalar``; ``batch_fn(step) -> batch``. Returns the per-step losses.
+    ``log`` (default ``print``) turns the progress bar on.
     """
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = optimizer.init(params)
+    from jfusion.training.loop import train
 
-    @jax.jit
-    def step(params, opt_state, batch):
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch))(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    history = []
-    t0 = time.time()
-    for i in range(steps):
-        params, opt_state, loss = step(params, opt_state, batch_fn(i))
-        if log is not None and (i % log_every == 0 or i == steps - 1):
-            history.append(float(loss))
-            log(f"step {i:5d}  loss {float(loss):.6g}  {time.time() - t0:.0f}s")
-        else:
-            history.append(loss)
-    nnx.update(model, params)
-    return [float(h) for h in history]
+    result = train(
+        model,
+        optimizer,
+        lambda m, b: (loss_fn(m, b), {}),
+        batch_fn,
+        steps=steps,
+        log_every=log_every,
+        progress=log is not None,
+        desc="pansharpening",
+    )
+    return [float(row["loss"]) for row in result.history]
 
 
 # ----------------------------------------------------------------------------- data
