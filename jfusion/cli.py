@@ -303,10 +303,11 @@ def _pansharpening_train_command(model_name: str):
         batch: int = typer.Option(None, "--batch", help="Batch size (default: the recipe)."),
         seed: int = typer.Option(0, "--seed"),
         out: str = typer.Option(None, "--out", help="Weights folder (default: the package's jfusion/weights/pansharpening)."),
+        score: bool = typer.Option(True, "--score/--no-score", help="Score on the held-out test region (needs jfusion.metrics)."),
     ) -> None:
         from jfusion.training.pansharpening import train_pansharpening
 
-        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out)
+        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score)
         typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta.get('scores_test')}")
 
     command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
