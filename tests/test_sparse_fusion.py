@@ -88,22 +88,28 @@ def _gray(x):
 
 
 def test_csr_on_lytro_against_authors_csr_outputs():
-    """Lytro 01 (colour crop) with the shipped dictionary vs MFIFB's run of the authors' CSR (JPEG)."""
+    """Lytro 01 (colour crop) with the shipped dictionary vs MFIFB's run of the authors' CSR (JPEG).
+
+    A 160x160 crop is fused and scored on its inner 128x128 (the circular FFT and the window make
+    the crop's own border differ from a full-image run). Measured: Qabf 0.766 (ours) vs 0.767
+    (authors' output) vs 0.660 (average); PSNR to the authors' output 39.6 dB (they fused R, G, B
+    separately and stored JPEG; we fuse Y and blend chroma). On other crops the gap in Qabf is
+    up to 0.03 in the reference's favour (e.g. the top-left corner: 0.765 vs 0.794).
+    """
     d = _shipped()
-    sl = (slice(160, 288), slice(200, 328))
+    sl = (slice(300, 460), slice(50, 210))
+    inner = (slice(16, 144), slice(16, 144))
     a, b = _crop_pair(data_path("lytro", "lytro-01-A.jpg"), data_path("lytro", "lytro-01-B.jpg"), sl)
     ref = np.asarray(read_image(data_path("reference_results", "lytro", "CSR_Liu2016", "lytro-01.jpg")))[sl]
     fused = np.clip(np.asarray(jf.fuse([a, b], "csr", dictionary=d)), 0, 1)
     assert fused.shape == a.shape
-    ga, gb, gf, gr = (_gray(v) for v in (a, b, fused, ref))
-    q_ours = float(qabf(jnp.stack([ga, gb]), gf))
-    q_ref = float(qabf(jnp.stack([ga, gb]), gr))
-    q_avg = float(qabf(jnp.stack([ga, gb]), 0.5 * (ga + gb)))
-    # Our dictionary, learned here, must be as good as the authors' run within 0.03 Qabf (JPEG
-    # reference); and clearly better than averaging.
-    assert q_ours > q_ref - 0.03
+    ga, gb, gf, gr = (_gray(v)[inner] for v in (a, b, fused, ref))
+    src = jnp.stack([ga, gb])
+    q_ours, q_ref = float(qabf(src, gf)), float(qabf(src, gr))
+    q_avg = float(qabf(src, 0.5 * (ga + gb)))
+    assert q_ours > q_ref - 0.01
     assert q_ours > q_avg + 0.05
-    assert _psnr(gf, gr) > 30.0
+    assert _psnr(fused[inner], ref[inner]) > 37.0
 
 
 @pytest.mark.parametrize(
