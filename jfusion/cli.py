@@ -208,6 +208,7 @@ def train_dictionary_cmd(
 ) -> None:
     """Learn a convolutional dictionary (CSR fusion) from natural images; writes it with a manifest."""
     import os
+    import sys
     from pathlib import Path
 
     from jfusion.sparse.dictionary import DICTIONARY_DIR
@@ -220,6 +221,8 @@ def train_dictionary_cmd(
     m = train_dictionary(
         folder, Path(out) if out else DICTIONARY_DIR, name=name, num_filters=num_filters, filter_size=filter_size,
         lmbda=lmbda, num_iter=iterations, num_images=num_images, crop=crop, seed=seed,
+        command=" ".join(["jfusion train dictionary", *sys.argv[sys.argv.index("dictionary") + 1 :]])
+        if "dictionary" in sys.argv else None,
     )
     typer.echo(f"{m['name']}: {m['shape']} objective {m['objective_first']:.4g} -> {m['objective_final']:.4g} "
                f"in {m['seconds']} s")
