@@ -193,6 +193,41 @@ def demo_cmd(
 # ---------------------------------------------------------------------------
 
 
+@train_app.command("dictionary")
+def train_dictionary_cmd(
+    data: str = typer.Option("", help="Folder of natural images (default: ../shared/data/natural when present)."),
+    out: str = typer.Option("", help="Output folder (default: the package's jfusion/sparse/dictionaries)."),
+    name: str = typer.Option("csr32", help="Dictionary name (files <name>.npy and <name>.json)."),
+    num_filters: int = typer.Option(32, help="Number of filters M."),
+    filter_size: int = typer.Option(8, help="Filter size h = w."),
+    lmbda: float = typer.Option(0.1, help="l1 weight of the coding step."),
+    iterations: int = typer.Option(300, help="Outer iterations (one CBPDN + one dictionary ADMM step each)."),
+    num_images: int = typer.Option(16, help="Number of training crops (one per image)."),
+    crop: int = typer.Option(128, help="Crop size in pixels."),
+    seed: int = typer.Option(0, help="Seed of the crop choice and the random initial filters."),
+) -> None:
+    """Learn a convolutional dictionary (CSR fusion) from natural images; writes it with a manifest."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from jfusion.sparse.dictionary import DICTIONARY_DIR
+    from jfusion.sparse.train import train_dictionary
+
+    default = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    folder = Path(data) if data else default / "natural"
+    if not folder.exists():
+        raise typer.BadParameter(f"training folder {folder} not found; pass --data FOLDER")
+    m = train_dictionary(
+        folder, Path(out) if out else DICTIONARY_DIR, name=name, num_filters=num_filters, filter_size=filter_size,
+        lmbda=lmbda, num_iter=iterations, num_images=num_images, crop=crop, seed=seed,
+        command=" ".join(["jfusion train dictionary", *sys.argv[sys.argv.index("dictionary") + 1 :]])
+        if "dictionary" in sys.argv else None,
+    )
+    typer.echo(f"{m['name']}: {m['shape']} objective {m['objective_first']:.4g} -> {m['objective_final']:.4g} "
+               f"in {m['seconds']} s")
+
+
 @train_app.command("focus-cnn")
 def train_focus_cnn(
     model: str = typer.Option("focus-cnn", help="preset: focus-cnn | focus-cnn-direct | weight-net"),
@@ -226,3 +261,61 @@ def train_focus_cnn(
     man = ship(trained, cfg, dat, result, folder, name=model, source=data, command=command)
     v = man["validation"]
     typer.echo(f"wrote {folder}: val acc {v['accuracy']:.4f} (incl. textureless {v['accuracy_incl_textureless']:.4f})")
+# ---------------------------------------------------------------------------
+# remote sensing: `jfusion pansharpen` and `jfusion train <pan-sharpening model> --scene ...`
+# ---------------------------------------------------------------------------
+@app.command("pansharpen")
+def pansharpen_cmd(
+    ms: str = typer.Option(..., "--ms", help="Multispectral image (multiband TIFF/GeoTIFF, sensor units)."),
+    pan: str = typer.Option(..., "--pan", help="Panchromatic image (TIFF/GeoTIFF), r times the MS size."),
+    method: str = typer.Option("gsa", "-m", "--method", help="Pan-sharpening method (see jfusion.pansharpening.list_pansharpening_methods())."),
+    out: str = typer.Option(..., "-o", "--out", help="Output TIFF; GeoTIFF tags of the PAN (same grid) are kept."),
+    sensor: str = typer.Option(None, "--sensor", help="QB, IKONOS, GeoEye1, WV2, WV3 (MTF gains / learned weights)."),
+    bit_depth: int = typer.Option(None, "--bit-depth", help="Radiometric depth of the data (default: inferred from the values)."),
+    out_bit_depth: int = typer.Option(16, "--out-bit-depth", help="16 (default), 8 or 32 (float)."),
+) -> None:
+    """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from jfusion.errors import FusionInputError
+    from jfusion.pansharpening import pansharpen, read_multiband, write_multiband
+
+    try:
+        ms_arr, _ = read_multiband(ms)
+        pan_arr, pan_geo = read_multiband(pan)
+        if Path(out).resolve() in (Path(ms).resolve(), Path(pan).resolve()):
+            raise FusionInputError(f"{out}: would overwrite an input; choose another output path.")
+        depth = bit_depth
+        if depth is None:
+            top = max(float(ms_arr.max()), float(pan_arr.max()))
+            depth = 8 if top < 256 else 11 if top < 2048 else 12 if top < 4096 else 14 if top < 16384 else 16
+        fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth)
+        write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth)
+    except FusionInputError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out} ({fused.shape[0]}x{fused.shape[1]}x{fused.shape[2]}, method {method})")
+
+
+def _pansharpening_train_command(model_name: str):
+    def command(
+        scene: str = typer.Option(..., "--scene", help="Scene .mat file (I_MS, I_PAN, sensor, L), e.g. shared/data/pansharpening/imgIK.mat."),
+        steps: int = typer.Option(None, "--steps", help="Optimiser steps (default: the model's recipe)."),
+        batch: int = typer.Option(None, "--batch", help="Batch size (default: the recipe)."),
+        seed: int = typer.Option(0, "--seed"),
+        out: str = typer.Option(None, "--out", help="Weights folder (default: the package's jfusion/weights/pansharpening)."),
+        score: bool = typer.Option(True, "--score/--no-score", help="Score on the held-out test region (needs jfusion.metrics)."),
+    ) -> None:
+        from jfusion.training.pansharpening import train_pansharpening
+
+        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score)
+        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta.get('scores_test')}")
+
+    command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
+    return command
+
+
+for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
+    train_app.command(_name)(_pansharpening_train_command(_name))

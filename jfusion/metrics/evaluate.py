@@ -222,11 +222,16 @@ def evaluate(
     if fusion:
         x, f, sbs = prepare_fusion_inputs(sources, fused, colour=colour, quantize=quantize)
         _check_sources(fusion, x.shape[0])
-        fn = jax.jit(_fusion_fn(tuple(i.name for i in fusion), frozen, sbs))
+        fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
         dt = _float_dtype()
         res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
         out.update({k: float(v) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    return jax.jit(_fusion_fn(names, frozen, side_by_side))
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,7 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError
-from jfusion.pansharpening import cs, mra, wald  # noqa: F401  (registers the classical methods)
+from jfusion.pansharpening import cs, learned, mra, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
 from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf, upsample_ms
