@@ -263,3 +263,18 @@ def test_cnn_medical_reproduces_vifb_outputs(name, liu_reference_weights):
     f = np.asarray(jf.fuse([ir, vi], "cnn-medical", weights=liu_reference_weights, colour_mode="rgb"))
     assert _psnr8(f, ref) >= 35.0
     assert _psnr8(_jpeg75(f), ref) >= 50.0
+
+
+def test_grey_plus_colour_keeps_the_colour_sources_chroma(tiny_weights):
+    """MRI (grey) + PET (colour) in YCbCr mode: the fused chroma is the PET chroma (shared chroma rule)."""
+    from jfusion.ops.colour import rgb_to_ycbcr
+
+    mri = _rand((48, 48), 20)
+    pet = _rand((48, 48, 3), 21)
+    f = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights))
+    assert f.shape == (48, 48, 3)
+    inside = (f > 0.01).all(-1) & (f < 0.99).all(-1)  # away from the final clipping
+    np.testing.assert_allclose(np.asarray(rgb_to_ycbcr(f))[inside][:, 1:], np.asarray(rgb_to_ycbcr(pet))[inside][:, 1:],
+                               atol=1e-4)
+    rgb = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights, colour_mode="rgb"))
+    assert rgb.shape == (48, 48, 3) and not np.allclose(rgb, f)
