@@ -211,7 +211,7 @@ def test_shipped_focus_cnn_fuses_a_lytro_pair():
     assert psnr >= 40.0, psnr
 
 
-VIFB_DEFAULT = ["elecbike", "walking"]  # two of the smaller pairs; JFUSION_FULL=1 runs all 21
+VIFB_DEFAULT = ["running", "walking"]  # two of the smallest pairs; JFUSION_FULL=1 runs all 21
 
 
 def _vifb_names():
