@@ -31,6 +31,10 @@ from jfusion.transforms.twoscale import two_scale
 __all__ = ["gff_fusion", "sf_block_fusion", "mertens_fusion", "mertens_weights"]
 
 
+def _finish(fused: jax.Array, clip: bool) -> jax.Array:
+    return jnp.clip(fused, 0.0, 1.0) if clip else fused
+
+
 def _grey(sources: jax.Array) -> jax.Array:
     """``(S, H, W)`` luminance of grey or colour sources (MATLAB ``rgb2gray`` weights for RGB)."""
     if sources.ndim == 3:
@@ -68,6 +72,7 @@ def gff_fusion(
     eps2: float = 1e-6,
     base_size: int = 31,
     quantise: bool = True,
+    clip: bool = True,
 ) -> jax.Array:
     """Guided-filter fusion (GFF).
 
@@ -100,7 +105,7 @@ def gff_fusion(
     x = _channels_first(sources)
     base, detail = two_scale(x, size=base_size, border="replicate")
     fused = jnp.sum(wb * base + wd * detail, axis=0)
-    return _channels_last(fused, nd)
+    return _finish(_channels_last(fused, nd), clip)
 
 
 @register(
@@ -132,7 +137,7 @@ def sf_block_fusion(
     sf = block_spatial_frequency(x, block)  # (S, nh, nw)
     wts = max_weights(sf)
     if consistency:
-        wts = majority_filter(wts, size=3)
+        wts = majority_filter(wts, size=3, scores=sf)
     spread = jnp.max(sf, axis=0) - jnp.min(sf, axis=0)
     wts = jnp.where(spread > threshold, wts, 1.0 / s)
     wts = jnp.repeat(jnp.repeat(wts, block, axis=-2), block, axis=-1)
@@ -194,6 +199,7 @@ def mertens_fusion(
     sigma: float = 0.2,
     levels: int | None = None,
     mode: Literal["mertens", "opencv"] = "mertens",
+    clip: bool = True,
 ) -> jax.Array:
     """Exposure fusion (Mertens, Kautz, Van Reeth 2007): weights blended in a Laplacian pyramid.
 
@@ -206,8 +212,8 @@ def mertens_fusion(
       sources: ``(S, H, W)`` or ``(S, H, W, C)`` exposures in [0, 1].
 
     Returns:
-      ``(H, W)`` or ``(H, W, C)`` (not clipped; values can leave [0, 1] slightly, as in the
-      reference).
+      ``(H, W)`` or ``(H, W, C)``, clipped to [0, 1] unless ``clip=False`` (the raw pyramid
+      blend, as OpenCV returns it, can leave [0, 1] slightly).
     """
     nd = sources.ndim
     w = mertens_weights(
@@ -224,4 +230,4 @@ def mertens_fusion(
     lap = laplacian_pyramid(x, levels, mode=mode)
     gw = gaussian_pyramid(w, levels, mode=mode)
     blended = [jnp.sum(_per_channel(g, nd) * lev, axis=0) for g, lev in zip(gw, lap)]
-    return _channels_last(collapse_laplacian(blended, mode=mode), nd)
+    return _finish(_channels_last(collapse_laplacian(blended, mode=mode), nd), clip)
