@@ -316,3 +316,17 @@ def _pansharpening_train_command(model_name: str):
 
 for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
     train_app.command(_name)(_pansharpening_train_command(_name))
+
+
+@train_app.command("cnn3d-mshs")
+def train_cnn3d_mshs_cmd(
+    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS .mat (e.g. shared/data/hyperspectral/houston_dataset.mat)."),
+    steps: int = typer.Option(300, "--steps"),
+    seed: int = typer.Option(0, "--seed"),
+    out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
+) -> None:
+    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) under Wald's protocol (right quarter held out)."""
+    from jfusion.training.pansharpening import train_cnn3d_mshs
+
+    meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, out_dir=out)
+    typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
