@@ -330,3 +330,21 @@ def train_cnn3d_mshs_cmd(
 
     meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, out_dir=out)
     typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
+
+
+@train_app.command("pansharpening-scores")
+def pansharpening_scores_cmd(
+    data: str = typer.Option(None, "--data", help="Shared data folder (default ../shared/data next to the repository)."),
+    prune: bool = typer.Option(True, "--prune/--keep", help="Delete weights that do not beat EXP on Q2n, SAM and ERGAS."),
+) -> None:
+    """Score the shipped pan-sharpening / MS-HS weights on the held-out test regions and rebuild their manifest."""
+    from jfusion.training.pansharpening import score_shipped
+
+    entries = score_shipped(data, prune=prune)
+    for key, meta in entries.items():
+        if key == "not_shipped":
+            continue
+        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+        typer.echo(f"{key:28s} Q2n {m['q2n']:.4f} (EXP {e['q2n']:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})")
+    for key in entries.get("not_shipped", {}):
+        typer.echo(f"{key:28s} not shipped: does not beat EXP")

@@ -270,24 +270,45 @@ def train_pansharpening(
     return meta
 
 
-def score_shipped(names: tuple[str, ...] | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """(Re)compute the test-region scores of shipped weights and write them into the manifest.
+def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> dict[str, Any]:
+    """Score every weight file of the package on its scene's held-out region and rebuild the manifest.
 
-    ``data_dir`` holds the scenes named in the manifest (default ``../shared/data/pansharpening``
-    next to the repository).
+    The manifest is rebuilt from the metadata stored in each ``.npz`` (so concurrent training runs
+    cannot lose entries). With ``prune``, weights that do not beat EXP on all of Q2n, SAM and ERGAS
+    are deleted (not shipped) and listed under ``"not_shipped"`` with their scores.
+
+    Args:
+      data_dir: the shared data folder (default ``../shared/data`` next to the repository).
     """
     out_dir = learned.WEIGHTS_DIR
+    data_dir = Path(data_dir) if data_dir else Path(__file__).resolve().parents[3] / "shared" / "data"
     path = out_dir / "manifest.json"
-    entries = json.loads(path.read_text()) if path.exists() else {}
-    data_dir = Path(data_dir) if data_dir else Path(__file__).resolve().parents[3] / "shared" / "data" / "pansharpening"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    entries: dict[str, Any] = {}
+    dropped: dict[str, Any] = dict(old.get("not_shipped", {}))
     learned.load_weights.cache_clear()
-    for key, meta in entries.items():
-        if names and meta["model"] not in names:
-            continue
-        scene = read_scene(data_dir / meta["scene"])
-        meta["scores_test"] = {"model": score_on_test_region(scene, meta["model"]), "exp": score_on_test_region(scene, "exp")}
-        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+    for npz in sorted(out_dir.glob("*.npz")):
+        meta = json.loads(str(np.load(npz)["__meta__"]))
+        if meta["model"] == "cnn3d-mshs":
+            from jfusion.pansharpening import mshs
+
+            mshs.load_cnn3d.cache_clear()
+            scores = score_cnn3d_mshs(data_dir / "hyperspectral" / meta["scene"])
+        else:
+            scene = read_scene(data_dir / "pansharpening" / meta["scene"])
+            scores = {"model": score_on_test_region(scene, meta["model"]), "exp": score_on_test_region(scene, "exp")}
+        m, e = scores["model"], scores["exp"]
+        meta["scores_test"] = scores
         meta["beats_exp"] = bool(m["q2n"] > e["q2n"] and m["sam"] < e["sam"] and m["ergas"] < e["ergas"])
+        key = f"{meta['model']}-{meta['sensor']}"
+        if prune and not meta["beats_exp"]:
+            npz.unlink()
+            dropped[key] = meta
+        else:
+            entries[key] = meta
+            dropped.pop(key, None)
+    if dropped:
+        entries["not_shipped"] = dropped
     path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return entries
 
