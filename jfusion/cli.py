@@ -319,3 +319,35 @@ def _pansharpening_train_command(model_name: str):
 
 for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
     train_app.command(_name)(_pansharpening_train_command(_name))
+
+
+@train_app.command("cnn3d-mshs")
+def train_cnn3d_mshs_cmd(
+    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS .mat (e.g. shared/data/hyperspectral/houston_dataset.mat)."),
+    steps: int = typer.Option(300, "--steps"),
+    seed: int = typer.Option(0, "--seed"),
+    out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
+) -> None:
+    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) under Wald's protocol (right quarter held out)."""
+    from jfusion.training.pansharpening import train_cnn3d_mshs
+
+    meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, out_dir=out)
+    typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
+
+
+@train_app.command("pansharpening-scores")
+def pansharpening_scores_cmd(
+    data: str = typer.Option(None, "--data", help="Shared data folder (default ../shared/data next to the repository)."),
+    prune: bool = typer.Option(True, "--prune/--keep", help="Delete weights that do not beat EXP on Q2n, SAM and ERGAS."),
+) -> None:
+    """Score the shipped pan-sharpening / MS-HS weights on the held-out test regions and rebuild their manifest."""
+    from jfusion.training.pansharpening import score_shipped
+
+    entries = score_shipped(data, prune=prune)
+    for key, meta in entries.items():
+        if key == "not_shipped":
+            continue
+        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+        typer.echo(f"{key:28s} Q2n {m['q2n']:.4f} (EXP {e['q2n']:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})")
+    for key in entries.get("not_shipped", {}):
+        typer.echo(f"{key:28s} not shipped: does not beat EXP")
