@@ -1,0 +1,57 @@
+"""Invertible representations: Burt-Adelson pyramids, DWT/SWT wavelets, two-scale base/detail."""
+
+from jfusion.transforms.pyramids import (
+    GradientPyramid,
+    collapse_contrast,
+    collapse_gradient,
+    collapse_laplacian,
+    collapse_ratio,
+    contrast_pyramid,
+    default_levels,
+    gaussian_pyramid,
+    gradient_pyramid,
+    laplacian_pyramid,
+    level_shapes,
+    pyr_expand,
+    pyr_reduce,
+    ratio_pyramid,
+)
+from jfusion.transforms.twoscale import two_scale
+from jfusion.transforms.wavelets import (
+    WAVELETS,
+    dwt2,
+    dwt_max_level,
+    idwt2,
+    iswt2,
+    swt2,
+    wavedec2,
+    wavelet_filters,
+    waverec2,
+)
+
+__all__ = [
+    "GradientPyramid",
+    "WAVELETS",
+    "collapse_contrast",
+    "collapse_gradient",
+    "collapse_laplacian",
+    "collapse_ratio",
+    "contrast_pyramid",
+    "default_levels",
+    "dwt2",
+    "dwt_max_level",
+    "gaussian_pyramid",
+    "gradient_pyramid",
+    "idwt2",
+    "iswt2",
+    "laplacian_pyramid",
+    "level_shapes",
+    "pyr_expand",
+    "pyr_reduce",
+    "ratio_pyramid",
+    "swt2",
+    "two_scale",
+    "wavedec2",
+    "wavelet_filters",
+    "waverec2",
+]
