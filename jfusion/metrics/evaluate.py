@@ -224,7 +224,10 @@ def evaluate(
         _check_sources(fusion, x.shape[0])
         fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
         dt = _float_dtype()
-        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        try:
+            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        except ValueError as err:
+            raise FusionInputError(f"metrics: {err}") from None
         out.update({k: float(v) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
 
@@ -273,5 +276,8 @@ def evaluate_batch(
     f = np.stack([p[1] for p in prepared])
     fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
     dt = _float_dtype()
-    res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    try:
+        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
     return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

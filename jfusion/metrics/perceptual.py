@@ -165,6 +165,8 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
         if s > 0:
             x = filter_valid(x, k)[..., ::2, ::2]
             f = filter_valid(f, k)[..., ::2, ::2]
+        if min(f.shape[-2:]) < size:
+            raise ValueError(f"viff needs larger images (scale {s + 1} has {f.shape[-2:]} px for a {size}x{size} window)")
         g, num, den = jax.vmap(lambda xs: _viff_scale_terms(xs, f, k))(x)
         # The reference picks A where g_A < g_B, else B: on ties the *last* source wins.
         pick = g.shape[0] - 1 - jnp.argmin(g[::-1], axis=0)
