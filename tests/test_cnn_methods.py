@@ -231,17 +231,50 @@ def liu_reference_weights(tmp_path_factory):
     return str(folder)
 
 
+def _jpeg75(f: np.ndarray) -> np.ndarray:
+    """8-bit JPEG round trip at quality 75 (MATLAB imwrite's default; PIL uses the same libjpeg tables)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(np.clip(f, 0, 1) * 255).astype(np.uint8)).save(buf, format="JPEG", quality=75)
+    buf.seek(0)
+    return np.asarray(Image.open(buf), np.float32) / 255
+
+
+def _psnr8(f: np.ndarray, ref: np.ndarray) -> float:
+    f8, r8 = np.round(np.clip(f, 0, 1) * 255), np.round(ref * 255)
+    return float(10 * np.log10(255.0**2 / np.mean((f8 - r8) ** 2)))
+
+
 @pytest.mark.parametrize("name", _vifb_names())
 def test_cnn_medical_reproduces_vifb_outputs(name, liu_reference_weights):
     """cnn-medical (IR/visible setting, RGB per channel as VIFB) with the authors' weights vs VIFB's JPEG outputs.
 
-    Tolerance: PSNR >= 45 dB on 8-bit values. The references are JPEG-compressed, so exact
-    equality is impossible; over all 21 pairs we measured 44-52 dB (benchmarks/README.md).
+    VIFB stored its outputs as JPEG (quality 75), so the raw comparison is bounded by the
+    JPEG error (measured 38-50 dB over the 21 pairs): tolerance raw PSNR >= 35 dB. Passing our
+    output through the same JPEG encoding must then reproduce VIFB's file almost exactly:
+    tolerance >= 50 dB (measured 55-70 dB, see benchmarks/README.md).
     """
     ir = read_image(data_path("vifb", "IR", f"{name}.jpg"))
     vi = read_image(data_path("vifb", "VI", f"{name}.jpg"))
     ref = read_image(data_path("vifb", "results", "CNN", f"{name}.jpg"))
     f = np.asarray(jf.fuse([ir, vi], "cnn-medical", weights=liu_reference_weights, colour_mode="rgb"))
-    f8 = np.round(np.clip(f, 0, 1) * 255)
-    psnr = 10 * np.log10(255.0**2 / np.mean((f8 - ref * 255) ** 2))
-    assert psnr >= 45.0, psnr
+    assert _psnr8(f, ref) >= 35.0
+    assert _psnr8(_jpeg75(f), ref) >= 50.0
+
+
+def test_grey_plus_colour_keeps_the_colour_sources_chroma(tiny_weights):
+    """MRI (grey) + PET (colour) in YCbCr mode: the fused chroma is the PET chroma (shared chroma rule)."""
+    from jfusion.ops.colour import rgb_to_ycbcr
+
+    mri = _rand((48, 48), 20)
+    pet = _rand((48, 48, 3), 21)
+    f = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights))
+    assert f.shape == (48, 48, 3)
+    inside = (f > 0.01).all(-1) & (f < 0.99).all(-1)  # away from the final clipping
+    np.testing.assert_allclose(np.asarray(rgb_to_ycbcr(f))[inside][:, 1:], np.asarray(rgb_to_ycbcr(pet))[inside][:, 1:],
+                               atol=1e-4)
+    rgb = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights, colour_mode="rgb"))
+    assert rgb.shape == (48, 48, 3) and not np.allclose(rgb, f)
