@@ -109,6 +109,20 @@ def test_uiqi_and_d_lambda_sewar_convention(rs):
     assert float(M.d_lambda(lr, exp, convention="sewar")) == pytest.approx(sewar.no_ref.d_lambda(lr, exp), rel=1e-8)
 
 
+def test_general_vs_sewar(grey):
+    import sewar
+
+    a, _, f = grey
+    # sewar's ssim: uniform 11x11 window, 'valid'; its vifp: pixel VIF with sigma_nsq = 2.
+    ours = float(M.ssim(a[None], f, data_range=255.0, convention="standard", window="uniform", win_size=11))
+    assert ours == pytest.approx(sewar.full_ref.ssim(a, f, MAX=255)[0], rel=1e-10)
+    assert float(M.vifp(a[None], f, data_range=255.0)) == pytest.approx(sewar.full_ref.vifp(a, f), rel=1e-10)
+    assert float(M.rmse(a[None], f, data_range=255.0, convention="standard")) == pytest.approx(sewar.full_ref.rmse(a, f), rel=1e-12)
+    assert float(M.psnr(a[None], f, data_range=255.0, convention="standard")) == pytest.approx(
+        sewar.full_ref.psnr(a, f, MAX=255), rel=1e-12
+    )
+
+
 # ---------------------------------------------------------------- NumPy transcriptions (PST)
 
 

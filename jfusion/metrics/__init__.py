@@ -24,7 +24,7 @@ from jfusion.metrics.information import (
     tsallis_entropy,
 )
 from jfusion.metrics.mef import mef_ssim
-from jfusion.metrics.perceptual import qcb, qcv, viff
+from jfusion.metrics.perceptual import qcb, qcv, viff, vifp
 from jfusion.metrics.remote import cc, d_lambda, d_s, ergas, q2n, qnr, rmse_rs, sam, scc, uiqi
 from jfusion.metrics.statistics import (
     average_gradient,
@@ -79,4 +79,5 @@ __all__ = [
     "standard_deviation",
     "tsallis_entropy",
     "viff",
+    "vifp",
 ]
