@@ -45,6 +45,7 @@ IDEAL = {  # metric: value at F = A = B (8-bit levels), tolerance
     "qc": (1.0, 1e-9),
     "qy": (1.0, 1e-9),
     "viff": (1.0, 1e-6),
+    "mef_ssim": (1.0, 1e-6),
 }
 
 

@@ -109,6 +109,20 @@ def test_uiqi_and_d_lambda_sewar_convention(rs):
     assert float(M.d_lambda(lr, exp, convention="sewar")) == pytest.approx(sewar.no_ref.d_lambda(lr, exp), rel=1e-8)
 
 
+def test_general_vs_sewar(grey):
+    import sewar
+
+    a, _, f = grey
+    # sewar's ssim: uniform 11x11 window, 'valid'; its vifp: pixel VIF with sigma_nsq = 2.
+    ours = float(M.ssim(a[None], f, data_range=255.0, convention="standard", window="uniform", win_size=11))
+    assert ours == pytest.approx(sewar.full_ref.ssim(a, f, MAX=255)[0], rel=1e-10)
+    assert float(M.vifp(a[None], f, data_range=255.0)) == pytest.approx(sewar.full_ref.vifp(a, f), rel=1e-10)
+    assert float(M.rmse(a[None], f, data_range=255.0, convention="standard")) == pytest.approx(sewar.full_ref.rmse(a, f), rel=1e-12)
+    assert float(M.psnr(a[None], f, data_range=255.0, convention="standard")) == pytest.approx(
+        sewar.full_ref.psnr(a, f, MAX=255), rel=1e-12
+    )
+
+
 # ---------------------------------------------------------------- NumPy transcriptions (PST)
 
 
@@ -278,3 +292,47 @@ def test_viff_vs_numpy(grey):
         den = np.where(pick_a, dens[0], dens[1])
         total += p * np.sum(num + 1e-7) / np.sum(den + 1e-7)
     assert float(M.viff(np.stack([a, b]), f, data_range=255.0)) == pytest.approx(total, rel=1e-9)
+
+
+# ---------------------------------------------------------------- MEF-SSIM: loop transcription of the patch algorithm
+
+EPS = np.finfo(float).eps
+
+
+def _g2(n, s):
+    return _fspecial(n, s)
+
+
+def mef_np(seq, f, w=11):
+    K = seq.shape[0]; win = _g2(w, 1.5); bd = w//2; H, W = f.shape
+    sw = np.ones((w, w))/w**2
+    mu = np.stack([correlate2d(x, sw, 'valid') for x in seq])
+    ed = np.stack([np.sqrt(np.maximum(w*w*(correlate2d(x*x, sw, 'valid') - m*m), 0)) + 0.001 for x, m in zip(seq, mu)])
+    q = np.zeros((H-2*bd, W-2*bd))
+    for i in range(bd, H-bd):
+        for j in range(bd, W-bd):
+            v = seq[:, i-bd:i+bd+1, j-bd:j+bd+1].reshape(K, -1)
+            den = sum(np.linalg.norm(v[k] - mu[k, i-bd, j-bd]) for k in range(K))
+            sv = v.sum(0); num = np.linalg.norm(sv - sv.mean())
+            R = (num + EPS)/(den + EPS); R = 1-EPS if R > 1 else (EPS if R < 0 else R)
+            p = min(np.tan(np.pi/2*R), 10)
+            wm = (ed[:, i-bd, j-bd]/w)**p + EPS; wm /= wm.sum()
+            r = sum(wm[k]*(v[k]-mu[k, i-bd, j-bd])/ed[k, i-bd, j-bd] for k in range(K))
+            if np.linalg.norm(r) > 0: r = r/np.linalg.norm(r)*ed[:, i-bd, j-bd].max()
+            fb = f[i-bd:i+bd+1, j-bd:j+bd+1].ravel(); g = win.ravel()
+            m1, m2 = (g*r).sum(), (g*fb).sum()
+            s1, s2, s12 = (g*(r-m1)**2).sum(), (g*(fb-m2)**2).sum(), (g*(r-m1)*(fb-m2)).sum()
+            C = (0.03*255)**2
+            q[i-bd, j-bd] = (2*s12 + C)/(s1 + s2 + C)
+    return q.mean()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_mef_ssim_vs_patch_loop(k):
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    cam = data.camera()[200:236, 200:240].astype(float)
+    seq = np.stack([np.clip(cam * 0.5, 0, 255), np.clip(cam * 1.6 + 20, 0, 255), np.clip(cam + rng.normal(0, 5, cam.shape), 0, 255)])
+    f = np.clip(cam * 1.1, 0, 255)
+    assert float(M.mef_ssim(seq[:k], f, data_range=255.0, scales=1)) == pytest.approx(mef_np(seq[:k], f), rel=1e-10)

@@ -121,6 +121,9 @@ def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: 
     fn = functools.partial(info.fn, data_range=255.0, **opts)
     if f.ndim == 2:
         return fn(x, f)
+    if info.colour == "gray" and f.shape[-1] == 3:
+        g = jnp.asarray(_GRAY, x.dtype)
+        return fn(x @ g, f @ g)
     if side_by_side and info.colour == "side_by_side":
         cat = lambda v: jnp.concatenate(jnp.moveaxis(v, -1, 0), axis=-1)  # noqa: E731  [R | G | B]
         return fn(jax.vmap(cat)(x), cat(f))
