@@ -235,6 +235,7 @@ def train_focus_cnn(
     steps: int = typer.Option(0, help="optimiser steps (0: the preset's)"),
     batch: int = typer.Option(0, help="global batch of pairs (0: the preset's)"),
     seed: int = typer.Option(0, help="seed of initialisation and data"),
+    val_pairs: int = typer.Option(0, help="held-out validation pairs (0: the preset's)"),
     out: str = typer.Option("", help="weights folder to write (default: jfusion/weights/<preset with _>)"),
     checkpoint_dir: str = typer.Option("", help="orbax checkpoint folder; an existing one is resumed"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -251,7 +252,8 @@ def train_focus_cnn(
     if model not in CONFIGS:
         raise typer.BadParameter(f"unknown preset {model!r}; choose one of {sorted(CONFIGS)}")
     cfg = CONFIGS[model]
-    cfg = dataclasses.replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"batch": batch} if batch else {}))
+    cfg = dataclasses.replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"batch": batch} if batch else {}),
+                              **({"val_pairs": val_pairs} if val_pairs else {}))
     trained, result, dat = train_weightnet(cfg, data, checkpoint_dir=checkpoint_dir or None, progress=progress)
     folder = Path(out) if out else Path(__file__).resolve().parent / "weights" / model.replace("-", "_")
     args = sys.argv[sys.argv.index("focus-cnn") + 1 :] if "focus-cnn" in sys.argv else []
@@ -259,3 +261,93 @@ def train_focus_cnn(
     man = ship(trained, cfg, dat, result, folder, name=model, source=data, command=command)
     v = man["validation"]
     typer.echo(f"wrote {folder}: val acc {v['accuracy']:.4f} (incl. textureless {v['accuracy_incl_textureless']:.4f})")
+# ---------------------------------------------------------------------------
+# remote sensing: `jfusion pansharpen` and `jfusion train <pan-sharpening model> --scene ...`
+# ---------------------------------------------------------------------------
+@app.command("pansharpen")
+def pansharpen_cmd(
+    ms: str = typer.Option(..., "--ms", help="Multispectral image (multiband TIFF/GeoTIFF, sensor units)."),
+    pan: str = typer.Option(..., "--pan", help="Panchromatic image (TIFF/GeoTIFF), r times the MS size."),
+    method: str = typer.Option("gsa", "-m", "--method", help="Pan-sharpening method (see jfusion.pansharpening.list_pansharpening_methods())."),
+    out: str = typer.Option(..., "-o", "--out", help="Output TIFF; GeoTIFF tags of the PAN (same grid) are kept."),
+    sensor: str = typer.Option(None, "--sensor", help="QB, IKONOS, GeoEye1, WV2, WV3 (MTF gains / learned weights)."),
+    bit_depth: int = typer.Option(None, "--bit-depth", help="Radiometric depth of the data (default: inferred from the values)."),
+    out_bit_depth: int = typer.Option(16, "--out-bit-depth", help="16 (default), 8 or 32 (float)."),
+) -> None:
+    """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from jfusion.errors import FusionInputError
+    from jfusion.pansharpening import pansharpen, read_multiband, write_multiband
+
+    try:
+        ms_arr, _ = read_multiband(ms)
+        pan_arr, pan_geo = read_multiband(pan)
+        if Path(out).resolve() in (Path(ms).resolve(), Path(pan).resolve()):
+            raise FusionInputError(f"{out}: would overwrite an input; choose another output path.")
+        depth = bit_depth
+        if depth is None:
+            top = max(float(ms_arr.max()), float(pan_arr.max()))
+            depth = 8 if top < 256 else 11 if top < 2048 else 12 if top < 4096 else 14 if top < 16384 else 16
+        fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth)
+        write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth)
+    except FusionInputError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out} ({fused.shape[0]}x{fused.shape[1]}x{fused.shape[2]}, method {method})")
+
+
+def _pansharpening_train_command(model_name: str):
+    def command(
+        scene: str = typer.Option(..., "--scene", help="Scene .mat file (I_MS, I_PAN, sensor, L), e.g. shared/data/pansharpening/imgIK.mat."),
+        steps: int = typer.Option(None, "--steps", help="Optimiser steps (default: the model's recipe)."),
+        batch: int = typer.Option(None, "--batch", help="Batch size (default: the recipe)."),
+        seed: int = typer.Option(0, "--seed"),
+        out: str = typer.Option(None, "--out", help="Weights folder (default: the package's jfusion/weights/pansharpening)."),
+        score: bool = typer.Option(True, "--score/--no-score", help="Score on the held-out test region (needs jfusion.metrics)."),
+    ) -> None:
+        from jfusion.training.pansharpening import train_pansharpening
+
+        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score)
+        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta.get('scores_test')}")
+
+    command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
+    return command
+
+
+for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
+    train_app.command(_name)(_pansharpening_train_command(_name))
+
+
+@train_app.command("cnn3d-mshs")
+def train_cnn3d_mshs_cmd(
+    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS .mat (e.g. shared/data/hyperspectral/houston_dataset.mat)."),
+    steps: int = typer.Option(300, "--steps"),
+    seed: int = typer.Option(0, "--seed"),
+    out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
+) -> None:
+    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) under Wald's protocol (right quarter held out)."""
+    from jfusion.training.pansharpening import train_cnn3d_mshs
+
+    meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, out_dir=out)
+    typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
+
+
+@train_app.command("pansharpening-scores")
+def pansharpening_scores_cmd(
+    data: str = typer.Option(None, "--data", help="Shared data folder (default ../shared/data next to the repository)."),
+    prune: bool = typer.Option(True, "--prune/--keep", help="Delete weights that do not beat EXP on Q2n, SAM and ERGAS."),
+) -> None:
+    """Score the shipped pan-sharpening / MS-HS weights on the held-out test regions and rebuild their manifest."""
+    from jfusion.training.pansharpening import score_shipped
+
+    entries = score_shipped(data, prune=prune)
+    for key, meta in entries.items():
+        if key == "not_shipped":
+            continue
+        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+        typer.echo(f"{key:28s} Q2n {m['q2n']:.4f} (EXP {e['q2n']:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})")
+    for key in entries.get("not_shipped", {}):
+        typer.echo(f"{key:28s} not shipped: does not beat EXP")

@@ -7,3 +7,6 @@ from jfusion.methods.registry import MethodInfo, get_info, get_method, list_meth
 
 __all__ = ["MethodInfo", "get_info", "get_method", "list_methods", "register"]
 from jfusion.methods import sparse  # noqa: F401,E402
+from jfusion.methods import multiscale  # noqa: F401,E402
+from jfusion.methods import spatial  # noqa: F401,E402
+from jfusion.methods import cnn  # noqa: F401,E402

@@ -21,6 +21,7 @@ __all__ = [
     "matlab_round",
     "quantize_levels",
     "normalize1",
+    "exact_div",
     "histogram",
     "joint_histogram",
     "entropy_from_counts",
@@ -65,6 +66,16 @@ def quantize_levels(x: ArrayLike, *, tol: float = 1e-3) -> jax.Array:
     return jnp.clip(q, 0, 255).astype(jnp.int32)
 
 
+def exact_div(x: jax.Array, d: jax.Array) -> jax.Array:
+    """``x / d`` for a scalar ``d``, correctly rounded as in MATLAB/NumPy.
+
+    XLA rewrites division by a broadcast scalar as multiplication by its reciprocal, which is off
+    by one ulp for some values; at the ``x.5`` rounding boundaries of ``normalize1`` that moves
+    grey levels. An optimisation barrier on the broadcast divisor keeps a true division.
+    """
+    return x / jax.lax.optimization_barrier(jnp.broadcast_to(d, x.shape))
+
+
 def normalize1(x: ArrayLike) -> jax.Array:
     """Liu's ``normalize1``: ``round(255 (x - min) / (max - min))``; an all-zero image is returned as is.
 
@@ -74,7 +85,7 @@ def normalize1(x: ArrayLike) -> jax.Array:
     lo, hi = jnp.min(x), jnp.max(x)
     rng = hi - lo
     safe = jnp.where(rng == 0, 1.0, rng)
-    out = matlab_round((x - lo) / safe * 255.0)
+    out = matlab_round(exact_div(x - lo, safe) * 255.0)
     out = jnp.where(rng == 0, jnp.zeros_like(x), out)
     return jnp.where((hi == 0) & (lo == 0), x, out)
 

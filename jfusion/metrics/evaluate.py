@@ -222,11 +222,19 @@ def evaluate(
     if fusion:
         x, f, sbs = prepare_fusion_inputs(sources, fused, colour=colour, quantize=quantize)
         _check_sources(fusion, x.shape[0])
-        fn = jax.jit(_fusion_fn(tuple(i.name for i in fusion), frozen, sbs))
+        fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
         dt = _float_dtype()
-        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        try:
+            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        except ValueError as err:
+            raise FusionInputError(f"metrics: {err}") from None
         out.update({k: float(v) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    return jax.jit(_fusion_fn(names, frozen, side_by_side))
 
 
 @functools.lru_cache(maxsize=64)
@@ -268,5 +276,8 @@ def evaluate_batch(
     f = np.stack([p[1] for p in prepared])
     fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
     dt = _float_dtype()
-    res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    try:
+        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
     return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

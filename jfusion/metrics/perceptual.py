@@ -24,7 +24,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
-from jfusion.ops import separable_filter
+from jax.scipy.signal import fftconvolve
 
 __all__ = ["qcb", "qcv", "viff"]
 
@@ -46,10 +46,14 @@ def _gauss_unnorm(sigma: float) -> tuple[np.ndarray, float]:
 
 def _contrast_response(x: jax.Array) -> jax.Array:
     """Masked contrast response ``C' = |C|^3 / (|C|^2 + 1e-4)`` of one CSF-filtered image."""
+    # filter2(G, x, 'same') with the symmetric 31x31 kernels, as zero-padded FFT convolutions
+    # (much faster than 31-tap passes on complex images; same values to float rounding).
     g1, s1 = _gauss_unnorm(2.0)
     g2, s2 = _gauss_unnorm(4.0)
-    b1 = separable_filter(x, g1, g1, "zero") * s1
-    b2 = separable_filter(x, g2, g2, "zero") * s2
+    k1 = jnp.asarray(np.outer(g1, g1) * s1, dtype=jnp.real(x).dtype)
+    k2 = jnp.asarray(np.outer(g2, g2) * s2, dtype=jnp.real(x).dtype)
+    b1 = fftconvolve(x, k1, mode="same")
+    b2 = fftconvolve(x, k2, mode="same")
     c = jnp.abs(b1 / b2 - 1.0)
     return c**3 / (c**2 + 1e-4)
 
@@ -161,6 +165,8 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
         if s > 0:
             x = filter_valid(x, k)[..., ::2, ::2]
             f = filter_valid(f, k)[..., ::2, ::2]
+        if min(f.shape[-2:]) < size:
+            raise ValueError(f"viff needs larger images (scale {s + 1} has {f.shape[-2:]} px for a {size}x{size} window)")
         g, num, den = jax.vmap(lambda xs: _viff_scale_terms(xs, f, k))(x)
         # The reference picks A where g_A < g_B, else B: on ties the *last* source wins.
         pick = g.shape[0] - 1 - jnp.argmin(g[::-1], axis=0)

@@ -285,13 +285,23 @@ def d_lambda(ms: ArrayLike, fused: ArrayLike, *, block: int = 32, p: float = 1.0
 
     Args:
       ms: ``convention="pst"``: the MS image interpolated to the fused size ``(H, W, B)``;
-        ``"paper"``: the low-resolution MS ``(H/ratio, W/ratio, B)``, with ``block/ratio`` blocks.
+        ``"paper"``: the low-resolution MS ``(H/ratio, W/ratio, B)``, with ``block/ratio`` blocks;
+        ``"sewar"``: the low-resolution MS, sliding 8x8 sewar-UIQI on whole images (sewar 0.4.10).
       fused: ``(H, W, B)``.
     """
     m, f = _hwb(ms), _hwb(fused)
-    mblock = block if convention == "pst" else block // ratio
-    diff = jnp.abs(_pairwise_q(f, block) - _pairwise_q(m, mblock)) ** p
-    return jnp.mean(diff) ** (1.0 / p)
+    if convention == "sewar":
+        qf, qm = _pairwise_uiqi_sewar(f), _pairwise_uiqi_sewar(m)
+    else:
+        mblock = block if convention == "pst" else block // ratio
+        qf, qm = _pairwise_q(f, block), _pairwise_q(m, mblock)
+    return jnp.mean(jnp.abs(qf - qm) ** p) ** (1.0 / p)
+
+
+def _pairwise_uiqi_sewar(img: jax.Array) -> jax.Array:
+    """sewar's D_lambda helper: ``uqi(X_i, X_j)`` (8x8 windows, sewar convention) for band pairs i < j."""
+    ii, jj = np.triu_indices(img.shape[-1], k=1)
+    return jnp.stack([uiqi(img[..., i], img[..., j], block=8, convention="sewar") for i, j in zip(ii, jj)])
 
 
 def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.pansharpening.registry import register
-from jfusion.pansharpening.wald import Interp, degrade, upsample_ms
+from jfusion.pansharpening.wald import Interp, decimate, mtf_filter_pan, upsample_ms
 
 __all__ = ["match_moments", "exp", "ihs", "gihs", "brovey", "pca", "gs", "gsa", "inject"]
 
@@ -141,7 +141,7 @@ def gsa(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
     ms_up = upsample_ms(ms, ratio, interp)
-    _, pan_lr = degrade(ms_up, pan, ratio=ratio, sensor=sensor)
+    pan_lr = decimate(mtf_filter_pan(pan, ratio, sensor), ratio)
     w = gsa_weights(ms, pan_lr)
     m0 = ms_up - ms_up.mean(axis=(0, 1))
     intensity = m0 @ w[:-1] + w[-1]

@@ -85,12 +85,12 @@ CONFIGS: dict[str, FocusTrainConfig] = {
     # The `direct` head of the released IR/visible + medical network (no hidden fc layer).
     "focus-cnn-direct": FocusTrainConfig(
         model=WeightNetConfig(arch="siamese", head="direct", widths=(32, 64, 128), n_classes=2),
-        steps=1000,
+        steps=600,
     ),
     # Survey Fig. 5: K = 5 weight-assignment classes, 2-channel input.
     "weight-net": FocusTrainConfig(
         model=WeightNetConfig(arch="2ch", head="direct", widths=(32, 64, 128), n_classes=5),
-        steps=1500,
+        steps=800,
     ),
 }
 """Presets of ``jfusion train focus-cnn --model NAME``; shipped weights live under the same name."""

@@ -1,0 +1,233 @@
+"""Multi-scale transform fusion: Laplacian, ratio, contrast and gradient pyramids; DWT; SWT.
+
+Each core fuses one channel, sources ``(S, H, W)`` -> ``(H, W)`` (the registry routes colour
+through the shared YCbCr helper); all rules are N-way (``S >= 2``): detail coefficients by
+a choose-max over the sources, the low-pass residual by the average (methods_spec §8.1,
+§8.2). Level counts are clamped to what the image size allows, statically. Results are
+clipped to [0, 1] unless ``clip=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from jfusion.methods.registry import register
+from jfusion.ops.filters import pad2d
+from jfusion.rules.activity import window_energy, window_max_abs
+from jfusion.rules.combine import apply_weights, choose_max, max_weights
+from jfusion.rules.consistency import majority_filter
+from jfusion.transforms.pyramids import (
+    GradientPyramid,
+    PyramidMode,
+    collapse_contrast,
+    collapse_gradient,
+    collapse_laplacian,
+    collapse_ratio,
+    contrast_pyramid,
+    default_levels,
+    gradient_pyramid,
+    laplacian_pyramid,
+    ratio_pyramid,
+)
+from jfusion.transforms.wavelets import WaveletMode, dwt_max_level, iswt2, swt2, wavedec2, waverec2
+
+__all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusion", "dwt_fusion", "swt_fusion"]
+
+_ALL_TASKS = ("multi-focus", "multi-exposure", "medical", "infrared-visible", "general")
+
+
+def _finish(fused: jax.Array, clip: bool) -> jax.Array:
+    # multi-scale reconstructions overshoot near strong edges; the references clip to [0, 1]
+    # when they convert to 8 bits, jfusion clips here (``clip=False`` keeps the raw result)
+    return jnp.clip(fused, 0.0, 1.0) if clip else fused
+
+
+def _clamp_levels(levels: int, shape) -> int:
+    return max(1, min(int(levels), default_levels(shape)))
+
+
+def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
+    if rule == "max-abs":
+        return choose_max(c)
+    if rule == "window-energy":
+        return choose_max(c, window_energy(c, size=window))
+    raise ValueError(f"rule must be 'max-abs' or 'window-energy', got {rule!r}")
+
+
+@register(
+    "laplacian",
+    tasks=_ALL_TASKS,
+    reference="P. J. Burt, E. H. Adelson, 'The Laplacian pyramid as a compact image code', IEEE Trans. Commun. 31(4) 1983; "
+    "P. J. Burt, R. J. Kolczynski, 'Enhanced image capture through fusion', ICCV 1993",
+)
+def laplacian_fusion(
+    sources: jax.Array,
+    *,
+    levels: int = 4,
+    rule: Literal["max-abs", "window-energy"] = "max-abs",
+    window: int = 3,
+    mode: PyramidMode = "mertens",
+    clip: bool = True,
+) -> jax.Array:
+    """Laplacian-pyramid fusion: details by choose-max, residual by the average.
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      levels: pyramid levels including the low-pass residual (MST toolbox default 4).
+      rule: ``"max-abs"`` (pixel-wise ``|L|``) or ``"window-energy"`` (``window x window`` sum of ``L^2``).
+      window: window of the energy rule.
+      mode: REDUCE/EXPAND border convention (:mod:`jfusion.transforms.pyramids`).
+
+    Returns:
+      ``(H, W)``.
+    """
+    n = _clamp_levels(levels, sources.shape)
+    pyr = laplacian_pyramid(sources, n, mode=mode)
+    fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    return _finish(collapse_laplacian(fused, mode=mode), clip)
+
+
+@register(
+    "ratio",
+    tasks=("multi-focus", "infrared-visible", "medical", "general"),
+    reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
+)
+def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
+    """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      levels: pyramid levels including the top.
+      offset: added before the ratios so that they are defined on black pixels.
+    """
+    n = _clamp_levels(levels, sources.shape)
+    pyr = ratio_pyramid(sources, n, offset=offset)
+    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    return _finish(collapse_ratio(fused, offset=offset), clip)
+
+
+@register(
+    "contrast",
+    tasks=("multi-focus", "infrared-visible", "medical", "general"),
+    reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
+    "Opt. Eng. 28(7) 1989",
+)
+def contrast_fusion(
+    sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
+) -> jax.Array:
+    """Contrast-pyramid fusion: keep the contrast of largest local energy; average the top.
+
+    Differs from ``ratio`` in the representation (``C = R - 1``, the Weber contrast) and in
+    the rule: the activity is the ``window x window`` energy of the contrast, not the
+    pixel-wise ``|R - 1|``, which makes the selection less sensitive to single-pixel noise.
+    """
+    n = _clamp_levels(levels, sources.shape)
+    pyr = contrast_pyramid(sources, n, offset=offset)
+    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    return _finish(collapse_contrast(fused, offset=offset), clip)
+
+
+@register(
+    "gradient",
+    tasks=("multi-focus", "infrared-visible", "medical", "general"),
+    reference="P. J. Burt, 'A gradient pyramid basis for pattern-selective image fusion', SID Digest 1992; "
+    "P. J. Burt, R. J. Kolczynski, ICCV 1993",
+)
+def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, clip: bool = True) -> jax.Array:
+    """Gradient-pyramid fusion: per orientation, keep the gradient of largest ``window`` energy (salience).
+
+    The four oriented bands are fused independently, converted back to an FSD Laplacian
+    and collapsed; the gradient pyramid is not exactly invertible, so identical sources
+    reproduce the source only up to the transform's round-trip error (aliasing of the
+    decimation: mean 5e-4, max 0.016 on a natural 128 px crop; see the tests).
+    """
+    n = _clamp_levels(levels, sources.shape)
+    pyr = gradient_pyramid(sources, n)
+    # bands: (4, S, h, w) -> sources first for the rule
+    bands = []
+    for b in pyr.bands:
+        b = jnp.moveaxis(b, 1, 0)
+        bands.append(choose_max(b, window_energy(b, size=window)))
+    return _finish(collapse_gradient(GradientPyramid(tuple(bands), jnp.mean(pyr.top, axis=0))), clip)
+
+
+def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
+    act = window_max_abs(c, size=window)
+    w = max_weights(act)
+    if consistency:
+        w = majority_filter(w, size=3, scores=act)
+    return apply_weights(c, w)
+
+
+@register(
+    "dwt",
+    tasks=("multi-focus", "infrared-visible", "medical", "general"),
+    reference="H. Li, B. S. Manjunath, S. K. Mitra, 'Multisensor image fusion using the wavelet transform', "
+    "Graph. Models Image Process. 57(3) 1995",
+)
+def dwt_fusion(
+    sources: jax.Array,
+    *,
+    wavelet: str = "db2",
+    levels: int = 3,
+    mode: WaveletMode = "symmetric",
+    window: int = 3,
+    consistency: bool = True,
+    clip: bool = True,
+) -> jax.Array:
+    """DWT fusion (Li, Manjunath, Mitra 1995).
+
+    Detail sub-bands: activity = max ``|coef|`` in a ``window x window`` window, choose-max,
+    then a 3x3 majority filter on the decision map (consistency verification);
+    approximation: average.
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      wavelet: filter bank name (:data:`jfusion.transforms.WAVELETS`).
+      levels: decomposition depth (clamped to PyWavelets' ``dwt_max_level``, at least 1).
+      mode: ``"symmetric"`` or ``"periodization"``.
+      window: activity window.
+      consistency: apply the majority filter.
+    """
+    h, w = sources.shape[-2:]
+    n = max(1, min(int(levels), dwt_max_level(min(h, w), wavelet)))
+    coeffs = wavedec2(sources, wavelet, n, mode=mode)
+    fused = [jnp.mean(coeffs[0], axis=0)]
+    for det in coeffs[1:]:
+        fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
+    return _finish(waverec2(fused, wavelet, mode=mode)[..., :h, :w], clip)
+
+
+@register(
+    "swt",
+    tasks=("multi-focus", "infrared-visible", "medical", "general"),
+    reference="M. Beaulieu, S. Foucher, L. Gagnon, 'Multi-spectral image resolution refinement using stationary "
+    "wavelet transform', IGARSS 2003; rules of Li, Manjunath, Mitra 1995",
+)
+def swt_fusion(
+    sources: jax.Array,
+    *,
+    wavelet: str = "haar",
+    levels: int = 3,
+    window: int = 3,
+    consistency: bool = True,
+    clip: bool = True,
+) -> jax.Array:
+    """Stationary (undecimated) wavelet fusion: the DWT rules on the shift-invariant transform.
+
+    Images whose size is not a multiple of ``2**levels`` are symmetrically extended to the
+    next multiple and cropped back (the SWT is periodic).
+    """
+    h, w = sources.shape[-2:]
+    n = max(1, min(int(levels), default_levels((h, w))))
+    m = 2**n
+    ph, pw = (-h) % m, (-w) % m
+    x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
+    coeffs = swt2(x, wavelet, n)
+    fused = [jnp.mean(coeffs[0], axis=0)]
+    for det in coeffs[1:]:
+        fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
+    return _finish(iswt2(fused, wavelet)[..., :h, :w], clip)

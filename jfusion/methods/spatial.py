@@ -1,0 +1,233 @@
+"""Spatial-domain fusion: guided-filter fusion (GFF), spatial-frequency block fusion, Mertens
+exposure fusion (methods_spec §8.3, §8.4, §8.7).
+
+``gff`` and ``mertens`` handle colour natively (``colour="native"``): their weights are
+computed once per source from the grey (or colour) image and applied to every channel;
+they accept ``(S, H, W)`` and ``(S, H, W, C)``. ``sf-block`` is a one-channel rule routed
+through the shared YCbCr helper. All are N-way (``S >= 2``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from jfusion.methods.registry import register
+from jfusion.ops.colour import rgb_to_gray
+from jfusion.ops.filters import gaussian_filter, guided_filter, laplacian, pad2d
+from jfusion.rules.activity import block_spatial_frequency
+from jfusion.rules.combine import apply_weights, max_weights
+from jfusion.rules.consistency import majority_filter
+from jfusion.transforms.pyramids import (
+    collapse_laplacian,
+    default_levels,
+    gaussian_pyramid,
+    laplacian_pyramid,
+)
+from jfusion.transforms.twoscale import two_scale
+
+__all__ = ["gff_fusion", "sf_block_fusion", "mertens_fusion", "mertens_weights"]
+
+
+def _finish(fused: jax.Array, clip: bool) -> jax.Array:
+    return jnp.clip(fused, 0.0, 1.0) if clip else fused
+
+
+def _grey(sources: jax.Array) -> jax.Array:
+    """``(S, H, W)`` luminance of grey or colour sources (MATLAB ``rgb2gray`` weights for RGB)."""
+    if sources.ndim == 3:
+        return sources
+    if sources.shape[-1] == 3:
+        return rgb_to_gray(sources)
+    return jnp.mean(sources, axis=-1)
+
+
+def _channels_first(x: jax.Array) -> jax.Array:
+    return x if x.ndim == 3 else jnp.moveaxis(x, -1, 1)  # (S, C, H, W)
+
+
+def _channels_last(x: jax.Array, like_ndim: int) -> jax.Array:
+    # x: (C, H, W) or (H, W) after reducing the sources axis
+    return x if like_ndim == 3 else jnp.moveaxis(x, 0, -1)
+
+
+def _per_channel(weights: jax.Array, ndim: int) -> jax.Array:
+    return weights if ndim == 3 else weights[:, None]
+
+
+@register(
+    "gff",
+    tasks=("multi-focus", "multi-exposure", "medical", "infrared-visible", "general"),
+    reference="S. Li, X. Kang, J. Hu, 'Image fusion with guided filtering', IEEE Trans. Image Process. 22(7) 2013",
+    colour="native",
+)
+def gff_fusion(
+    sources: jax.Array,
+    *,
+    r1: int = 45,
+    eps1: float = 0.3,
+    r2: int = 7,
+    eps2: float = 1e-6,
+    base_size: int = 31,
+    quantise: bool = True,
+    clip: bool = True,
+) -> jax.Array:
+    """Guided-filter fusion (GFF).
+
+    Two-scale split by a ``base_size`` mean (replicate border); saliency = Gaussian
+    (sigma 5, 11x11) of ``|Laplacian|`` of the grey source; one-hot max-saliency maps refined
+    by guided filters with the grey source as guide, ``(r1, eps1)`` for the base and
+    ``(r2, eps2)`` for the detail layer; weights clipped to [0, 1] (rounded to 1/255 steps
+    when ``quantise``, as the reference's 8-bit conversion does) and normalised over sources.
+
+    Args:
+      sources: ``(S, H, W)`` or ``(S, H, W, C)`` in [0, 1].
+
+    Returns:
+      ``(H, W)`` or ``(H, W, C)``.
+    """
+    nd = sources.ndim
+    grey = _grey(sources)
+    sal = gaussian_filter(jnp.abs(laplacian(grey, "replicate")), 5.0, size=11, border="replicate")
+    p = max_weights(sal)
+
+    def refine(radius: int, eps: float) -> jax.Array:
+        w = jnp.clip(guided_filter(grey, p, radius, eps), 0.0, 1.0)
+        if quantise:
+            w = jnp.round(w * 255.0) / 255.0
+        w = w + 1e-12
+        return w / jnp.sum(w, axis=0, keepdims=True)
+
+    wb = _per_channel(refine(r1, eps1), nd)
+    wd = _per_channel(refine(r2, eps2), nd)
+    x = _channels_first(sources)
+    base, detail = two_scale(x, size=base_size, border="replicate")
+    fused = jnp.sum(wb * base + wd * detail, axis=0)
+    return _finish(_channels_last(fused, nd), clip)
+
+
+@register(
+    "sf-block",
+    tasks=("multi-focus", "general"),
+    reference="S. Li, J. T. Kwok, Y. Wang, 'Combination of images with diverse focuses using the spatial frequency', "
+    "Inf. Fusion 2(3) 2001",
+)
+def sf_block_fusion(
+    sources: jax.Array, *, block: int = 8, threshold: float = 0.0, consistency: bool = True
+) -> jax.Array:
+    """Spatial-frequency block fusion (Li, Kwok, Wang 2001).
+
+    The image is cut into ``block x block`` tiles (extended symmetrically to a multiple of
+    the block and cropped back); each tile is taken from the source with the largest
+    spatial frequency when the spread ``max SF - min SF`` exceeds ``threshold``, else the
+    sources are averaged; a 3x3 majority filter on the tile decisions is the consistency
+    step. N-way: the rule compares all sources at once.
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      block: tile size (methods_spec: 8, 32 also common).
+      threshold: SF spread below which a tile is averaged.
+      consistency: apply the majority filter on the tile decision map.
+    """
+    s, h, w = sources.shape
+    ph, pw = (-h) % block, (-w) % block
+    x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
+    sf = block_spatial_frequency(x, block)  # (S, nh, nw)
+    wts = max_weights(sf)
+    if consistency:
+        wts = majority_filter(wts, size=3, scores=sf)
+    spread = jnp.max(sf, axis=0) - jnp.min(sf, axis=0)
+    wts = jnp.where(spread > threshold, wts, 1.0 / s)
+    wts = jnp.repeat(jnp.repeat(wts, block, axis=-2), block, axis=-1)
+    return apply_weights(x, wts)[:h, :w]
+
+
+def mertens_weights(
+    sources: jax.Array,
+    *,
+    contrast_weight: float = 1.0,
+    saturation_weight: float = 1.0,
+    exposure_weight: float = 1.0,
+    sigma: float = 0.2,
+    mode: Literal["mertens", "opencv"] = "mertens",
+) -> jax.Array:
+    """Mertens' normalised per-pixel weights ``(S, H, W)`` (contrast x saturation x well-exposedness).
+
+    Contrast is ``|Laplacian|`` of the grey image; saturation the standard deviation over
+    the colour channels (omitted for one-channel sources, where it is zero everywhere);
+    well-exposedness ``prod_c exp(-(v - 0.5)^2 / (2 sigma^2))``. ``1e-12`` is added before
+    normalising over the sources.
+
+    ``mode="mertens"``: MATLAB conventions (replicate border, ``rgb2gray`` weights 0.2989/
+    0.5870/0.1140, standard deviation). ``mode="opencv"``: ``cv2.createMergeMertens``'s
+    (reflect-101 border, grey 0.299/0.587/0.114, saturation ``sqrt(sum (v - mean)^2)`` =
+    ``sqrt(C)`` x std). The conventions differ only by scale factors that the normalisation
+    cancels, except where every source's weight is near the ``1e-12`` floor.
+    """
+    if mode == "opencv" and sources.ndim == 4 and sources.shape[-1] == 3:
+        grey = sources @ jnp.asarray([0.299, 0.587, 0.114], sources.dtype)
+    else:
+        grey = _grey(sources)
+    border = "replicate" if mode == "mertens" else "reflect"
+    w = jnp.abs(laplacian(grey, border)) ** contrast_weight
+    if sources.ndim == 4 and sources.shape[-1] > 1:
+        sat = jnp.std(sources, axis=-1)
+        if mode == "opencv":
+            sat = sat * float(sources.shape[-1]) ** 0.5
+        w = w * sat**saturation_weight
+        wexp = jnp.prod(jnp.exp(-((sources - 0.5) ** 2) / (2.0 * sigma**2)), axis=-1)
+    else:
+        wexp = jnp.exp(-((grey - 0.5) ** 2) / (2.0 * sigma**2))
+    w = w * wexp**exposure_weight + 1e-12
+    return w / jnp.sum(w, axis=0, keepdims=True)
+
+
+@register(
+    "mertens",
+    tasks=("multi-exposure", "multi-focus", "general"),
+    reference="T. Mertens, J. Kautz, F. Van Reeth, 'Exposure fusion', Pacific Graphics 2007",
+    colour="native",
+)
+def mertens_fusion(
+    sources: jax.Array,
+    *,
+    contrast_weight: float = 1.0,
+    saturation_weight: float = 1.0,
+    exposure_weight: float = 1.0,
+    sigma: float = 0.2,
+    levels: int | None = None,
+    mode: Literal["mertens", "opencv"] = "mertens",
+    clip: bool = True,
+) -> jax.Array:
+    """Exposure fusion (Mertens, Kautz, Van Reeth 2007): weights blended in a Laplacian pyramid.
+
+    ``mode="mertens"`` follows Mertens' MATLAB code (replicate-border Laplacian, §0.2
+    pyramids, ``floor(log2(min(H, W)))`` levels); ``mode="opencv"`` follows
+    ``cv2.createMergeMertens`` (reflect-101 Laplacian, ``pyrDown``/``pyrUp`` pyramids, one
+    more level). ``levels`` overrides the level count.
+
+    Args:
+      sources: ``(S, H, W)`` or ``(S, H, W, C)`` exposures in [0, 1].
+
+    Returns:
+      ``(H, W)`` or ``(H, W, C)``, clipped to [0, 1] unless ``clip=False`` (the raw pyramid
+      blend, as OpenCV returns it, can leave [0, 1] slightly).
+    """
+    nd = sources.ndim
+    w = mertens_weights(
+        sources,
+        contrast_weight=contrast_weight,
+        saturation_weight=saturation_weight,
+        exposure_weight=exposure_weight,
+        sigma=sigma,
+        mode=mode,
+    )
+    if levels is None:
+        levels = default_levels(w.shape) + (1 if mode == "opencv" else 0)
+    x = _channels_first(sources)
+    lap = laplacian_pyramid(x, levels, mode=mode)
+    gw = gaussian_pyramid(w, levels, mode=mode)
+    blended = [jnp.sum(_per_channel(g, nd) * lev, axis=0) for g, lev in zip(gw, lap)]
+    return _finish(_channels_last(collapse_laplacian(blended, mode=mode), nd), clip)
