@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jfusion.methods.registry import register
 from jfusion.ops.filters import pad2d
 from jfusion.rules.activity import window_energy, window_max_abs
-from jfusion.rules.combine import apply_weights, choose_max, max_weights
+from jfusion.rules.combine import apply_weights, choose_max, max_weights, mean_sources
 from jfusion.rules.consistency import majority_filter
 from jfusion.transforms.pyramids import (
     GradientPyramid,
@@ -86,7 +86,7 @@ def laplacian_fusion(
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = laplacian_pyramid(sources, n, mode=mode)
-    fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_laplacian(fused, mode=mode), clip)
 
 
@@ -105,7 +105,7 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = ratio_pyramid(sources, n, offset=offset)
-    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_ratio(fused, offset=offset), clip)
 
 
@@ -126,7 +126,7 @@ def contrast_fusion(
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = contrast_pyramid(sources, n, offset=offset)
-    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
+    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_contrast(fused, offset=offset), clip)
 
 
@@ -151,7 +151,7 @@ def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, cli
     for b in pyr.bands:
         b = jnp.moveaxis(b, 1, 0)
         bands.append(choose_max(b, window_energy(b, size=window)))
-    return _finish(collapse_gradient(GradientPyramid(tuple(bands), jnp.mean(pyr.top, axis=0))), clip)
+    return _finish(collapse_gradient(GradientPyramid(tuple(bands), mean_sources(pyr.top))), clip)
 
 
 def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
@@ -195,7 +195,7 @@ def dwt_fusion(
     h, w = sources.shape[-2:]
     n = max(1, min(int(levels), dwt_max_level(min(h, w), wavelet)))
     coeffs = wavedec2(sources, wavelet, n, mode=mode)
-    fused = [jnp.mean(coeffs[0], axis=0)]
+    fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
     return _finish(waverec2(fused, wavelet, mode=mode)[..., :h, :w], clip)
@@ -227,7 +227,7 @@ def swt_fusion(
     ph, pw = (-h) % m, (-w) % m
     x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
     coeffs = swt2(x, wavelet, n)
-    fused = [jnp.mean(coeffs[0], axis=0)]
+    fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
     return _finish(iswt2(fused, wavelet)[..., :h, :w], clip)

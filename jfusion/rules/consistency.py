@@ -17,6 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.ops.filters import Border, guided_filter, pad2d, window_sum
+from jfusion.rules.combine import max_sources, sum_sources
 
 __all__ = ["majority_filter", "label_components", "remove_small_regions", "clean_binary_map", "guided_refine"]
 
@@ -35,7 +36,7 @@ def majority_filter(
     votes = window_sum(weights, size, border)
     if scores is not None:
         sc = jnp.asarray(scores, votes.dtype)
-        sc = sc / (jnp.max(jnp.abs(sc), axis=0, keepdims=True) + 1e-30)  # in [-1, 1]
+        sc = sc / (max_sources(jnp.abs(sc))[None] + 1e-30)  # in [-1, 1]
         votes = jnp.round(votes) + 0.25 * sc
     idx = jnp.argmax(votes, axis=0)
     return jax.nn.one_hot(idx, weights.shape[0], axis=0, dtype=weights.dtype)
@@ -99,5 +100,5 @@ def guided_refine(weights: ArrayLike, guide: ArrayLike, *, radius: int, eps: flo
     out = guided_filter(guide, weights, radius, eps)
     if normalise:
         out = jnp.maximum(out, 0.0) + 1e-12
-        out = out / jnp.sum(out, axis=0, keepdims=True)
+        out = out / sum_sources(out, keepdims=True)
     return out
