@@ -177,13 +177,13 @@ def pansharpen(
         info = get_info(method)
     except ValueError as err:
         raise FusionInputError(str(err)) from None
+    if info.family == "mshs":
+        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
     try:
         sensor_mtf(sensor)
     except ValueError as err:
         raise FusionInputError(str(err)) from None
-    if info.family == "mshs":
-        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
-        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
     ms_f, pan_f, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
     if options.get("interp", "23tap") == "23tap" and r & (r - 1):
         options = {**options, "interp": "bicubic"}
