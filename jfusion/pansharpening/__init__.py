@@ -20,9 +20,10 @@ from jfusion.errors import FusionInputError
 from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
-from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf, upsample_ms
+from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf
 
 __all__ = [
+    "PansharpeningInfo",
     "SENSORS",
     "Scene",
     "degrade",
@@ -32,6 +33,7 @@ __all__ = [
     "read_multiband",
     "read_scene",
     "reduced_resolution",
+    "validate_hs_pair",
     "validate_pair",
     "write_multiband",
 ]

@@ -281,7 +281,7 @@ def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | Non
     enhanced = ms_up + (i_sr - i)[..., None]
     intensity = enhanced.mean(-1)
     p = cs.match_moments(pan, intensity)
-    return cs.inject(enhanced, p - intensity, cs._cov_gains(enhanced, intensity))
+    return cs.inject(enhanced, p - intensity, cs.cov_gains(enhanced, intensity))
 
 
 def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) -> jax.Array:
