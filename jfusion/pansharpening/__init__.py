@@ -20,9 +20,10 @@ from jfusion.errors import FusionInputError
 from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
-from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf, upsample_ms
+from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf
 
 __all__ = [
+    "PansharpeningInfo",
     "SENSORS",
     "Scene",
     "degrade",
@@ -32,6 +33,7 @@ __all__ = [
     "read_multiband",
     "read_scene",
     "reduced_resolution",
+    "validate_hs_pair",
     "validate_pair",
     "write_multiband",
 ]
@@ -177,13 +179,13 @@ def pansharpen(
         info = get_info(method)
     except ValueError as err:
         raise FusionInputError(str(err)) from None
+    if info.family == "mshs":
+        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
     try:
         sensor_mtf(sensor)
     except ValueError as err:
         raise FusionInputError(str(err)) from None
-    if info.family == "mshs":
-        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
-        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
     ms_f, pan_f, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
     if options.get("interp", "23tap") == "23tap" and r & (r - 1):
         options = {**options, "interp": "bicubic"}

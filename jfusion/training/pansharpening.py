@@ -132,7 +132,8 @@ def _sae_patches(key, x, y, *, patch, batch):
     xi = xi.reshape(batch, -1)
     yi = yi.reshape(batch, -1)
     mu = xi.mean(-1, keepdims=True)  # the LR patch's mean, removed from both (known at test time)
-    return xi - mu + 0.5, yi - mu + 0.5
+    g = learned.SAE_GAIN
+    return (xi - mu) * g + 0.5, (yi - mu) * g + 0.5
 
 
 def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5):
