@@ -121,14 +121,17 @@ def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention:
     r, f = jnp.moveaxis(_hwb(reference), -1, 0), jnp.moveaxis(_hwb(fused), -1, 0)
     n = float(block * block)
     if convention == "sewar":
-        lo, hi = block // 2, (block - 1) // 2  # scipy's window placement for even sizes
-
-        def s(v):  # scipy uniform_filter (mirrored borders): window means at every pixel
-            return box_sum_valid(pad2d(v, lo, hi, lo, hi, "symmetric"), block) / n
-
-        q = _uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n)
+        # scipy uniform_filter window means, then a crop of c = round(block / 2) per side; every window
+        # that survives the crop lies inside the image, so 'valid' sums sliced to it give the same map.
+        h, w = r.shape[-2:]
         c = int(round(block / 2))
-        return jnp.mean(q[..., c:-c, c:-c])
+        s0 = c - block // 2
+
+        def s(v):
+            return box_sum_valid(v, block)[..., s0 : s0 + h - 2 * c, s0 : s0 + w - 2 * c] / n
+
+        return jnp.mean(_uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n))
+
     def s(v):  # filter2(ones(block), v, 'valid'): direct sums (no cumulative-sum cancellation)
         return box_sum_valid(v, block)
 
