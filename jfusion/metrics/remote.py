@@ -24,7 +24,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import filter_same_zero, matlab_round, safe_sqrt
 from jfusion.metrics._registry import register_metric
-from jfusion.ops import extract_patches, pad2d, resize, separable_filter
+from jfusion.ops import box_sum_valid, extract_patches, pad2d, resize
 
 __all__ = [
     "rmse_rs",
@@ -119,23 +119,21 @@ def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention:
         a different number (e.g. 0.858 vs 0.500 on the spec's astronaut test).
     """
     r, f = jnp.moveaxis(_hwb(reference), -1, 0), jnp.moveaxis(_hwb(fused), -1, 0)
-    ones = np.ones(block)
-    h, w = r.shape[-2:]
     n = float(block * block)
     if convention == "sewar":
-        lo, hi = block // 2, (block - 1) // 2  # scipy's window placement for even sizes
+        # scipy uniform_filter window means, then a crop of c = round(block / 2) per side; every window
+        # that survives the crop lies inside the image, so 'valid' sums sliced to it give the same map.
+        h, w = r.shape[-2:]
+        c = int(round(block / 2))
+        s0 = c - block // 2
 
         def s(v):
-            vp = pad2d(v, lo, hi, lo, hi, "symmetric")
-            return separable_filter(vp, ones / block, ones / block, "zero")[..., (block - 1) // 2 : (block - 1) // 2 + h, (block - 1) // 2 : (block - 1) // 2 + w]
+            return box_sum_valid(v, block)[..., s0 : s0 + h - 2 * c, s0 : s0 + w - 2 * c] / n
 
-        q = _uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n)
-        c = int(round(block / 2))
-        return jnp.mean(q[..., c:-c, c:-c])
-    lo, hi = (block - 1) // 2, block // 2
+        return jnp.mean(_uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n))
 
-    def s(v):  # filter2(ones(block), v, 'valid') by direct taps (no cumulative-sum cancellation)
-        return separable_filter(v, ones, ones, "zero")[..., lo : h - hi, lo : w - hi]
+    def s(v):  # filter2(ones(block), v, 'valid'): direct sums (no cumulative-sum cancellation)
+        return box_sum_valid(v, block)
 
     q = _uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n)
     return jnp.mean(q)
