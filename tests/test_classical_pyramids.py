@@ -123,7 +123,7 @@ def test_gradient_pyramid_fsd_identity_and_round_trip(rng):
     # not exactly invertible (aliasing of the decimation): measured on a natural image
     img = read_image(data_path("lytro", "lytro-01-A.jpg")).mean(-1)[:128, :128]
     err = np.abs(np.asarray(jax.jit(lambda v: P.collapse_gradient(P.gradient_pyramid(v, 4)))(img)) - img)
-    assert err.mean() < 0.01  # measured 0.0047 (max 0.031)
+    assert err.mean() < 2e-3 and err.max() < 0.05  # measured mean 5.2e-4, max 0.016
 
 
 def test_pyramids_jit_vmap_grad(rng):

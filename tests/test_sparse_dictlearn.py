@@ -97,3 +97,23 @@ def test_shipped_dictionary_and_manifest():
     assert m["objective_final"] < m["objective_first"]
     for key in ("seed", "iterations", "lmbda", "command", "data"):
         assert key in m
+
+
+def test_train_dictionary_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import data_path  # noqa: E402
+    from jfusion.cli import app
+
+    natural = data_path("natural")
+    res = CliRunner().invoke(app, [
+        "train", "dictionary", "--data", str(natural), "--out", str(tmp_path), "--name", "tiny", "--num-filters", "4",
+        "--filter-size", "4", "--iterations", "5", "--num-images", "2", "--crop", "32",
+    ])
+    assert res.exit_code == 0, res.output
+    d = np.load(tmp_path / "tiny.npy")
+    assert d.shape == (4, 4, 4)
+    import json
+
+    m = json.loads((tmp_path / "tiny.json").read_text())
+    assert m["iterations"] == 5 and m["shape"] == [4, 4, 4] and len(m["data"]["files"]) == 2

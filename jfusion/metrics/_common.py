@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.ops import filter2d, gaussian_kernel1d, separable_filter
+from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d, separable_filter
 
 __all__ = [
     "GREY",
@@ -185,14 +185,6 @@ def soft_histogram_weights(x: jax.Array, bins: int, bandwidth: float) -> jax.Arr
 def box_mean_valid(x: jax.Array, size: int) -> jax.Array:
     """Mean over every ``size x size`` window fully inside the image (MATLAB ``filter2(ones/s^2, x, 'valid')``).
 
-    Cumulative sums, O(1) per pixel; works for even sizes; output ``(H - size + 1, W - size + 1)``.
+    Works for even sizes; output ``(H - size + 1, W - size + 1)``; direct sums (``ops.box_sum_valid``).
     """
-
-    def along(v: jax.Array, axis: int) -> jax.Array:
-        c = jnp.cumsum(v, axis=axis)
-        zero = jnp.zeros_like(jax.lax.slice_in_dim(c, 0, 1, axis=axis))
-        c = jnp.concatenate([zero, c], axis=axis)
-        n = v.shape[axis]
-        return jax.lax.slice_in_dim(c, size, n + 1, axis=axis) - jax.lax.slice_in_dim(c, 0, n + 1 - size, axis=axis)
-
-    return along(along(x, -2), -1) / float(size * size)
+    return box_sum_valid(x, size) / float(size * size)

@@ -121,6 +121,9 @@ def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: 
     fn = functools.partial(info.fn, data_range=255.0, **opts)
     if f.ndim == 2:
         return fn(x, f)
+    if info.colour == "gray" and f.shape[-1] == 3:
+        g = jnp.asarray(_GRAY, x.dtype)
+        return fn(x @ g, f @ g)
     if side_by_side and info.colour == "side_by_side":
         cat = lambda v: jnp.concatenate(jnp.moveaxis(v, -1, 0), axis=-1)  # noqa: E731  [R | G | B]
         return fn(jax.vmap(cat)(x), cat(f))
@@ -224,7 +227,10 @@ def evaluate(
         _check_sources(fusion, x.shape[0])
         fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
         dt = _float_dtype()
-        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        try:
+            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        except ValueError as err:
+            raise FusionInputError(f"metrics: {err}") from None
         out.update({k: float(v) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
 
@@ -273,5 +279,8 @@ def evaluate_batch(
     f = np.stack([p[1] for p in prepared])
     fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
     dt = _float_dtype()
-    res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    try:
+        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
     return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

@@ -93,6 +93,10 @@ class DRPNN(nnx.Module):
             kernel_init=nnx.initializers.variance_scaling(0.1, "fan_in", "truncated_normal"),
         )
         self.out = nnx.Conv(in_channels, bands, k, padding="SAME", rngs=rngs)
+        # Start as EXP: the last convolution initially passes the MS bands of its input through
+        # (centre tap = identity on the first ``bands`` channels), and the residual branch is small.
+        eye = jnp.zeros((kernel, kernel, in_channels, bands)).at[kernel // 2, kernel // 2, :bands, :].set(jnp.eye(bands))
+        self.out.kernel[...] = eye
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = jax.nn.relu(self.first(x))

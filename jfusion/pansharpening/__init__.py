@@ -17,12 +17,13 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError
-from jfusion.pansharpening import cs, learned, mra, wald  # noqa: F401  (registers the methods)
+from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
-from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf, upsample_ms
+from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf
 
 __all__ = [
+    "PansharpeningInfo",
     "SENSORS",
     "Scene",
     "degrade",
@@ -32,6 +33,7 @@ __all__ = [
     "read_multiband",
     "read_scene",
     "reduced_resolution",
+    "validate_hs_pair",
     "validate_pair",
     "write_multiband",
 ]
@@ -119,6 +121,23 @@ def validate_pair(
     return ms_f, pan_f, r, depth
 
 
+def validate_hs_pair(hs: ArrayLike, hr: ArrayLike, *, ratio: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check an HS cube ``(h, w, L)`` and its high-resolution MS/RGB ``(r h, r w, C)``; returns float32 arrays and ``r``."""
+    hs_a = np.asarray(hs, np.float32)
+    hr_a = np.asarray(hr, np.float32)
+    if hs_a.ndim != 3 or hr_a.ndim != 3:
+        raise FusionInputError(f"hs {hs_a.shape} / ms {hr_a.shape}: pass the HS cube (h, w, L) and the high-resolution MS (H, W, C).")
+    _finite(hs_a, "hs")
+    _finite(hr_a, "ms")
+    h, w, _ = hs_a.shape
+    if hr_a.shape[0] % h or hr_a.shape[1] % w or hr_a.shape[0] // h != hr_a.shape[1] // w:
+        raise FusionInputError(f"ms {hr_a.shape[:2]} / hs {hs_a.shape[:2]}: the size ratio is not one integer; crop both to multiples of the ratio.")
+    r = hr_a.shape[0] // h
+    if ratio is not None and ratio != r:
+        raise FusionInputError(f"ratio={ratio} but the images are {r} apart; pass ratio={r}.")
+    return hs_a, hr_a, r
+
+
 @functools.lru_cache(maxsize=128)
 def _compiled(name: str, ratio: int, sensor: str | None, options: tuple[tuple[str, Any], ...]):
     fn = get_info(name).fn
@@ -142,7 +161,8 @@ def pansharpen(
       pan: ``(r h, r w)`` panchromatic image, same scale.
       method: a registered name (``list_pansharpening_methods()``): ``exp``, ``ihs``, ``gihs``,
         ``brovey``, ``pca``, ``gs``, ``gsa``, ``atwt``, ``mtf-glp``, ``mtf-glp-hpm``, ``hpf`` and
-        the learned ``pnn``, ``pnn-residual``, ``drpnn``, ``srcnn-gs``, ``sae``.
+        the learned ``pnn``, ``pnn-residual``, ``drpnn``, ``srcnn-gs``, ``sae``; ``cnn3d-mshs`` takes
+        an HS cube as ``ms`` and the high-resolution MS/RGB ``(H, W, C)`` as ``pan``.
       ratio: the PAN/MS ratio (inferred from the shapes; checked when given).
       sensor: sensor name for MTF gains and learned weights (``QB``, ``IKONOS``, ``GeoEye1``,
         ``WV2``, ``WV3``; ``None`` = generic MTF).
@@ -159,6 +179,9 @@ def pansharpen(
         info = get_info(method)
     except ValueError as err:
         raise FusionInputError(str(err)) from None
+    if info.family == "mshs":
+        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
     try:
         sensor_mtf(sensor)
     except ValueError as err:

@@ -15,9 +15,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.pansharpening.registry import register
-from jfusion.pansharpening.wald import Interp, degrade, upsample_ms
+from jfusion.pansharpening.wald import Interp, decimate, mtf_filter_pan, upsample_ms
 
-__all__ = ["match_moments", "exp", "ihs", "gihs", "brovey", "pca", "gs", "gsa", "inject"]
+__all__ = ["match_moments", "cov_gains", "gsa_weights", "exp", "ihs", "gihs", "brovey", "pca", "gs", "gsa", "inject"]
 
 _EPS = 1e-6
 
@@ -32,8 +32,8 @@ def inject(ms_up: jax.Array, detail: jax.Array, gains: jax.Array) -> jax.Array:
     return ms_up + detail[..., None] * gains
 
 
-def _cov_gains(ms_up: jax.Array, intensity: jax.Array) -> jax.Array:
-    # g_k = cov(MS~_k, I) / var(I)
+def cov_gains(ms_up: jax.Array, intensity: jax.Array) -> jax.Array:
+    """Gram-Schmidt injection gains ``g_k = cov(MS~_k, I) / var(I)``: ``(B,)``."""
     i0 = intensity - intensity.mean()
     m0 = ms_up - ms_up.mean(axis=(0, 1))
     return jnp.einsum("hw,hwb->b", i0, m0) / (jnp.sum(i0 * i0) + _EPS)
@@ -119,7 +119,7 @@ def gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = No
     ms_up = upsample_ms(ms, ratio, interp)
     intensity = ms_up.mean(axis=-1)
     p = match_moments(jnp.asarray(pan, jnp.float32), intensity)
-    return inject(ms_up, p - intensity, _cov_gains(ms_up, intensity))
+    return inject(ms_up, p - intensity, cov_gains(ms_up, intensity))
 
 
 def gsa_weights(ms_lr: jax.Array, pan_lr: jax.Array) -> jax.Array:
@@ -141,9 +141,9 @@ def gsa(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
     ms_up = upsample_ms(ms, ratio, interp)
-    _, pan_lr = degrade(ms_up, pan, ratio=ratio, sensor=sensor)
+    pan_lr = decimate(mtf_filter_pan(pan, ratio, sensor), ratio)
     w = gsa_weights(ms, pan_lr)
     m0 = ms_up - ms_up.mean(axis=(0, 1))
     intensity = m0 @ w[:-1] + w[-1]
     p = match_moments(pan, intensity)
-    return inject(ms_up, p - intensity, _cov_gains(ms_up, intensity))
+    return inject(ms_up, p - intensity, cov_gains(ms_up, intensity))

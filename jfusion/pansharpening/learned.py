@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "pansharpening"
+# Patch contrast gain of the SAE: mean-free patches of data scaled by 2**bit_depth deviate by a few
+# hundredths; amplified by 8 they use the sigmoid units' range around 0.5.
+SAE_GAIN = 8.0
 _EPS = 1e-6
 
 
@@ -278,20 +281,21 @@ def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | Non
     enhanced = ms_up + (i_sr - i)[..., None]
     intensity = enhanced.mean(-1)
     p = cs.match_moments(pan, intensity)
-    return cs.inject(enhanced, p - intensity, cs._cov_gains(enhanced, intensity))
+    return cs.inject(enhanced, p - intensity, cs.cov_gains(enhanced, intensity))
 
 
 def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) -> jax.Array:
     """Restore one interpolated band ``(H, W)`` in [0, 1] with the stacked SAE, patch by patch (vmapped).
 
-    Each patch has its mean removed and is shifted to 0.5 (the sigmoid's range), passed through
+    Each patch has its mean removed, is amplified by ``SAE_GAIN`` and shifted to 0.5 (into the
+    sigmoid's working range), passed through
     the network, shifted back; overlapping patches are averaged.
     """
     patches = extract_patches(band, patch, stride)  # (N, p, p)
     flat = patches.reshape(patches.shape[0], -1)
     mu = flat.mean(-1, keepdims=True)
     graphdef, state = nnx.split(model)
-    out = jax.vmap(lambda v: nnx.merge(graphdef, state)(v))(flat - mu + 0.5) - 0.5 + mu
+    out = (jax.vmap(lambda v: nnx.merge(graphdef, state)(v))((flat - mu) * SAE_GAIN + 0.5) - 0.5) / SAE_GAIN + mu
     return fold_patches(out.reshape(patches.shape), band.shape, patch, stride)
 
 

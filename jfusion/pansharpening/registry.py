@@ -17,7 +17,7 @@ import jax
 
 __all__ = ["PansharpeningInfo", "register", "get_info", "list_pansharpening_methods"]
 
-Family = Literal["baseline", "cs", "mra", "learned"]
+Family = Literal["baseline", "cs", "mra", "learned", "mshs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ def register(name: str, *, family: Family, reference: str) -> Callable[[Callable
 
     def deco(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = PansharpeningInfo(name, fn, family, reference, family == "learned", summary)
+        _REGISTRY[name] = PansharpeningInfo(name, fn, family, reference, family in ("learned", "mshs"), summary)
         return fn
 
     return deco

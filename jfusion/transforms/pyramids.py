@@ -281,10 +281,9 @@ def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
     delta - w`` (``w`` the 5x5 generating kernel), ``-1/8 sum_k d_k * D_{l,k}`` is exactly
     the filter-subtract-decimate Laplacian ``G_l - w * G_l`` (away from the border).
 
-    The transform is *not* exactly invertible: :func:`collapse_gradient` uses
-    ``G_l ~ FSD_l + EXPAND(G_{l+1})``, which differs from ``G_l`` by
-    ``w * G_l - EXPAND(REDUCE(G_l))`` (aliasing of the decimation; small on natural images,
-    see the round-trip test).
+    The transform is *not* exactly invertible: :func:`collapse_gradient` converts each FSD
+    Laplacian to a reduce-expand one by ``(delta + w) *``, which is exact only up to the
+    aliasing of the decimation (small on natural images, see the round-trip test).
     """
     g = gaussian_pyramid(x, levels, mode=mode)
     bands = []
@@ -321,9 +320,15 @@ def fsd_laplacian(bands: jax.Array) -> jax.Array:
 
 
 def collapse_gradient(pyr: GradientPyramid, *, mode: PyramidMode = "mertens") -> jax.Array:
-    """Reconstruct from a :class:`GradientPyramid`: ``G_l = FSD_l + EXPAND(G_{l+1})`` (approximate)."""
+    """Reconstruct from a :class:`GradientPyramid` (approximate, Burt & Kolczynski 1993).
+
+    Each FSD Laplacian is converted to a reduce-expand Laplacian by ``L ~ (delta + w) * FSD``
+    (exact in the frequency domain up to aliasing, since ``EXPAND(REDUCE(.)) ~ w * w *``) and
+    the Laplacian pyramid is collapsed: ``G_l = L_l + EXPAND(G_{l+1})``.
+    """
     r = jnp.asarray(pyr.top)
     for bands in reversed(pyr.bands):
-        lap = fsd_laplacian(bands)
+        fsd = fsd_laplacian(bands)
+        lap = fsd + separable_filter(fsd, BURT_KERNEL, BURT_KERNEL, "symmetric")  # RE ~ (1 + w) * FSD
         r = lap + pyr_expand(r, lap.shape, mode=mode)
     return r
