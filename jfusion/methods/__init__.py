@@ -6,5 +6,7 @@ from jfusion.methods.registry import MethodInfo, get_info, get_method, list_meth
 # (family modules are imported below as they land)
 
 __all__ = ["MethodInfo", "get_info", "get_method", "list_methods", "register"]
+from jfusion.methods import sparse  # noqa: F401,E402
 from jfusion.methods import multiscale  # noqa: F401,E402
 from jfusion.methods import spatial  # noqa: F401,E402
+from jfusion.methods import cnn  # noqa: F401,E402

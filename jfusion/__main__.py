@@ -1,0 +1,5 @@
+"""``python -m jfusion`` runs the command line."""
+
+from jfusion.cli import app
+
+app()

@@ -1,0 +1,21 @@
+"""Training data: synthetic multi-focus pairs (:mod:`.synth`) and a grain pipeline over image folders (:mod:`.folder`).
+
+The tensorflow-datasets builder lives in :mod:`jfusion.data.tfds_focus` and is imported only
+on demand (``tensorflow-datasets`` is the optional extra ``tfds``).
+"""
+
+from jfusion.data.folder import crop_dataset, image_paths, load_crop_pool, split_paths
+from jfusion.data.shards import read_shards, write_focus_shards
+from jfusion.data.synth import blur_margin, progressive_blur, sample_focus_batch
+
+__all__ = [
+    "blur_margin",
+    "crop_dataset",
+    "image_paths",
+    "load_crop_pool",
+    "progressive_blur",
+    "read_shards",
+    "sample_focus_batch",
+    "split_paths",
+    "write_focus_shards",
+]

@@ -1,0 +1,144 @@
+"""On-the-fly synthesis of multi-focus training pairs (Liu et al. 2017, spec section 1.2), keyed by ``jax.random``.
+
+Liu's recipe: a sharp grey natural image is blurred progressively (Gaussian, sigma 2,
+7x7 kernel, each version blurring the previous one: 5 versions); a sharp patch and the
+blurred patch at the same place form a positive pair ``(sharp, blurred)`` with label 1 and
+a negative pair ``(blurred, sharp)`` with label 0.
+
+Here a *pool* of grey crops ``(M, H, W)`` is held in memory (see :mod:`jfusion.data.folder`);
+:func:`sample_focus_batch` draws, per example, a crop, a blur level in ``1..levels`` and a
+location, cuts a window large enough for the blur's support around the 16x16 patch,
+blurs the window ``level`` times and keeps its centre, so the patch equals the patch of
+the whole crop blurred with borders far away. Everything is one jitted function of the key.
+
+Multi-class pairs for the survey's Fig. 5 framework (``n_classes = K > 2``): class ``k``
+means weight ``w_k = k / (K - 1)`` for source A. The example is a *partially focused*
+pair: A is sharp on a fraction ``w_k`` of the patch (the columns left of a split line,
+then randomly rotated/flipped) and blurred elsewhere; B is the complement. So the expected
+weight the network learns is the fraction of A's patch that is in focus, which is exactly
+what overlap-averaging turns into a soft weight map near focus boundaries. K = 2 reduces
+to Liu's pairs (w in {0, 1}).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jfusion.ops.filters import gaussian_kernel1d, separable_filter
+
+__all__ = ["progressive_blur", "sample_focus_batch", "blur_margin"]
+
+
+def blur_margin(*, size: int = 7, levels: int = 5) -> int:
+    """Support radius of ``levels`` successive ``size x size`` blurs: the context a patch needs."""
+    return levels * (size // 2)
+
+
+def progressive_blur(image: ArrayLike, *, sigma: float = 2.0, size: int = 7, levels: int = 5,
+                     border: str = "symmetric") -> jax.Array:
+    """The sharp image and its ``levels`` progressively blurred versions.
+
+    Args:
+      image: ``(..., H, W)`` grey image(s) in [0, 1].
+      sigma: Gaussian standard deviation of one blur step (Liu 2017: 2).
+      size: kernel size of one step (Liu 2017: 7).
+      levels: number of blurred versions (Liu 2017: 5).
+      border: border extension of each blur (see :mod:`jfusion.ops.filters`).
+
+    Returns:
+      ``(levels + 1, ..., H, W)``: index 0 is ``image``, index i is blurred i times.
+    """
+    k = gaussian_kernel1d(sigma, size)
+    x = jnp.asarray(image, jnp.float32)
+
+    def body(carry, _):
+        nxt = separable_filter(carry, k, k, border)
+        return nxt, nxt
+
+    _, blurred = jax.lax.scan(body, x, None, length=levels)
+    return jnp.concatenate([x[None], blurred], axis=0)
+
+
+def _split_masks(patch: int, n_classes: int) -> np.ndarray:
+    """``(K, patch, patch)`` masks: class k has the ``round(w_k * patch)`` left columns set."""
+    w = np.linspace(0.0, 1.0, n_classes)
+    cols = np.round(w * patch).astype(int)
+    x = np.arange(patch)
+    return np.broadcast_to((x[None, None, :] < cols[:, None, None]), (n_classes, patch, patch)).astype(np.float32)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("batch", "patch", "n_classes", "sigma", "size", "levels", "min_std")
+)
+def sample_focus_batch(
+    key: jax.Array,
+    pool: ArrayLike,
+    *,
+    batch: int,
+    patch: int = 16,
+    n_classes: int = 2,
+    sigma: float = 2.0,
+    size: int = 7,
+    levels: int = 5,
+    min_std: float = 0.0,
+) -> dict[str, jax.Array]:
+    """Draw a batch of synthetic (A, B, label) focus pairs from a pool of sharp grey crops.
+
+    Args:
+      key: ``jax.random`` key; the batch is a pure function of it.
+      pool: ``(M, H, W)`` sharp grey crops in [0, 1], ``H, W >= patch + 2 * blur_margin``.
+      batch: number of pairs.
+      patch: patch size (16 for every WeightNet).
+      n_classes: K weight classes (2: Liu's focused / defocused labels).
+      sigma, size, levels: one blur step and the number of steps (section 1.2).
+      min_std: skip locations whose sharp patch has a standard deviation below this
+        (flat patches look the same sharp and blurred, so their label is noise). Twice
+        ``batch`` candidates are drawn and the textured ones are used first; 0 keeps all.
+
+    Returns:
+      ``{"a": (batch, patch, patch, 1), "b": same, "label": (batch,) int32}``; label k
+      means A's weight ``k / (K - 1)`` (K = 2: 1 = A is the sharp one).
+    """
+    pool = jnp.asarray(pool, jnp.float32)
+    m, h, w = pool.shape
+    margin = blur_margin(size=size, levels=levels)
+    win = patch + 2 * margin
+    if h < win or w < win:
+        raise ValueError(f"pool crops must be at least {win}x{win} for patch {patch}, got {h}x{w}")
+    k_img, k_y, k_x, k_lvl, k_cls, k_rot = jax.random.split(key, 6)
+    n_cand = 2 * batch if min_std > 0 else batch
+    idx = jax.random.randint(k_img, (n_cand,), 0, m)
+    ys = jax.random.randint(k_y, (n_cand,), 0, h - win + 1)
+    xs = jax.random.randint(k_x, (n_cand,), 0, w - win + 1)
+    if min_std > 0:
+        sharp = jax.vmap(lambda i, y, x: jax.lax.dynamic_slice(pool[i], (y + margin, x + margin), (patch, patch)))(
+            idx, ys, xs
+        )
+        flat = (jnp.std(sharp, axis=(1, 2)) < min_std).astype(jnp.int32)
+        keep = jnp.argsort(flat, stable=True)[:batch]  # textured candidates first, in draw order
+        idx, ys, xs = idx[keep], ys[keep], xs[keep]
+    lvl = jax.random.randint(k_lvl, (batch,), 1, levels + 1)
+    label = jax.random.randint(k_cls, (batch,), 0, n_classes)
+    rot = jax.random.randint(k_rot, (batch,), 0, 8)
+
+    def one(i, y, x, level, lab, r):
+        window = jax.lax.dynamic_slice(pool[i], (y, x), (win, win))
+        stack = progressive_blur(window, sigma=sigma, size=size, levels=levels, border="zero")
+        centre = jax.lax.dynamic_slice(stack, (0, margin, margin), (levels + 1, patch, patch))
+        sharp, blurred = centre[0], centre[level]
+        mask = jnp.asarray(_split_masks(patch, n_classes))[lab]
+        # one of the 8 symmetries of the square, so split lines take every orientation
+        mask = jnp.where(r % 2 == 1, mask.T, mask)
+        mask = jnp.where((r // 2) % 2 == 1, mask[::-1, :], mask)
+        mask = jnp.where(r // 4 == 1, mask[:, ::-1], mask)
+        a = mask * sharp + (1.0 - mask) * blurred
+        b = (1.0 - mask) * sharp + mask * blurred
+        return a, b
+
+    a, b = jax.vmap(one)(idx, ys, xs, lvl, label, rot)
+    return {"a": a[..., None], "b": b[..., None], "label": label.astype(jnp.int32)}

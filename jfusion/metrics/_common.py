@@ -1,0 +1,190 @@
+"""MATLAB-semantics primitives shared by the metric families (metrics_spec.md section 2).
+
+Everything here works on single-channel grey images on the reference's **[0, 255] scale**
+(the scale the VIFB/MEFB/Liu MATLAB codes see after ``double(imread(...))``); the public
+metric functions rescale their [0, 1] inputs with :func:`to_grey_levels` first.
+All helpers are pure and jit/vmap/grad-able (histogram helpers are piecewise constant).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d, separable_filter
+
+__all__ = [
+    "GREY",
+    "to_grey_levels",
+    "matlab_round",
+    "quantize_levels",
+    "normalize1",
+    "exact_div",
+    "histogram",
+    "joint_histogram",
+    "entropy_from_counts",
+    "filter_valid",
+    "filter_same_zero",
+    "conv2_same",
+    "fspecial_gaussian1d",
+    "freqspace",
+    "fft_filter",
+    "block_reduce_sum",
+    "safe_div",
+    "safe_sqrt",
+    "box_mean_valid",
+    "soft_histogram_weights",
+]
+
+GREY = 255.0
+
+
+def to_grey_levels(x: ArrayLike, data_range: float) -> jax.Array:
+    """Map an image in ``[0, data_range]`` to the references' grey-level scale [0, 255]."""
+    x = jnp.asarray(x)
+    if data_range == GREY:
+        return x
+    return x * (GREY / float(data_range))
+
+
+def matlab_round(x: ArrayLike) -> jax.Array:
+    """MATLAB ``round`` / integer cast: half away from zero (``jnp.round`` is half-to-even)."""
+    x = jnp.asarray(x)
+    return jnp.sign(x) * jnp.floor(jnp.abs(x) + 0.5)
+
+
+def quantize_levels(x: ArrayLike, *, tol: float = 1e-3) -> jax.Array:
+    """Integer grey levels ``floor(x)`` in 0..255 as int32, for 256-bin histograms.
+
+    ``tol`` absorbs float rounding of 8-bit data that went through ``/255`` and ``*255``
+    (a value within ``tol`` below an integer counts as that integer); out-of-range values
+    are clipped (MATLAB would error).
+    """
+    q = jnp.floor(jnp.asarray(x) + tol)
+    return jnp.clip(q, 0, 255).astype(jnp.int32)
+
+
+def exact_div(x: jax.Array, d: jax.Array) -> jax.Array:
+    """``x / d`` for a scalar ``d``, correctly rounded as in MATLAB/NumPy.
+
+    XLA rewrites division by a broadcast scalar as multiplication by its reciprocal, which is off
+    by one ulp for some values; at the ``x.5`` rounding boundaries of ``normalize1`` that moves
+    grey levels. An optimisation barrier on the broadcast divisor keeps a true division.
+    """
+    return x / jax.lax.optimization_barrier(jnp.broadcast_to(d, x.shape))
+
+
+def normalize1(x: ArrayLike) -> jax.Array:
+    """Liu's ``normalize1``: ``round(255 (x - min) / (max - min))``; an all-zero image is returned as is.
+
+    A constant non-zero image gives 0/0 = NaN in MATLAB; here it maps to zeros (documented guard).
+    """
+    x = jnp.asarray(x)
+    lo, hi = jnp.min(x), jnp.max(x)
+    rng = hi - lo
+    safe = jnp.where(rng == 0, 1.0, rng)
+    out = matlab_round(exact_div(x - lo, safe) * 255.0)
+    out = jnp.where(rng == 0, jnp.zeros_like(x), out)
+    return jnp.where((hi == 0) & (lo == 0), x, out)
+
+
+def histogram(levels: jax.Array, bins: int = 256) -> jax.Array:
+    """Counts of the integer ``levels`` (any shape) in ``bins`` bins (static length, jit-able)."""
+    return jnp.bincount(levels.ravel(), length=bins)
+
+
+def joint_histogram(a: jax.Array, b: jax.Array, bins: int = 256) -> jax.Array:
+    """Joint ``(bins, bins)`` counts of two integer level images of equal shape."""
+    idx = a.ravel() * bins + b.ravel()
+    return jnp.bincount(idx, length=bins * bins).reshape(bins, bins)
+
+
+def entropy_from_counts(counts: jax.Array, base: float | None = 2.0) -> jax.Array:
+    """Shannon entropy ``-sum p log p`` of a histogram (empty bins skipped); ``base=None`` = nats."""
+    counts = counts.astype(jnp.result_type(float))
+    p = counts / jnp.sum(counts)
+    logp = jnp.log(jnp.where(p > 0, p, 1.0))
+    h = -jnp.sum(p * logp)
+    return h if base is None else h / np.log(base)
+
+
+def fspecial_gaussian1d(size: int, sigma: float) -> np.ndarray:
+    """1-D taps whose outer product is MATLAB ``fspecial('gaussian', size, sigma)`` (normalised)."""
+    return gaussian_kernel1d(sigma, size)
+
+
+def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
+    """MATLAB ``filter2(outer(k_y, k_x), x, 'valid')`` for odd-length separable kernels (last two axes)."""
+    k_x = k_y if k_x is None else k_x
+    ry, rx = (len(k_y) - 1) // 2, (len(k_x) - 1) // 2
+    y = separable_filter(x, k_y, k_x, "zero")
+    h, w = y.shape[-2:]
+    return y[..., ry : h - ry, rx : w - rx]
+
+
+def filter_same_zero(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
+    """MATLAB ``filter2(kernel, x, 'same')``: correlation with zero padding (odd kernels)."""
+    return filter2d(x, np.asarray(kernel), "zero")
+
+
+def conv2_same(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
+    """MATLAB ``conv2(x, kernel, 'same')`` (true convolution, zero padding) for odd kernels."""
+    return filter2d(x, np.asarray(kernel)[::-1, ::-1], "zero")
+
+
+def freqspace(m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB ``[u, v] = freqspace([m, n], 'meshgrid')``: u varies along columns, v along rows."""
+    fu = (np.arange(n) - np.floor(n / 2)) * (2.0 / n)
+    fv = (np.arange(m) - np.floor(m / 2)) * (2.0 / m)
+    return np.meshgrid(fu, fv)
+
+
+def fft_filter(x: jax.Array, response: np.ndarray) -> jax.Array:
+    """``ifft2(ifftshift(fftshift(fft2(x)) .* response))`` (complex, as the MATLAB codes keep it)."""
+    spec = jnp.fft.fftshift(jnp.fft.fft2(x), axes=(-2, -1))
+    resp = jnp.asarray(response, dtype=jnp.result_type(x.dtype, jnp.float32))
+    return jnp.fft.ifft2(jnp.fft.ifftshift(spec * resp, axes=(-2, -1)))
+
+
+def block_reduce_sum(x: jax.Array, block: int) -> jax.Array:
+    """``blkproc`` sums: zero-pad bottom/right to a multiple of ``block`` and sum each block."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % block, (-w) % block
+    xp = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)])
+    hb, wb = (h + ph) // block, (w + pw) // block
+    xp = xp.reshape(*x.shape[:-2], hb, block, wb, block)
+    return xp.sum(axis=(-3, -1))
+
+
+def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
+    """``num / den`` with 0 where ``den == 0`` (gradient-safe)."""
+    ok = den != 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    """``sqrt(x)`` for ``x >= 0`` with a zero (not NaN) gradient at 0; exact values."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def soft_histogram_weights(x: jax.Array, bins: int, bandwidth: float) -> jax.Array:
+    """Gaussian (Parzen) bin memberships ``(N, bins)`` of values ``x`` in [0, 1], rows summing to 1.
+
+    Bin centres ``(k + 0.5) / bins``; ``bandwidth`` is the kernel's standard deviation in bins.
+    Differentiable in ``x`` (the soft histogram used by the MI loss option).
+    """
+    centres = (jnp.arange(bins, dtype=x.dtype) + 0.5) / bins
+    d = (x.reshape(-1, 1) - centres[None, :]) * (bins / bandwidth)
+    w = jnp.exp(-0.5 * d * d)
+    return w / jnp.sum(w, axis=1, keepdims=True)
+
+
+def box_mean_valid(x: jax.Array, size: int) -> jax.Array:
+    """Mean over every ``size x size`` window fully inside the image (MATLAB ``filter2(ones/s^2, x, 'valid')``).
+
+    Works for even sizes; output ``(H - size + 1, W - size + 1)``; direct sums (``ops.box_sum_valid``).
+    """
+    return box_sum_valid(x, size) / float(size * size)

@@ -1,0 +1,108 @@
+"""The metric registry: every metric with its direction, reference need and convention."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+__all__ = ["MetricInfo", "register_metric", "get_metric_info", "metric_names", "list_metrics"]
+
+Direction = Literal["higher", "lower", "zero"]
+ColourRule = Literal["channels", "side_by_side", "gray"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    """What the registry knows about one metric.
+
+    Attributes:
+      name: lower-case key used by :func:`jfusion.metrics.evaluate` and ``jfusion eval``.
+      fn: the pure function. General metrics: ``fn(sources (S, H, W), fused (H, W), **opts) -> ()``
+        on one channel; remote-sensing metrics: ``fn(reference_or_ms, fused, ...)`` on ``(H, W, B)``.
+      direction: ``"higher"`` / ``"lower"`` is better, or ``"zero"`` (ideal value 0, sign meaningful).
+      needs_reference: True when a ground-truth image is required (Wald's protocol).
+      convention: the default convention and where it comes from (e.g. ``"vifb"``).
+      family: the module that implements it.
+      colour: how RGB is reduced under the reference convention: per-channel mean (``channels``),
+        channels laid side by side (VIFB SF quirk, ``side_by_side``) or ``rgb2gray`` first (``gray``).
+      kind: ``"fusion"`` (sources + fused), ``"remote"`` (reference + fused) or ``"remote_noref"``
+        (MS + PAN + fused).
+      description: one line for tables and ``--help``.
+      inputs: the positional arguments ``fn`` takes, named from ``sources``, ``fused``,
+        ``reference``, ``ms``, ``pan``.
+      n_sources: the exact number of sources the metric is defined for (None: any S >= 2).
+    """
+
+    name: str
+    fn: Callable
+    direction: Direction
+    needs_reference: bool
+    convention: str
+    family: str
+    colour: ColourRule = "channels"
+    kind: Literal["fusion", "remote", "remote_noref"] = "fusion"
+    description: str = ""
+    n_sources: int | None = None
+    inputs: tuple[str, ...] = ("sources", "fused")
+
+
+_DEFAULT_INPUTS = {
+    "fusion": ("sources", "fused"),
+    "remote": ("reference", "fused"),
+    "remote_noref": ("ms", "pan", "fused"),
+}
+_REGISTRY: dict[str, MetricInfo] = {}
+
+
+def register_metric(
+    name: str,
+    *,
+    direction: Direction,
+    convention: str,
+    needs_reference: bool = False,
+    colour: ColourRule = "channels",
+    kind: Literal["fusion", "remote", "remote_noref"] = "fusion",
+    description: str = "",
+    n_sources: int | None = None,
+    inputs: tuple[str, ...] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged."""
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} registered twice")
+        _REGISTRY[name] = MetricInfo(
+            name=name,
+            fn=fn,
+            direction=direction,
+            needs_reference=needs_reference,
+            convention=convention,
+            family=fn.__module__.rsplit(".", 1)[-1],
+            colour=colour,
+            kind=kind,
+            description=description or (fn.__doc__ or "").strip().splitlines()[0],
+            n_sources=n_sources,
+            inputs=inputs or _DEFAULT_INPUTS[kind],
+        )
+        return fn
+
+    return deco
+
+
+def get_metric_info(name: str) -> MetricInfo:
+    """The registry entry of ``name`` (case-insensitive); ValueError listing the names otherwise."""
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
+
+
+def metric_names(kind: str | None = None) -> list[str]:
+    """Registered names in registration order, optionally of one ``kind``."""
+    return [n for n, i in _REGISTRY.items() if kind is None or i.kind == kind]
+
+
+def list_metrics(kind: str | None = None) -> list[MetricInfo]:
+    """Registry entries (name, direction, needs_reference, convention, ...) in registration order."""
+    return [_REGISTRY[n] for n in metric_names(kind)]

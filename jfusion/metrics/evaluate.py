@@ -1,0 +1,286 @@
+"""``evaluate`` / ``evaluate_batch``: named metrics on one scene or a batch, with the benchmarks' colour rules.
+
+Images come in as everywhere in jfusion (float in [0, 1], uint8 or uint16); they are mapped
+to the references' grey-level scale 0..255 here, once. 8-bit data that went through ``/255``
+is snapped back to exact integers (``quantize=None`` detects it), which is what the MATLAB
+references see after ``double(imread(...))``. Remote-sensing metrics take their arrays in the
+sensor's own scale (no [0, 1] check).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jfusion.errors import FusionInputError, validate_image, validate_sources
+from jfusion.metrics._registry import MetricInfo, get_metric_info
+from jfusion.ops import RGB_TO_GRAY
+
+__all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
+
+VIFB_METRICS = ("ce", "en", "mi", "psnr", "ag", "ei", "qabf", "sd", "sf", "rmse", "ssim", "qcb", "qcv")
+DEFAULT_METRICS = VIFB_METRICS
+REMOTE_DEFAULT = ("q2n", "sam", "ergas", "scc", "uiqi")
+COLOUR_RULES = ("vifb", "mefb", "gray", "channels")
+# MATLAB rgb2gray weights (metrics_spec.md P4), full precision.
+_GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+
+
+def _float_dtype() -> Any:
+    return jnp.result_type(float)
+
+
+def _snap(v: np.ndarray, quantize: bool | None) -> np.ndarray:
+    r = np.round(v)
+    if quantize is None:
+        quantize = bool(np.all(np.abs(v - r) < 1e-3))
+    return r if quantize else v
+
+
+def prepare_fusion_inputs(
+    sources: Any, fused: ArrayLike, *, colour: str = "vifb", quantize: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate one scene and return ``(sources, fused, side_by_side_ok)`` on the 0..255 scale (float64).
+
+    Shapes after this step: sources ``(S, H, W)`` or ``(S, H, W, C)``, fused ``(H, W)`` or ``(H, W, C)``
+    with the same channel count. Colour rules (metrics_spec.md 3.0):
+
+    * ``"vifb"`` / ``"channels"``: grey sources next to an RGB fused image are repeated per channel;
+      an RGB source next to a grey fused image is converted with ``rgb2gray``.
+    * ``"mefb"``: like ``vifb`` but grey sources with an RGB fused image keep only its red channel.
+    * ``"gray"``: everything RGB is converted with MATLAB's ``rgb2gray`` weights.
+
+    Raises:
+      FusionInputError: NaN/Inf, sizes that differ, fewer than two sources, bad dtypes or ranges.
+    """
+    if colour not in COLOUR_RULES:
+        raise FusionInputError(f"colour: must be one of {COLOUR_RULES}, got {colour!r}.")
+    raw = sources if not hasattr(sources, "shape") else [np.asarray(sources)[i] for i in range(np.asarray(sources).shape[0])]
+    src_gray = all(np.asarray(s).ndim == 2 or np.asarray(s).shape[-1] == 1 for s in raw) if isinstance(raw, Sequence) else False
+    x = validate_sources(sources).astype(np.float64) * 255.0
+    f = validate_image(fused, "fused").astype(np.float64) * 255.0
+    if f.ndim == 3 and f.shape[-1] == 1:
+        f = f[..., 0]
+    if f.shape[:2] != x.shape[1:3]:
+        raise FusionInputError(
+            f"fused: size {f.shape[:2]} differs from the sources' {x.shape[1:3]}; pass the fused image of this scene."
+        )
+    x, f = _snap(x, quantize), _snap(f, quantize)
+    fc = 1 if f.ndim == 2 else f.shape[-1]
+    xc = 1 if x.ndim == 3 else x.shape[-1]
+    if colour == "gray":
+        if fc == 3:
+            f = f @ _GRAY
+        if xc == 3:
+            x = x @ _GRAY
+        return x, f, False
+    if fc == 1 and xc > 1:
+        if xc != 3:
+            raise FusionInputError(f"fused: is grey but the sources have {xc} bands; pass a fused image with {xc} bands.")
+        x = x @ _GRAY
+    elif fc > 1 and xc != fc:
+        if colour == "mefb" and src_gray and fc == 3:
+            f = f[..., 0]
+            x = x if x.ndim == 3 else x[..., 0]
+        elif xc == 1:
+            x = np.repeat(x[..., None], fc, axis=-1)
+        else:
+            raise FusionInputError(f"fused: has {fc} bands but the sources have {xc}; the band counts must match.")
+    return x, f, colour == "vifb"
+
+
+def _resolve(metrics: Sequence[str] | str | None, default: Sequence[str]) -> tuple[MetricInfo, ...]:
+    if metrics is None:
+        metrics = default
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    try:
+        return tuple(get_metric_info(m) for m in metrics)
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
+
+
+def _freeze(options: Mapping[str, Mapping[str, Any]] | None) -> tuple:
+    if not options:
+        return ()
+    try:
+        frozen = tuple(sorted((k.lower(), tuple(sorted(v.items()))) for k, v in options.items()))
+        hash(frozen)
+    except (TypeError, AttributeError):
+        raise FusionInputError("options: pass {metric_name: {option: hashable value}}.") from None
+    return frozen
+
+
+def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: bool, opts: dict) -> jax.Array:
+    fn = functools.partial(info.fn, data_range=255.0, **opts)
+    if f.ndim == 2:
+        return fn(x, f)
+    if info.colour == "gray" and f.shape[-1] == 3:
+        g = jnp.asarray(_GRAY, x.dtype)
+        return fn(x @ g, f @ g)
+    if side_by_side and info.colour == "side_by_side":
+        cat = lambda v: jnp.concatenate(jnp.moveaxis(v, -1, 0), axis=-1)  # noqa: E731  [R | G | B]
+        return fn(jax.vmap(cat)(x), cat(f))
+    return jnp.mean(jax.vmap(fn, in_axes=(-1, -1))(x, f))
+
+
+@functools.lru_cache(maxsize=64)
+def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    opts = {k: dict(v) for k, v in frozen}
+
+    def compute(x: jax.Array, f: jax.Array) -> dict[str, jax.Array]:
+        return {n: _apply_channels(get_metric_info(n), x, f, side_by_side, opts.get(n, {})) for n in names}
+
+    return compute
+
+
+def _check_sources(infos: Sequence[MetricInfo], n: int) -> None:
+    for info in infos:
+        if info.n_sources is not None and info.n_sources != n:
+            raise FusionInputError(f"metrics: {info.name!r} is defined for {info.n_sources} sources, got {n}.")
+
+
+def _remote_arrays(name: str, arr: Any) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype == object or a.size == 0:
+        raise FusionInputError(f"{name}: pass a non-empty numeric array (H, W, B).")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise FusionInputError(f"{name}: contains NaN/Inf values.")
+    return a if a.ndim == 3 else a[..., None] if a.ndim == 2 else a
+
+
+def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, float]:
+    opts = {k: dict(v) for k, v in frozen}
+    f = _remote_arrays("fused", fused)
+    out: dict[str, float] = {}
+    arrays: dict[str, np.ndarray] = {"fused": f}
+    if any("reference" in i.inputs for i in infos):
+        if reference is None:
+            raise FusionInputError("reference: these metrics need the ground-truth image (Wald's protocol).")
+        arrays["reference"] = _remote_arrays("reference", reference)
+        if arrays["reference"].shape != f.shape:
+            raise FusionInputError(f"reference: shape {arrays['reference'].shape} differs from fused {f.shape}.")
+    if any("ms" in i.inputs for i in infos):
+        if sources is None or len(sources) != 2:
+            raise FusionInputError("sources: pass (ms, pan) for the no-reference remote-sensing metrics.")
+        arrays["ms"] = _remote_arrays("sources[0] (ms)", sources[0])
+        arrays["pan"] = _remote_arrays("sources[1] (pan)", sources[1])[..., 0]
+    dt = _float_dtype()
+    for info in infos:
+        args = [jnp.asarray(arrays[k], dt) for k in info.inputs]
+        try:
+            out[info.name] = float(info.fn(*args, **opts.get(info.name, {})))
+        except ValueError as err:
+            raise FusionInputError(f"{info.name}: {err}") from None
+    return out
+
+
+def evaluate(
+    sources: Any,
+    fused: ArrayLike,
+    metrics: Sequence[str] | str | None = None,
+    reference: ArrayLike | None = None,
+    *,
+    colour: str = "vifb",
+    quantize: bool | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, float]:
+    """Objective metrics of one fused scene, as a dict ``{name: float}`` in the order asked.
+
+    Args:
+      sources: S >= 2 images ``(H, W)`` / ``(H, W, C)`` or a stack ``(S, H, W[, C])`` in [0, 1]
+        (uint8/uint16 accepted). For the no-reference remote-sensing metrics (``qnr``, ``d_lambda``,
+        ``d_s``): the pair ``(ms, pan)`` in sensor units.
+      fused: the fused image, same size as the sources.
+      metrics: registered names (``jfusion.metrics.list_metrics()``) or a comma-separated string;
+        default: VIFB's 13 metrics (or the reduced-resolution set when ``reference`` is given).
+      reference: ground truth ``(H, W, B)`` for the reference-based remote-sensing metrics.
+      colour: how colour images are reduced: ``"vifb"`` (per-channel mean; SF on the side-by-side
+        channels), ``"channels"`` (per-channel mean everywhere), ``"mefb"``, ``"gray"``.
+      quantize: snap ``255 x`` to integers (None: when the data are 8-bit levels to 1e-3).
+      options: per-metric keyword options, e.g. ``{"psnr": {"convention": "standard"}}``.
+
+    Returns:
+      ``{name: value}``; see each metric's direction in the registry.
+
+    Raises:
+      FusionInputError: unknown metric names, bad images (NaN/Inf, sizes, dtype, range) or a
+        metric that cannot take this many sources.
+    """
+    default = REMOTE_DEFAULT if reference is not None else DEFAULT_METRICS
+    infos = _resolve(metrics, default)
+    frozen = _freeze(options)
+    fusion = tuple(i for i in infos if i.kind == "fusion")
+    remote = tuple(i for i in infos if i.kind != "fusion")
+    out: dict[str, float] = {}
+    if remote:
+        out.update(_evaluate_remote(remote, sources, fused, reference, frozen))
+    if fusion:
+        x, f, sbs = prepare_fusion_inputs(sources, fused, colour=colour, quantize=quantize)
+        _check_sources(fusion, x.shape[0])
+        fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
+        dt = _float_dtype()
+        try:
+            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        except ValueError as err:
+            raise FusionInputError(f"metrics: {err}") from None
+        out.update({k: float(v) for k, v in res.items()})
+    return {i.name: out[i.name] for i in infos}
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    return jax.jit(_fusion_fn(names, frozen, side_by_side))
+
+
+@functools.lru_cache(maxsize=64)
+def _batched(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    return jax.jit(jax.vmap(_fusion_fn(names, frozen, side_by_side)))
+
+
+def evaluate_batch(
+    sources: ArrayLike,
+    fused: ArrayLike,
+    metrics: Sequence[str] | str | None = None,
+    *,
+    colour: str = "vifb",
+    quantize: bool | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, np.ndarray]:
+    """General fusion metrics of N scenes of one size in one vmapped, jitted call.
+
+    Args:
+      sources: ``(N, S, H, W)`` or ``(N, S, H, W, C)`` in [0, 1] (or uint8/uint16).
+      fused: ``(N, H, W)`` or ``(N, H, W, C)``.
+      metrics, colour, quantize, options: as in :func:`evaluate`.
+
+    Returns:
+      ``{name: array (N,)}``, equal to calling :func:`evaluate` per scene.
+    """
+    infos = _resolve(metrics, DEFAULT_METRICS)
+    if any(i.kind != "fusion" for i in infos):
+        raise FusionInputError("metrics: evaluate_batch takes general fusion metrics; call the remote ones per scene.")
+    src = np.asarray(sources)
+    fu = np.asarray(fused)
+    if src.ndim not in (4, 5) or fu.shape[0] != src.shape[0]:
+        raise FusionInputError(
+            f"sources/fused: expected (N, S, H, W[, C]) and (N, H, W[, C]) with the same N, got {src.shape} and {fu.shape}."
+        )
+    prepared = [prepare_fusion_inputs(src[i], fu[i], colour=colour, quantize=quantize) for i in range(src.shape[0])]
+    _check_sources(infos, prepared[0][0].shape[0])
+    x = np.stack([p[0] for p in prepared])
+    f = np.stack([p[1] for p in prepared])
+    fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
+    dt = _float_dtype()
+    try:
+        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
+    return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

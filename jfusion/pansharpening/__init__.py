@@ -1,0 +1,206 @@
+"""Remote-sensing fusion: pan-sharpening and MS/HS fusion under Wald's protocol.
+
+``pansharpen(ms, pan, method=..., ratio=None, sensor=None)`` is the entry point: MS
+``(h, w, B)`` and PAN ``(r h, r w)`` in the sensor's own scale in, ``(r h, r w, B)`` in the
+same scale out. Methods: ``list_pansharpening_methods()``; the pure (jit-able) function
+behind a name: ``get_pansharpening_method(name)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jfusion.errors import FusionInputError
+from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
+from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
+from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
+from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf
+
+__all__ = [
+    "PansharpeningInfo",
+    "SENSORS",
+    "Scene",
+    "degrade",
+    "get_pansharpening_method",
+    "list_pansharpening_methods",
+    "pansharpen",
+    "read_multiband",
+    "read_scene",
+    "reduced_resolution",
+    "validate_hs_pair",
+    "validate_pair",
+    "write_multiband",
+]
+
+
+def get_pansharpening_method(name: str):
+    """The pure function ``fn(ms, pan, *, ratio, sensor, **options)`` registered as ``name``."""
+    return get_info(name).fn
+
+
+def _finite(arr: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise FusionInputError(f"{name}: contains {n_bad} NaN/Inf value(s); mask or fill them (e.g. with the band median) first.")
+
+
+def _infer_bit_depth(ms: np.ndarray, pan: np.ndarray, dtype: np.dtype) -> int | None:
+    if dtype == np.uint8:
+        return 8
+    if dtype == np.uint16:
+        top = max(float(ms.max()), float(pan.max()))
+        return 11 if top < 2048 else 12 if top < 4096 else 14 if top < 16384 else 16
+    return None
+
+
+def validate_pair(
+    ms: ArrayLike,
+    pan: ArrayLike,
+    *,
+    ratio: int | None = None,
+    bit_depth: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, int | None]:
+    """Check an MS/PAN pair at the public boundary.
+
+    Returns ``(ms float32 (h, w, B), pan float32 (H, W), ratio, bit_depth)``; ``bit_depth``
+    is inferred for uint8 (8) and uint16 data (the smallest of 11/12/14/16 bits that holds
+    the values) and ``None`` for float data unless given.
+
+    Raises:
+      FusionInputError: wrong ranks, a size ratio that is not one integer for both axes (or
+        that contradicts ``ratio``), NaN/Inf, negative values or values above ``2**bit_depth - 1``.
+    """
+    try:
+        ms_raw = np.asarray(ms)
+        pan_raw = np.asarray(pan)
+    except Exception as err:
+        raise FusionInputError(f"ms/pan: cannot be read as arrays ({err}).") from err
+    for arr, name in ((ms_raw, "ms"), (pan_raw, "pan")):
+        if arr.dtype.kind not in "uif" or arr.size == 0:
+            raise FusionInputError(f"{name}: dtype {arr.dtype}, size {arr.size}; pass a non-empty numeric array.")
+    if ms_raw.ndim == 2:
+        ms_raw = ms_raw[..., None]
+    if pan_raw.ndim == 3 and pan_raw.shape[2] == 1:
+        pan_raw = pan_raw[..., 0]
+    if ms_raw.ndim != 3:
+        raise FusionInputError(f"ms: has shape {ms_raw.shape}; pass the multispectral image as (h, w, B), bands last.")
+    if pan_raw.ndim != 2:
+        raise FusionInputError(f"pan: has shape {pan_raw.shape}; pass the panchromatic image as (H, W).")
+    h, w, _ = ms_raw.shape
+    hp, wp = pan_raw.shape
+    if hp % h or wp % w or hp // h != wp // w or hp < h:
+        raise FusionInputError(
+            f"pan {pan_raw.shape} / ms {ms_raw.shape[:2]}: the size ratio is not one integer for both axes; "
+            "pass a PAN exactly r times the MS size (e.g. crop both to multiples of the ratio)."
+        )
+    r = hp // h
+    if ratio is not None and int(ratio) != r:
+        raise FusionInputError(f"ratio={ratio} but pan {pan_raw.shape} is {r} times ms {ms_raw.shape[:2]}; pass ratio={r} or matching images.")
+    ms_f = ms_raw.astype(np.float32)
+    pan_f = pan_raw.astype(np.float32)
+    _finite(ms_f, "ms")
+    _finite(pan_f, "pan")
+    depth = bit_depth if bit_depth is not None else _infer_bit_depth(ms_raw, pan_raw, ms_raw.dtype)
+    lo = min(float(ms_f.min()), float(pan_f.min()))
+    if lo < 0:
+        raise FusionInputError(f"ms/pan: negative values (min {lo:g}); pass radiance/DN data (>= 0) in the sensor's scale.")
+    if depth is not None:
+        top = 2.0**depth - 1.0
+        hi = max(float(ms_f.max()), float(pan_f.max()))
+        if hi > top * (1 + 1e-6):
+            raise FusionInputError(
+                f"ms/pan: values up to {hi:g} exceed the {depth}-bit range [0, {top:g}]; pass bit_depth= the data's true "
+                "radiometric depth (e.g. 11 for 11-bit data, 16 for full 16-bit)."
+            )
+    return ms_f, pan_f, r, depth
+
+
+def validate_hs_pair(hs: ArrayLike, hr: ArrayLike, *, ratio: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check an HS cube ``(h, w, L)`` and its high-resolution MS/RGB ``(r h, r w, C)``; returns float32 arrays and ``r``."""
+    hs_a = np.asarray(hs, np.float32)
+    hr_a = np.asarray(hr, np.float32)
+    if hs_a.ndim != 3 or hr_a.ndim != 3:
+        raise FusionInputError(f"hs {hs_a.shape} / ms {hr_a.shape}: pass the HS cube (h, w, L) and the high-resolution MS (H, W, C).")
+    _finite(hs_a, "hs")
+    _finite(hr_a, "ms")
+    h, w, _ = hs_a.shape
+    if hr_a.shape[0] % h or hr_a.shape[1] % w or hr_a.shape[0] // h != hr_a.shape[1] // w:
+        raise FusionInputError(f"ms {hr_a.shape[:2]} / hs {hs_a.shape[:2]}: the size ratio is not one integer; crop both to multiples of the ratio.")
+    r = hr_a.shape[0] // h
+    if ratio is not None and ratio != r:
+        raise FusionInputError(f"ratio={ratio} but the images are {r} apart; pass ratio={r}.")
+    return hs_a, hr_a, r
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(name: str, ratio: int, sensor: str | None, options: tuple[tuple[str, Any], ...]):
+    fn = get_info(name).fn
+    return jax.jit(functools.partial(fn, ratio=ratio, sensor=sensor, **dict(options)))
+
+
+def pansharpen(
+    ms: ArrayLike,
+    pan: ArrayLike,
+    method: str = "gsa",
+    ratio: int | None = None,
+    sensor: str | None = None,
+    *,
+    bit_depth: int | None = None,
+    **options: Any,
+) -> jax.Array:
+    """Pan-sharpen a multispectral image.
+
+    Args:
+      ms: ``(h, w, B)`` multispectral image in the sensor's scale (uint8/uint16/float).
+      pan: ``(r h, r w)`` panchromatic image, same scale.
+      method: a registered name (``list_pansharpening_methods()``): ``exp``, ``ihs``, ``gihs``,
+        ``brovey``, ``pca``, ``gs``, ``gsa``, ``atwt``, ``mtf-glp``, ``mtf-glp-hpm``, ``hpf`` and
+        the learned ``pnn``, ``pnn-residual``, ``drpnn``, ``srcnn-gs``, ``sae``; ``cnn3d-mshs`` takes
+        an HS cube as ``ms`` and the high-resolution MS/RGB ``(H, W, C)`` as ``pan``.
+      ratio: the PAN/MS ratio (inferred from the shapes; checked when given).
+      sensor: sensor name for MTF gains and learned weights (``QB``, ``IKONOS``, ``GeoEye1``,
+        ``WV2``, ``WV3``; ``None`` = generic MTF).
+      bit_depth: radiometric depth (inferred for integer input; learned methods need it for float input).
+      **options: method options (e.g. ``interp="bicubic"``).
+
+    Returns:
+      ``(r h, r w, B)`` float32 in the sensor's scale.
+
+    Raises:
+      FusionInputError: see :func:`validate_pair`; unknown method or sensor.
+    """
+    try:
+        info = get_info(method)
+    except ValueError as err:
+        raise FusionInputError(str(err)) from None
+    if info.family == "mshs":
+        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
+    try:
+        sensor_mtf(sensor)
+    except ValueError as err:
+        raise FusionInputError(str(err)) from None
+    ms_f, pan_f, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
+    if options.get("interp", "23tap") == "23tap" and r & (r - 1):
+        options = {**options, "interp": "bicubic"}
+    if info.learned:
+        if depth is None:
+            depth = 16 if max(float(ms_f.max()), float(pan_f.max())) > 1.0 else 0
+            if depth == 0:
+                raise FusionInputError(
+                    "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
+                    "sensor units with bit_depth= (e.g. 11)."
+                )
+        return info.fn(jnp.asarray(ms_f), jnp.asarray(pan_f), ratio=r, sensor=sensor, bit_depth=depth, **options)
+    try:
+        key = tuple(sorted(options.items()))
+        hash(key)
+    except TypeError:
+        return info.fn(jnp.asarray(ms_f), jnp.asarray(pan_f), ratio=r, sensor=sensor, **options)
+    return _compiled(method, r, sensor, key)(jnp.asarray(ms_f), jnp.asarray(pan_f))

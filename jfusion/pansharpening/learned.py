@@ -1,0 +1,326 @@
+"""Learned pan-sharpening: PNN, residual PNN, DRPNN, SRCNN + Gram-Schmidt, stacked sparse AE.
+
+Inputs follow the conventions of the PNN family's released code (and of Wald's protocol in
+:mod:`jfusion.pansharpening.wald`): the MS is interpolated to the PAN grid with the 23-tap
+interpolator, stacked with the PAN (MS bands first, PAN last, optional radiometric indices
+after), and divided by ``2**bit_depth``. 'Valid' networks see the input replicate-padded by
+their receptive margin so that the output keeps the PAN size. Outputs are scaled back to the
+sensor's units.
+
+Weights: :func:`load_weights` reads ``jfusion/weights/pansharpening/<model>-<sensor>.npz``,
+produced by ``jfusion train <model> --scene <file.mat>`` (see
+:mod:`jfusion.training.pansharpening`); a model/sensor pair without shipped weights raises
+:class:`jfusion.FusionInputError` naming what exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.typing import ArrayLike
+
+from jfusion.errors import FusionInputError
+from jfusion.models.pansharpening import DRPNN, PNN, SRCNN, StackedSAE
+from jfusion.ops.patches import extract_patches, fold_patches
+from jfusion.pansharpening import cs
+from jfusion.pansharpening.registry import register
+from jfusion.pansharpening.wald import Interp, sensor_mtf, upsample_ms
+
+__all__ = [
+    "ModelSpec",
+    "SPECS",
+    "WEIGHTS_DIR",
+    "radiometric_indices",
+    "network_inputs",
+    "build_model",
+    "save_weights",
+    "load_weights",
+    "load_scarpa_pnn",
+    "apply_network",
+    "sae_patch_size",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "pansharpening"
+# Patch contrast gain of the SAE: mean-free patches of data scaled by 2**bit_depth deviate by a few
+# hundredths; amplified by 8 they use the sigmoid units' range around 0.5.
+SAE_GAIN = 8.0
+_EPS = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Architecture and input convention of one learned method.
+
+    Attributes:
+      kind: ``"pnn"``, ``"drpnn"``, ``"srcnn"`` or ``"sae"``.
+      residual: the network adds the interpolated MS (PNN family).
+      indices: append NDVI and NDWI to the input (PNN's radiometric-index variant).
+      features, kernels: layer sizes.
+      loss: training loss, ``"l2"`` or ``"l1"``.
+    """
+
+    kind: str
+    residual: bool = False
+    indices: bool = False
+    features: tuple[int, ...] = (64, 32)
+    kernels: tuple[int, ...] = (9, 5, 5)
+    loss: str = "l2"
+
+
+# Layer widths are narrower than the papers' (64/32 for PNN, 64 for DRPNN) so that each model
+# trains in minutes on a shared CPU; the layouts (kernel sizes, depth, inputs, outputs) are the papers'.
+SPECS: dict[str, ModelSpec] = {
+    # Masi et al. 2016, the radiometric-index input variant (MS~, PAN, NDVI, NDWI), direct output, L2.
+    "pnn": ModelSpec("pnn", residual=False, indices=True, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
+    # Rao et al. 2017: the same network predicting the residual to the interpolated MS, L2.
+    "pnn-residual": ModelSpec("pnn", residual=True, indices=False, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
+    # Wei et al. 2017: 11 layers of 7x7, residual on [MS~, PAN] then a 7x7 conv to B bands.
+    "drpnn": ModelSpec("drpnn", features=(16,), kernels=(7,), loss="l2"),
+    # Zhong et al. 2016: SRCNN (9-5-5) on the intensity, then Gram-Schmidt.
+    "srcnn-gs": ModelSpec("srcnn", residual=True, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
+    # Huang et al. 2015: stacked sparse denoising AEs on 7x7 patches, hidden sizes 128 and 64.
+    "sae": ModelSpec("sae", features=(128, 64), kernels=(7,), loss="l2"),
+}
+
+
+def _band_roles(n_bands: int) -> tuple[int, int, int]:
+    """Indices of (green, red, NIR) bands: 4-band B,G,R,NIR sensors or the 8-band WorldView-2/3 order."""
+    if n_bands >= 8:
+        return 2, 4, 6
+    if n_bands >= 4:
+        return 1, 2, 3
+    raise FusionInputError(f"ms: {n_bands} band(s); radiometric indices need green, red and NIR bands (4 or 8 bands).")
+
+
+def radiometric_indices(ms_up: jax.Array) -> jax.Array:
+    """NDVI ``(NIR - R)/(NIR + R)`` and NDWI ``(G - NIR)/(G + NIR)`` of ``(H, W, B)``: ``(H, W, 2)`` in [-1, 1]."""
+    g, r, n = _band_roles(ms_up.shape[-1])
+    ndvi = (ms_up[..., n] - ms_up[..., r]) / (ms_up[..., n] + ms_up[..., r] + _EPS)
+    ndwi = (ms_up[..., g] - ms_up[..., n]) / (ms_up[..., g] + ms_up[..., n] + _EPS)
+    return jnp.stack([ndvi, ndwi], -1)
+
+
+def network_inputs(ms: ArrayLike, pan: ArrayLike, *, ratio: int, bit_depth: int, interp: Interp = "23tap", indices: bool = False) -> jax.Array:
+    """``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` as ``(H, W, B + 1 (+ 2))`` (indices are not scaled)."""
+    ms_up = upsample_ms(ms, ratio, interp)
+    scale = 2.0**bit_depth
+    x = jnp.concatenate([ms_up, jnp.asarray(pan, jnp.float32)[..., None]], -1) / scale
+    if indices:
+        x = jnp.concatenate([x, radiometric_indices(ms_up)], -1)
+    return x
+
+
+def sae_patch_size(spec: ModelSpec) -> int:
+    return spec.kernels[0]
+
+
+def build_model(name: str, bands: int, *, seed: int = 0) -> nnx.Module:
+    """A freshly initialised model of method ``name`` for ``bands`` MS bands."""
+    spec = SPECS[name]
+    rngs = nnx.Rngs(seed)
+    if spec.kind == "pnn":
+        c_in = bands + 1 + (2 if spec.indices else 0)
+        return PNN(c_in, bands, features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
+    if spec.kind == "drpnn":
+        return DRPNN(bands + 1, bands, features=spec.features[0], kernel=spec.kernels[0], rngs=rngs)
+    if spec.kind == "srcnn":
+        return SRCNN(features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
+    if spec.kind == "sae":
+        p = sae_patch_size(spec)
+        return StackedSAE(p * p, spec.features, rngs=rngs)  # type: ignore[arg-type]
+    raise KeyError(name)
+
+
+def _flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
+    state = nnx.state(model, nnx.Param)
+    flat = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        flat[key] = np.asarray(leaf)
+    return flat
+
+
+def save_weights(model: nnx.Module, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write the model's parameters (``.npz``) and ``meta`` (JSON string inside the file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, __meta__=np.asarray(json.dumps(meta)), **_flat_params(model))
+    return path
+
+
+def _sensor_key(sensor: str | None) -> str:
+    return sensor_mtf(sensor).name
+
+
+@functools.lru_cache(maxsize=32)
+def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
+    """The shipped model of method ``name`` for ``sensor``, with its metadata.
+
+    Raises:
+      FusionInputError: no weights for that sensor, or a band count that differs from the
+        one the model was trained for.
+    """
+    key = _sensor_key(sensor)
+    path = WEIGHTS_DIR / f"{name}-{key}.npz"
+    if not path.exists():
+        have = sorted(p.stem for p in WEIGHTS_DIR.glob(f"{name}-*.npz"))
+        raise FusionInputError(
+            f"method {name!r}: no shipped weights for sensor {sensor!r}; pass sensor= one of "
+            f"{[h.split('-', len(name.split('-')))[-1] for h in have] or 'none available'} or train them with "
+            f"`jfusion train {name} --scene <scene.mat>`."
+        )
+    data = np.load(path)
+    meta = json.loads(str(data["__meta__"]))
+    if int(meta["bands"]) != bands:
+        raise FusionInputError(
+            f"method {name!r}: the {key} model was trained for {meta['bands']} bands but ms has {bands}; "
+            f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
+        )
+    model = build_model(name, bands)
+    state = nnx.state(model, nnx.Param)
+    leaves_with_path = jax.tree_util.tree_leaves_with_path(state)
+    new_leaves = []
+    for path_, leaf in leaves_with_path:
+        k = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path_)
+        arr = data[k]
+        if arr.shape != leaf.shape:
+            raise FusionInputError(f"{path}: parameter {k} has shape {arr.shape}, expected {leaf.shape}.")
+        new_leaves.append(jnp.asarray(arr))
+    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), new_leaves))
+    return model, meta
+
+
+def load_scarpa_pnn(path: str | Path) -> PNN:
+    """Load a released GRIP-UNINA PNN network (``PNN_model_10000.mat``) into a residual :class:`PNN`.
+
+    The file stores Theano weights ``(out, in, kh, kw)`` used as cross-correlation, as Flax
+    does; they become Flax kernels ``(kh, kw, in, out)``. Test oracle only, never shipped.
+    """
+    import scipy.io as sio
+
+    d = sio.loadmat(path)
+    layers = [np.asarray(a, np.float32) for a in d["layers"][0]]
+    w1, b1, w2, b2, w3, b3 = layers
+    bands = w3.shape[0]
+    model = PNN(
+        w1.shape[1], bands, features=(w1.shape[0], w2.shape[0]), kernels=(w1.shape[2], w2.shape[2], w3.shape[2]),
+        residual=bool(np.asarray(d.get("residual", [[1]])).ravel()[0]), rngs=nnx.Rngs(0),
+    )
+    for conv, w, b in ((model.conv1, w1, b1), (model.conv2, w2, b2), (model.conv3, w3, b3)):
+        conv.kernel[...] = jnp.asarray(w.transpose(2, 3, 1, 0))
+        conv.bias[...] = jnp.asarray(b.ravel())
+    return model
+
+
+def _apply(graphdef, state, x):
+    return nnx.merge(graphdef, state)(x)
+
+
+_apply_jit = jax.jit(_apply, static_argnums=0)
+
+
+def apply_network(model: nnx.Module, x: jax.Array, margin: int = 0) -> jax.Array:
+    """Run an image model on one ``(H, W, C)`` input, replicate-padding by ``margin`` first; ``(H, W, out)``."""
+    if margin:
+        x = jnp.pad(x, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
+    graphdef, state = nnx.split(model)
+    return _apply_jit(graphdef, state, x[None])[0]
+
+
+def _pnn_family(name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap") -> jax.Array:
+    spec = SPECS[name]
+    ms = jnp.asarray(ms, jnp.float32)
+    model, _ = load_weights(name, sensor, int(ms.shape[-1]))
+    x = network_inputs(ms, pan, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+    margin = model.margin if spec.kind == "pnn" else 0
+    return apply_network(model, x, margin) * 2.0**bit_depth
+
+
+@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016")
+def pnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+    """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
+    return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+
+
+@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)")
+def pnn_residual(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+    """Residual PNN: the PNN predicts the difference to the interpolated MS."""
+    return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+
+
+@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017")
+def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+    """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
+    return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+
+
+@register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016")
+def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic") -> jax.Array:
+    """SRCNN + GS: SRCNN sharpens the GIHS intensity of the bicubic MS, then Gram-Schmidt with the PAN.
+
+    1. MS~ = bicubic MS; I = band mean; I' = SRCNN(I) (trained on the sensor's PAN at reduced
+       resolution); enhanced MS = MS~ + (I' - I) (inverse fast IHS).
+    2. PAN moment-matched to the mean band of the enhanced MS.
+    3. Gram-Schmidt (mode average) of the enhanced MS with that PAN.
+    """
+    ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
+    model, _ = load_weights("srcnn-gs", sensor, 1)
+    scale = 2.0**bit_depth
+    ms_up = upsample_ms(ms, ratio, interp)
+    i = ms_up.mean(-1)
+    i_sr = apply_network(model, i[..., None] / scale)[..., 0] * scale
+    enhanced = ms_up + (i_sr - i)[..., None]
+    intensity = enhanced.mean(-1)
+    p = cs.match_moments(pan, intensity)
+    return cs.inject(enhanced, p - intensity, cs.cov_gains(enhanced, intensity))
+
+
+def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) -> jax.Array:
+    """Restore one interpolated band ``(H, W)`` in [0, 1] with the stacked SAE, patch by patch (vmapped).
+
+    Each patch has its mean removed, is amplified by ``SAE_GAIN`` and shifted to 0.5 (into the
+    sigmoid's working range), passed through
+    the network, shifted back; overlapping patches are averaged.
+    """
+    patches = extract_patches(band, patch, stride)  # (N, p, p)
+    flat = patches.reshape(patches.shape[0], -1)
+    mu = flat.mean(-1, keepdims=True)
+    graphdef, state = nnx.split(model)
+    out = (jax.vmap(lambda v: nnx.merge(graphdef, state)(v))((flat - mu) * SAE_GAIN + 0.5) - 0.5) / SAE_GAIN + mu
+    return fold_patches(out.reshape(patches.shape), band.shape, patch, stride)
+
+
+@register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)")
+def sae(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
+    interp: Interp = "23tap", stride: int = 2,
+) -> jax.Array:
+    """Stacked sparse denoising AE (trained LR-PAN -> HR-PAN) restores each interpolated MS band.
+
+    Then, as in Huang et al., the PAN's high frequencies are injected: F_k = SAE(MS~_k) +
+    (P_k - SAE(P_k^L)) with P_k the PAN matched to the restored band and P_k^L its
+    MTF-degraded, re-interpolated version.
+    """
+    from jfusion.pansharpening.mra import glp_lowpass, matched_pan
+
+    ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
+    model, meta = load_weights("sae", sensor, 1)
+    patch = int(meta.get("patch", 7))
+    scale = 2.0**bit_depth
+    ms_up = upsample_ms(ms, ratio, interp)
+    restore = jax.jit(lambda b: sae_restore(model, b, patch=patch, stride=stride))
+    hr = jax.vmap(restore, in_axes=-1, out_axes=-1)(ms_up / scale) * scale
+    p = matched_pan(pan, hr)
+    p_low = glp_lowpass(p, ratio=ratio, sensor=sensor)
+    p_low_restored = jax.vmap(restore, in_axes=-1, out_axes=-1)(p_low / scale) * scale
+    return hr + (p - p_low_restored)
