@@ -40,7 +40,7 @@ def test_fuse_three_sources(rng):
 def test_grey_plus_colour_keeps_colour_chroma(rng):
     grey = rng.random((16, 16)).astype(np.float32)
     colour = rng.random((16, 16, 3)).astype(np.float32)
-    out = np.asarray(jfusion.fuse([grey, colour], method="laplacian"))
+    out = np.asarray(jfusion.fuse([grey, colour], method="laplacian", clip=False))  # clipping would alter chroma
     assert out.shape == (16, 16, 3)
     ycc_out = np.asarray(jfusion.ops.rgb_to_ycbcr(out))
     ycc_col = np.asarray(jfusion.ops.rgb_to_ycbcr(colour))
@@ -141,3 +141,13 @@ def test_api_conventions_prng_key_named_key_and_first():
         assert "rng" not in params and "prng" not in params, qual
         if "key" in params:
             assert params[0] == "key", f"{qual}: `key` must be the first argument"
+
+
+def test_rgb_result_is_clipped_when_method_clips(rng):
+    # saturated colours on bright luma: fused Y and fused chroma each in range, RGB not
+    a = np.zeros((16, 16, 3), np.float32)
+    a[..., 0] = 1.0
+    b = np.ones((16, 16, 3), np.float32)
+    b[..., 2] = 0.0
+    out = np.asarray(jfusion.fuse([a, b], method="laplacian", levels=2))
+    assert out.min() >= 0.0 and out.max() <= 1.0

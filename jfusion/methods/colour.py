@@ -20,17 +20,31 @@ from jfusion.ops.colour import rgb_to_ycbcr, ycbcr_to_rgb
 __all__ = ["fuse_channels", "fuse_chroma"]
 
 
+def _sum_sources(x: jax.Array) -> jax.Array:
+    # S is small and static: adding the planes is much faster on XLA:CPU than a reduce
+    # over the leading (major) axis, and identical in value.
+    out = x[0]
+    for i in range(1, x.shape[0]):
+        out = out + x[i]
+    return out
+
+
 def fuse_chroma(chroma: ArrayLike, eps: float = 1e-12) -> jax.Array:
     """Fuse chroma planes ``(S, H, W)`` centred on 0.5 with weights ``|c - 0.5|``."""
     chroma = jnp.asarray(chroma)
     w = jnp.abs(chroma - 0.5)
-    den = jnp.sum(w, axis=0)
-    num = jnp.sum(w * chroma, axis=0)
-    return jnp.where(den > eps, num / jnp.maximum(den, eps), jnp.mean(chroma, axis=0))
+    den = _sum_sources(w)
+    num = _sum_sources(w * chroma)
+    mean = _sum_sources(chroma) / chroma.shape[0]
+    return jnp.where(den > eps, num / jnp.maximum(den, eps), mean)
 
 
-def fuse_channels(core: Callable[[jax.Array], jax.Array], sources: ArrayLike) -> jax.Array:
-    """Apply a single-channel fusion ``core((S, H, W)) -> (H, W)`` to grey, RGB or multiband sources."""
+def fuse_channels(core: Callable[[jax.Array], jax.Array], sources: ArrayLike, *, clip: bool = False) -> jax.Array:
+    """Apply a single-channel fusion ``core((S, H, W)) -> (H, W)`` to grey, RGB or multiband sources.
+
+    ``clip`` clips an RGB result to [0, 1]: fused luma and fused chroma can each be in range while
+    their combination is not (a saturated chroma on a bright luma).
+    """
     sources = jnp.asarray(sources)
     if sources.ndim == 3:
         return core(sources)
@@ -44,5 +58,6 @@ def fuse_channels(core: Callable[[jax.Array], jax.Array], sources: ArrayLike) ->
         y = core(ycc[..., 0])
         cb = fuse_chroma(ycc[..., 1])
         cr = fuse_chroma(ycc[..., 2])
-        return ycbcr_to_rgb(jnp.stack([y, cb, cr], axis=-1))
+        rgb = ycbcr_to_rgb(jnp.stack([y, cb, cr], axis=-1))
+        return jnp.clip(rgb, 0.0, 1.0) if clip else rgb
     return jax.vmap(core, in_axes=-1, out_axes=-1)(sources)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Literal
 
@@ -62,13 +63,18 @@ def register(
             raise ValueError(f"unknown task {t!r}; known: {TASKS}")
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+        clip_param = inspect.signature(core).parameters.get("clip")
+        default_clip = bool(clip_param.default) if clip_param is not None and clip_param.default is not clip_param.empty else False
         if colour == "native":
             public = core
         else:
 
             @functools.wraps(core)
             def public(sources, **options):
-                return fuse_channels(functools.partial(core, **options), sources)
+                # Methods clip to [0, 1] unless called with clip=False; RGB is clipped after YCbCr.
+                return fuse_channels(
+                    functools.partial(core, **options), sources, clip=bool(options.get("clip", default_clip))
+                )
 
         summary = (core.__doc__ or "").strip().splitlines()[0] if core.__doc__ else ""
         _REGISTRY[name] = MethodInfo(
