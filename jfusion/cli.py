@@ -208,6 +208,7 @@ def train_dictionary_cmd(
 ) -> None:
     """Learn a convolutional dictionary (CSR fusion) from natural images; writes it with a manifest."""
     import os
+    import sys
     from pathlib import Path
 
     from jfusion.sparse.dictionary import DICTIONARY_DIR
@@ -220,6 +221,8 @@ def train_dictionary_cmd(
     m = train_dictionary(
         folder, Path(out) if out else DICTIONARY_DIR, name=name, num_filters=num_filters, filter_size=filter_size,
         lmbda=lmbda, num_iter=iterations, num_images=num_images, crop=crop, seed=seed,
+        command=" ".join(["jfusion train dictionary", *sys.argv[sys.argv.index("dictionary") + 1 :]])
+        if "dictionary" in sys.argv else None,
     )
     typer.echo(f"{m['name']}: {m['shape']} objective {m['objective_first']:.4g} -> {m['objective_final']:.4g} "
                f"in {m['seconds']} s")
@@ -348,3 +351,125 @@ def pansharpening_scores_cmd(
         typer.echo(f"{key:28s} Q2n {m['q2n']:.4f} (EXP {e['q2n']:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})")
     for key in entries.get("not_shipped", {}):
         typer.echo(f"{key:28s} not shipped: does not beat EXP")
+
+
+# ---------------------------------------------------------------------------
+# eval: objective metrics (jfusion.metrics)
+# ---------------------------------------------------------------------------
+def _metric_table_rows(rows: list[tuple[str, dict[str, float]]], names: list[str]) -> list[list[str]]:
+    import math
+
+    out = [[stem] + [f"{r[n]:.6g}" for n in names] for stem, r in rows]
+    if len(rows) > 1:
+        means = []
+        for n in names:
+            vals = [r[n] for _, r in rows if math.isfinite(r[n])]
+            means.append(f"{sum(vals) / len(vals):.6g}" if vals else "nan")
+        out.append(["mean"] + means)
+    return out
+
+
+@app.command("eval")
+def eval_cmd(
+    sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
+    fused: Path = typer.Option(..., "-f", "--fused", help="The fused image, or a folder of fused images named like the sources."),
+    metrics: str = typer.Option(
+        "ce,en,mi,psnr,ag,ei,qabf,sd,sf,rmse,ssim,qcb,qcv", "-m", "--metrics", help="Comma-separated metric names (`jfusion eval --list`)."
+    ),
+    colour: str = typer.Option("vifb", "--colour", help="Colour rule: vifb, channels, mefb or gray."),
+    option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Metric option METRIC.KEY=VALUE, e.g. psnr.convention=standard."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write the table (per image and mean) as CSV."),
+    md_path: Optional[Path] = typer.Option(None, "--md", help="Write the table as Markdown."),
+) -> None:
+    """Objective fusion metrics of fused images against their sources: a table per image plus the mean."""
+    import csv
+
+    from rich.console import Console
+    from rich.progress import track
+    from rich.table import Table
+
+    from jfusion.errors import FusionInputError
+    from jfusion.io import read_image
+    from jfusion.metrics import evaluate, get_metric_info
+
+    names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
+    try:
+        infos = [get_metric_info(n) for n in names]
+    except ValueError as err:
+        _fail(str(err))
+    if any(i.kind != "fusion" for i in infos):
+        _fail("jfusion eval takes general fusion metrics; remote-sensing indices are in `jfusion pansharpen` / jfusion.metrics.remote.")
+    per_metric: dict[str, dict[str, Any]] = {}
+    for key, value in parse_options(option).items():
+        if "." not in key:
+            _fail(f"option {key!r}: write METRIC.KEY=VALUE, e.g. psnr.convention=standard.")
+        m, k = key.split(".", 1)
+        per_metric.setdefault(m.lower(), {})[k] = value
+    missing = [str(p) for p in [*sources, fused] if not p.exists()]
+    if missing:
+        _fail(f"no such file or folder: {', '.join(missing)}")
+    if len(sources) < 2:
+        _fail("metrics need at least two sources.")
+    if all(p.is_dir() for p in sources) and fused.is_dir():
+        scenes = [(stem, paths[:-1], paths[-1]) for stem, paths in _matching_files([*sources, fused])]
+        if not scenes:
+            _fail("the folders share no image names; name matching files alike (e.g. VI/01.png, IR/01.png, fused/01.png).")
+    elif not any(p.is_dir() for p in sources) and not fused.is_dir():
+        scenes = [(fused.stem, list(sources), fused)]
+    else:
+        _fail("pass only files (one scene) or only folders (sources and fused) with matching names.")
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        for stem, src_paths, fused_path in track(scenes, description="evaluating", disable=len(scenes) == 1):
+            srcs = [read_image(p) for p in src_paths]
+            rows.append((stem, evaluate(srcs, read_image(fused_path), metrics=names, colour=colour, options=per_metric)))
+    except FusionInputError as err:
+        _fail(str(err))
+    arrows = {"higher": "↑", "lower": "↓", "zero": "→0"}
+    header = ["image"] + [f"{n} {arrows[i.direction]}" for n, i in zip(names, infos)]
+    body = _metric_table_rows(rows, names)
+    table = Table(title=f"jfusion eval ({colour} colour rule)")
+    for h in header:
+        table.add_column(h, justify="left" if h == "image" else "right")
+    for r in body:
+        table.add_row(*r)
+    Console().print(table)
+    if csv_path is not None:
+        with open(csv_path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image", *names])
+            w.writerows(body)
+        typer.echo(f"wrote {csv_path}")
+    if md_path is not None:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        md_path.write_text("\n".join(lines) + "\n")
+        typer.echo(f"wrote {md_path}")
+
+
+@data_app.command("build-focus")
+def data_build_focus_cmd(
+    images: Path = typer.Option(..., "--images", help="Folder of natural images (searched recursively)."),
+    out: Path = typer.Option(..., "--out", help="Empty folder for the shards."),
+    pairs: int = typer.Option(100_000, "--pairs", help="Number of synthetic focus pairs."),
+    shard_size: int = typer.Option(4096, "--shard-size"),
+    n_classes: int = typer.Option(2, "--classes", help="Weight classes K (2: focused/defocused)."),
+    crop: int = typer.Option(96, "--crop", help="Crop size taken from each image."),
+    per_image: int = typer.Option(4, "--per-image", help="Crops per image."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write synthetic multi-focus training pairs (Liu 2017 blur recipe) as .npz shards."""
+    import jax
+
+    from jfusion.data import load_crop_pool, write_focus_shards
+
+    if not images.is_dir():
+        _fail(f"{images} is not a folder of images.")
+    try:
+        pool = load_crop_pool(images, crop=crop, per_image=per_image, seed=seed)
+        paths = write_focus_shards(
+            jax.random.key(seed), pool, out, pairs=pairs, shard_size=shard_size, n_classes=n_classes
+        )
+    except (ValueError, FileExistsError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {pairs} pairs in {len(paths)} shard(s) to {out}")

@@ -5,6 +5,7 @@ on demand (``tensorflow-datasets`` is the optional extra ``tfds``).
 """
 
 from jfusion.data.folder import crop_dataset, image_paths, load_crop_pool, split_paths
+from jfusion.data.shards import read_shards, write_focus_shards
 from jfusion.data.synth import blur_margin, progressive_blur, sample_focus_batch
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "image_paths",
     "load_crop_pool",
     "progressive_blur",
+    "read_shards",
     "sample_focus_batch",
     "split_paths",
+    "write_focus_shards",
 ]

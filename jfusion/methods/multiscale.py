@@ -3,7 +3,8 @@
 Each core fuses one channel, sources ``(S, H, W)`` -> ``(H, W)`` (the registry routes colour
 through the shared YCbCr helper); all rules are N-way (``S >= 2``): detail coefficients by
 a choose-max over the sources, the low-pass residual by the average (methods_spec §8.1,
-§8.2). Level counts are clamped to what the image size allows, statically.
+§8.2). Level counts are clamped to what the image size allows, statically. Results are
+clipped to [0, 1] unless ``clip=False``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 from jfusion.methods.registry import register
 from jfusion.ops.filters import pad2d
 from jfusion.rules.activity import window_energy, window_max_abs
-from jfusion.rules.combine import apply_weights, choose_max, max_weights
+from jfusion.rules.combine import apply_weights, choose_max, max_weights, mean_sources
 from jfusion.rules.consistency import majority_filter
 from jfusion.transforms.pyramids import (
     GradientPyramid,
@@ -36,6 +37,12 @@ from jfusion.transforms.wavelets import WaveletMode, dwt_max_level, iswt2, swt2,
 __all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusion", "dwt_fusion", "swt_fusion"]
 
 _ALL_TASKS = ("multi-focus", "multi-exposure", "medical", "infrared-visible", "general")
+
+
+def _finish(fused: jax.Array, clip: bool) -> jax.Array:
+    # multi-scale reconstructions overshoot near strong edges; the references clip to [0, 1]
+    # when they convert to 8 bits, jfusion clips here (``clip=False`` keeps the raw result)
+    return jnp.clip(fused, 0.0, 1.0) if clip else fused
 
 
 def _clamp_levels(levels: int, shape) -> int:
@@ -63,6 +70,7 @@ def laplacian_fusion(
     rule: Literal["max-abs", "window-energy"] = "max-abs",
     window: int = 3,
     mode: PyramidMode = "mertens",
+    clip: bool = True,
 ) -> jax.Array:
     """Laplacian-pyramid fusion: details by choose-max, residual by the average.
 
@@ -78,8 +86,8 @@ def laplacian_fusion(
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = laplacian_pyramid(sources, n, mode=mode)
-    fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
-    return collapse_laplacian(fused, mode=mode)
+    fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [mean_sources(pyr[-1])]
+    return _finish(collapse_laplacian(fused, mode=mode), clip)
 
 
 @register(
@@ -87,7 +95,7 @@ def laplacian_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
 )
-def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01) -> jax.Array:
+def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
     """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
 
     Args:
@@ -97,8 +105,8 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01) -
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = ratio_pyramid(sources, n, offset=offset)
-    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
-    return collapse_ratio(fused, offset=offset)
+    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [mean_sources(pyr[-1])]
+    return _finish(collapse_ratio(fused, offset=offset), clip)
 
 
 @register(
@@ -107,7 +115,9 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01) -
     reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
     "Opt. Eng. 28(7) 1989",
 )
-def contrast_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01) -> jax.Array:
+def contrast_fusion(
+    sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
+) -> jax.Array:
     """Contrast-pyramid fusion: keep the contrast of largest local energy; average the top.
 
     Differs from ``ratio`` in the representation (``C = R - 1``, the Weber contrast) and in
@@ -116,8 +126,8 @@ def contrast_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, off
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = contrast_pyramid(sources, n, offset=offset)
-    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [jnp.mean(pyr[-1], axis=0)]
-    return collapse_contrast(fused, offset=offset)
+    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [mean_sources(pyr[-1])]
+    return _finish(collapse_contrast(fused, offset=offset), clip)
 
 
 @register(
@@ -126,13 +136,13 @@ def contrast_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, off
     reference="P. J. Burt, 'A gradient pyramid basis for pattern-selective image fusion', SID Digest 1992; "
     "P. J. Burt, R. J. Kolczynski, ICCV 1993",
 )
-def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3) -> jax.Array:
+def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, clip: bool = True) -> jax.Array:
     """Gradient-pyramid fusion: per orientation, keep the gradient of largest ``window`` energy (salience).
 
     The four oriented bands are fused independently, converted back to an FSD Laplacian
     and collapsed; the gradient pyramid is not exactly invertible, so identical sources
     reproduce the source only up to the transform's round-trip error (aliasing of the
-    decimation, about 0.5% mean on natural images; see the tests).
+    decimation: mean 5e-4, max 0.016 on a natural 128 px crop; see the tests).
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = gradient_pyramid(sources, n)
@@ -141,13 +151,14 @@ def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3) -> 
     for b in pyr.bands:
         b = jnp.moveaxis(b, 1, 0)
         bands.append(choose_max(b, window_energy(b, size=window)))
-    return collapse_gradient(GradientPyramid(tuple(bands), jnp.mean(pyr.top, axis=0)))
+    return _finish(collapse_gradient(GradientPyramid(tuple(bands), mean_sources(pyr.top))), clip)
 
 
 def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
-    w = max_weights(window_max_abs(c, size=window))
+    act = window_max_abs(c, size=window)
+    w = max_weights(act)
     if consistency:
-        w = majority_filter(w, size=3)
+        w = majority_filter(w, size=3, scores=act)
     return apply_weights(c, w)
 
 
@@ -165,6 +176,7 @@ def dwt_fusion(
     mode: WaveletMode = "symmetric",
     window: int = 3,
     consistency: bool = True,
+    clip: bool = True,
 ) -> jax.Array:
     """DWT fusion (Li, Manjunath, Mitra 1995).
 
@@ -183,10 +195,10 @@ def dwt_fusion(
     h, w = sources.shape[-2:]
     n = max(1, min(int(levels), dwt_max_level(min(h, w), wavelet)))
     coeffs = wavedec2(sources, wavelet, n, mode=mode)
-    fused = [jnp.mean(coeffs[0], axis=0)]
+    fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
-    return waverec2(fused, wavelet, mode=mode)[..., :h, :w]
+    return _finish(waverec2(fused, wavelet, mode=mode)[..., :h, :w], clip)
 
 
 @register(
@@ -202,6 +214,7 @@ def swt_fusion(
     levels: int = 3,
     window: int = 3,
     consistency: bool = True,
+    clip: bool = True,
 ) -> jax.Array:
     """Stationary (undecimated) wavelet fusion: the DWT rules on the shift-invariant transform.
 
@@ -214,7 +227,7 @@ def swt_fusion(
     ph, pw = (-h) % m, (-w) % m
     x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
     coeffs = swt2(x, wavelet, n)
-    fused = [jnp.mean(coeffs[0], axis=0)]
+    fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
-    return iswt2(fused, wavelet)[..., :h, :w]
+    return _finish(iswt2(fused, wavelet)[..., :h, :w], clip)

@@ -11,7 +11,7 @@ General metric functions take ``sources (S, H, W)`` and one fused channel ``(H, 
 ``[0, data_range]`` (``data_range=1`` by default) and compute on the 0..255 grey scale.
 """
 
-from jfusion.metrics import error, gradient, information, perceptual, remote, statistics, structural  # noqa: F401
+from jfusion.metrics import error, gradient, information, mef, perceptual, remote, statistics, structural  # noqa: F401
 from jfusion.metrics._registry import MetricInfo, get_metric_info, list_metrics, metric_names
 from jfusion.metrics.error import psnr, rmse
 from jfusion.metrics.evaluate import DEFAULT_METRICS, VIFB_METRICS, evaluate, evaluate_batch
@@ -23,7 +23,8 @@ from jfusion.metrics.information import (
     normalized_mutual_information,
     tsallis_entropy,
 )
-from jfusion.metrics.perceptual import qcb, qcv, viff
+from jfusion.metrics.mef import mef_ssim
+from jfusion.metrics.perceptual import qcb, qcv, viff, vifp
 from jfusion.metrics.remote import cc, d_lambda, d_s, ergas, q2n, qnr, rmse_rs, sam, scc, uiqi
 from jfusion.metrics.statistics import (
     average_gradient,
@@ -56,6 +57,7 @@ __all__ = [
     "evaluate_batch",
     "get_metric_info",
     "list_metrics",
+    "mef_ssim",
     "metric_names",
     "ms_ssim",
     "mutual_information",
@@ -77,4 +79,5 @@ __all__ = [
     "standard_deviation",
     "tsallis_entropy",
     "viff",
+    "vifp",
 ]

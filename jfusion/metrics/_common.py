@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.ops import filter2d, gaussian_kernel1d, separable_filter
+from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d, separable_filter
 
 __all__ = [
     "GREY",
@@ -21,6 +21,7 @@ __all__ = [
     "matlab_round",
     "quantize_levels",
     "normalize1",
+    "exact_div",
     "histogram",
     "joint_histogram",
     "entropy_from_counts",
@@ -65,6 +66,16 @@ def quantize_levels(x: ArrayLike, *, tol: float = 1e-3) -> jax.Array:
     return jnp.clip(q, 0, 255).astype(jnp.int32)
 
 
+def exact_div(x: jax.Array, d: jax.Array) -> jax.Array:
+    """``x / d`` for a scalar ``d``, correctly rounded as in MATLAB/NumPy.
+
+    XLA rewrites division by a broadcast scalar as multiplication by its reciprocal, which is off
+    by one ulp for some values; at the ``x.5`` rounding boundaries of ``normalize1`` that moves
+    grey levels. An optimisation barrier on the broadcast divisor keeps a true division.
+    """
+    return x / jax.lax.optimization_barrier(jnp.broadcast_to(d, x.shape))
+
+
 def normalize1(x: ArrayLike) -> jax.Array:
     """Liu's ``normalize1``: ``round(255 (x - min) / (max - min))``; an all-zero image is returned as is.
 
@@ -74,7 +85,7 @@ def normalize1(x: ArrayLike) -> jax.Array:
     lo, hi = jnp.min(x), jnp.max(x)
     rng = hi - lo
     safe = jnp.where(rng == 0, 1.0, rng)
-    out = matlab_round((x - lo) / safe * 255.0)
+    out = matlab_round(exact_div(x - lo, safe) * 255.0)
     out = jnp.where(rng == 0, jnp.zeros_like(x), out)
     return jnp.where((hi == 0) & (lo == 0), x, out)
 
@@ -174,14 +185,6 @@ def soft_histogram_weights(x: jax.Array, bins: int, bandwidth: float) -> jax.Arr
 def box_mean_valid(x: jax.Array, size: int) -> jax.Array:
     """Mean over every ``size x size`` window fully inside the image (MATLAB ``filter2(ones/s^2, x, 'valid')``).
 
-    Cumulative sums, O(1) per pixel; works for even sizes; output ``(H - size + 1, W - size + 1)``.
+    Works for even sizes; output ``(H - size + 1, W - size + 1)``; direct sums (``ops.box_sum_valid``).
     """
-
-    def along(v: jax.Array, axis: int) -> jax.Array:
-        c = jnp.cumsum(v, axis=axis)
-        zero = jnp.zeros_like(jax.lax.slice_in_dim(c, 0, 1, axis=axis))
-        c = jnp.concatenate([zero, c], axis=axis)
-        n = v.shape[axis]
-        return jax.lax.slice_in_dim(c, size, n + 1, axis=axis) - jax.lax.slice_in_dim(c, 0, n + 1 - size, axis=axis)
-
-    return along(along(x, -2), -1) / float(size * size)
+    return box_sum_valid(x, size) / float(size * size)

@@ -121,6 +121,9 @@ def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: 
     fn = functools.partial(info.fn, data_range=255.0, **opts)
     if f.ndim == 2:
         return fn(x, f)
+    if info.colour == "gray" and f.shape[-1] == 3:
+        g = jnp.asarray(_GRAY, x.dtype)
+        return fn(x @ g, f @ g)
     if side_by_side and info.colour == "side_by_side":
         cat = lambda v: jnp.concatenate(jnp.moveaxis(v, -1, 0), axis=-1)  # noqa: E731  [R | G | B]
         return fn(jax.vmap(cat)(x), cat(f))
@@ -222,11 +225,19 @@ def evaluate(
     if fusion:
         x, f, sbs = prepare_fusion_inputs(sources, fused, colour=colour, quantize=quantize)
         _check_sources(fusion, x.shape[0])
-        fn = jax.jit(_fusion_fn(tuple(i.name for i in fusion), frozen, sbs))
+        fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
         dt = _float_dtype()
-        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        try:
+            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+        except ValueError as err:
+            raise FusionInputError(f"metrics: {err}") from None
         out.update({k: float(v) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    return jax.jit(_fusion_fn(names, frozen, side_by_side))
 
 
 @functools.lru_cache(maxsize=64)
@@ -268,5 +279,8 @@ def evaluate_batch(
     f = np.stack([p[1] for p in prepared])
     fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
     dt = _float_dtype()
-    res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    try:
+        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
     return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

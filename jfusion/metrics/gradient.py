@@ -21,12 +21,12 @@ _TA, _KA, _DA = 0.9879, -22.0, 0.8
 
 
 def _edges(p: jax.Array, smooth: bool, eps: float) -> tuple[jax.Array, jax.Array]:
+    """Edge strength and orientation; in smooth mode the orientation is the doubled-angle vector."""
     sx = conv2_same(p, _H3)
     sy = conv2_same(p, _H1)
     if smooth:
         g = jnp.sqrt(sx**2 + sy**2 + eps**2)
-        sx_safe = jnp.where(jnp.abs(sx) < eps, jnp.where(sx < 0, -eps, eps), sx)
-        return g, jnp.arctan(sy / sx_safe)
+        return g, jnp.stack([sx**2 - sy**2, 2.0 * sx * sy])
     g = safe_sqrt(sx**2 + sy**2)
     zero = sx == 0
     a = jnp.where(zero, math.pi / 2, jnp.arctan(sy / jnp.where(zero, 1.0, sx)))
@@ -36,7 +36,11 @@ def _edges(p: jax.Array, smooth: bool, eps: float) -> tuple[jax.Array, jax.Array
 def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> jax.Array:
     if smooth:
         rel = (jnp.minimum(gx, gf) + eps) / (jnp.maximum(gx, gf) + eps)
-        d = jnp.sqrt((ax - af) ** 2 + eps**2)
+        # orientation difference modulo pi from the doubled-angle vectors (continuous where atan jumps)
+        cross = ax[0] * af[1] - ax[1] * af[0]
+        dot = ax[0] * af[0] + ax[1] * af[1]
+        d2 = jnp.arctan2(cross, dot + 1e-12)
+        d = jnp.sqrt(d2**2 + eps**2) / 2.0
     else:
         equal = gf if convention == "vifb" else jnp.ones_like(gf)
         rel = jnp.where(
@@ -71,8 +75,10 @@ def qabf(
       convention: ``"vifb"`` keeps VIFB's equality branch (``G = g_F`` where ``g_X == g_F``,
         so flat areas score 0); ``"paper"`` uses ``G = 1`` there.
       weight_exponent: L in ``w = g^L`` (1 in VIFB; 1.5 in some papers).
-      smooth: differentiable form for losses: ``sqrt(s^2 + eps^2)`` magnitudes, ``min/max`` ratios
-        and a smoothed ``|.|``; equals the hard value up to O(eps) away from flat regions.
+      smooth: differentiable form for losses: ``sqrt(s^2 + eps^2)`` magnitudes, ``min/max`` ratios,
+        the orientation difference taken modulo pi (doubled-angle vectors, so it has no jump where
+        the Sobel x response changes sign) and a smoothed ``|.|``. Where VIFB's orientation term
+        does not wrap (differences beyond pi/2) the two forms differ; otherwise they agree up to O(eps).
       eps: smoothing scale (grey levels x 255).
     """
     x = to_grey_levels(sources, data_range) * 255.0

@@ -14,6 +14,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import (
     entropy_from_counts,
+    exact_div,
     histogram,
     joint_histogram,
     matlab_round,
@@ -62,7 +63,7 @@ def _minmax_levels(x: jax.Array) -> jax.Array:
     """VIFB ``mutinf`` binning: min-max to [0, 1] (constant -> 0), ``int16(x * 255)``."""
     lo, hi = jnp.min(x), jnp.max(x)
     rng = hi - lo
-    u = jnp.where(rng != 0, (x - lo) / jnp.where(rng != 0, rng, 1.0), 0.0)
+    u = jnp.where(rng != 0, exact_div(x - lo, jnp.where(rng != 0, rng, 1.0)), 0.0)
     return jnp.clip(matlab_round(u * 255.0), 0, 255).astype(jnp.int32)
 
 

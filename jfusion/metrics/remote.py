@@ -24,7 +24,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import filter_same_zero, matlab_round, safe_sqrt
 from jfusion.metrics._registry import register_metric
-from jfusion.ops import extract_patches, pad2d, resize, separable_filter
+from jfusion.ops import box_sum_valid, extract_patches, pad2d, resize
 
 __all__ = [
     "rmse_rs",
@@ -119,23 +119,21 @@ def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention:
         a different number (e.g. 0.858 vs 0.500 on the spec's astronaut test).
     """
     r, f = jnp.moveaxis(_hwb(reference), -1, 0), jnp.moveaxis(_hwb(fused), -1, 0)
-    ones = np.ones(block)
-    h, w = r.shape[-2:]
     n = float(block * block)
     if convention == "sewar":
-        lo, hi = block // 2, (block - 1) // 2  # scipy's window placement for even sizes
+        # scipy uniform_filter window means, then a crop of c = round(block / 2) per side; every window
+        # that survives the crop lies inside the image, so 'valid' sums sliced to it give the same map.
+        h, w = r.shape[-2:]
+        c = int(round(block / 2))
+        s0 = c - block // 2
 
         def s(v):
-            vp = pad2d(v, lo, hi, lo, hi, "symmetric")
-            return separable_filter(vp, ones / block, ones / block, "zero")[..., (block - 1) // 2 : (block - 1) // 2 + h, (block - 1) // 2 : (block - 1) // 2 + w]
+            return box_sum_valid(v, block)[..., s0 : s0 + h - 2 * c, s0 : s0 + w - 2 * c] / n
 
-        q = _uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n)
-        c = int(round(block / 2))
-        return jnp.mean(q[..., c:-c, c:-c])
-    lo, hi = (block - 1) // 2, block // 2
+        return jnp.mean(_uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n))
 
-    def s(v):  # filter2(ones(block), v, 'valid') by direct taps (no cumulative-sum cancellation)
-        return separable_filter(v, ones, ones, "zero")[..., lo : h - hi, lo : w - hi]
+    def s(v):  # filter2(ones(block), v, 'valid'): direct sums (no cumulative-sum cancellation)
+        return box_sum_valid(v, block)
 
     q = _uiqi_from_sums(s(r), s(f), s(r * r), s(f * f), s(r * f), n)
     return jnp.mean(q)
@@ -285,13 +283,23 @@ def d_lambda(ms: ArrayLike, fused: ArrayLike, *, block: int = 32, p: float = 1.0
 
     Args:
       ms: ``convention="pst"``: the MS image interpolated to the fused size ``(H, W, B)``;
-        ``"paper"``: the low-resolution MS ``(H/ratio, W/ratio, B)``, with ``block/ratio`` blocks.
+        ``"paper"``: the low-resolution MS ``(H/ratio, W/ratio, B)``, with ``block/ratio`` blocks;
+        ``"sewar"``: the low-resolution MS, sliding 8x8 sewar-UIQI on whole images (sewar 0.4.10).
       fused: ``(H, W, B)``.
     """
     m, f = _hwb(ms), _hwb(fused)
-    mblock = block if convention == "pst" else block // ratio
-    diff = jnp.abs(_pairwise_q(f, block) - _pairwise_q(m, mblock)) ** p
-    return jnp.mean(diff) ** (1.0 / p)
+    if convention == "sewar":
+        qf, qm = _pairwise_uiqi_sewar(f), _pairwise_uiqi_sewar(m)
+    else:
+        mblock = block if convention == "pst" else block // ratio
+        qf, qm = _pairwise_q(f, block), _pairwise_q(m, mblock)
+    return jnp.mean(jnp.abs(qf - qm) ** p) ** (1.0 / p)
+
+
+def _pairwise_uiqi_sewar(img: jax.Array) -> jax.Array:
+    """sewar's D_lambda helper: ``uqi(X_i, X_j)`` (8x8 windows, sewar convention) for band pairs i < j."""
+    ii, jj = np.triu_indices(img.shape[-1], k=1)
+    return jnp.stack([uiqi(img[..., i], img[..., j], block=8, convention="sewar") for i, j in zip(ii, jj)])
 
 
 def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:

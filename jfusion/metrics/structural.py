@@ -135,6 +135,9 @@ def ms_ssim(
     """
     x = to_grey_levels(sources, data_range)
     f = jnp.broadcast_to(to_grey_levels(fused, data_range), x.shape)
+    need = win_size * 2 ** (scales - 1)
+    if min(x.shape[-2:]) < need:
+        raise ValueError(f"ms_ssim with {scales} scales needs images of at least {need} px a side, got {x.shape[-2:]}")
     c1, c2 = (k1 * 255.0) ** 2, (k2 * 255.0) ** 2
     w = np.asarray(MS_SSIM_WEIGHTS[:scales])
     w = w / w.sum() if scales != 5 else w

@@ -4,6 +4,7 @@ from jfusion.ops.colour import RGB_TO_GRAY, rgb_to_gray, rgb_to_ycbcr, ycbcr_to_
 from jfusion.ops.filters import (
     Border,
     box_filter,
+    box_sum_valid,
     correlate1d,
     filter2d,
     filter2d_dense,
@@ -23,6 +24,7 @@ __all__ = [
     "Border",
     "RGB_TO_GRAY",
     "box_filter",
+    "box_sum_valid",
     "correlate1d",
     "downsample",
     "extract_patches",

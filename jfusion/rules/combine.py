@@ -10,7 +10,39 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = ["max_weights", "choose_max", "weighted_average", "soft_max_weights", "soft_choose_max", "apply_weights"]
+__all__ = ["sum_sources", "mean_sources", "max_sources", "min_sources", "max_weights", "choose_max", "weighted_average", "soft_max_weights", "soft_choose_max", "apply_weights"]
+
+
+def _fold(x: jax.Array, op) -> jax.Array:
+    # Reductions over the (short, static) sources axis are unrolled into elementwise ops:
+    # XLA:CPU (jax 0.10) reduces over a major axis ~100x slower than it adds S planes
+    # (measured: sum over axis 0 of (3, 3, 512, 512) 76 ms vs 0.8 ms unrolled).
+    out = x[0]
+    for i in range(1, x.shape[0]):
+        out = op(out, x[i])
+    return out
+
+
+def sum_sources(x: ArrayLike, *, keepdims: bool = False) -> jax.Array:
+    """``sum`` over the leading sources axis (unrolled; see :func:`_fold`)."""
+    out = _fold(jnp.asarray(x), jnp.add)
+    return out[None] if keepdims else out
+
+
+def mean_sources(x: ArrayLike) -> jax.Array:
+    """Mean over the leading sources axis."""
+    x = jnp.asarray(x)
+    return _fold(x, jnp.add) / x.shape[0]
+
+
+def max_sources(x: ArrayLike) -> jax.Array:
+    """Max over the leading sources axis."""
+    return _fold(jnp.asarray(x), jnp.maximum)
+
+
+def min_sources(x: ArrayLike) -> jax.Array:
+    """Min over the leading sources axis."""
+    return _fold(jnp.asarray(x), jnp.minimum)
 
 
 def max_weights(activity: ArrayLike) -> jax.Array:
@@ -25,7 +57,7 @@ def apply_weights(coeffs: ArrayLike, weights: ArrayLike) -> jax.Array:
     coeffs = jnp.asarray(coeffs)
     weights = jnp.asarray(weights, coeffs.dtype)
     weights = weights.reshape(weights.shape + (1,) * (coeffs.ndim - weights.ndim))
-    return jnp.sum(weights * coeffs, axis=0)
+    return sum_sources(weights * coeffs)
 
 
 def choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None) -> jax.Array:
@@ -37,16 +69,23 @@ def choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None) -> jax.Arra
     """
     coeffs = jnp.asarray(coeffs)
     activity = jnp.abs(coeffs) if activity is None else jnp.asarray(activity)
-    return apply_weights(coeffs, max_weights(activity))
+    # unrolled running selection (same result as argmax + one-hot, ties to the first source),
+    # elementwise so that XLA fuses it with the transform around it
+    best, best_act = coeffs[0], activity[0]
+    for i in range(1, coeffs.shape[0]):
+        take = activity[i] > best_act
+        best = jnp.where(take, coeffs[i], best)
+        best_act = jnp.where(take, activity[i], best_act)
+    return best
 
 
 def weighted_average(coeffs: ArrayLike, weights: ArrayLike | None = None, *, eps: float = 1e-12) -> jax.Array:
     """``sum_s w_s c_s / sum_s w_s`` (plain mean when ``weights`` is ``None``)."""
     coeffs = jnp.asarray(coeffs)
     if weights is None:
-        return jnp.mean(coeffs, axis=0)
+        return mean_sources(coeffs)
     w = jnp.asarray(weights, coeffs.dtype)
-    return apply_weights(coeffs, w / (jnp.sum(w, axis=0, keepdims=True) + eps))
+    return apply_weights(coeffs, w / (sum_sources(w, keepdims=True) + eps))
 
 
 def soft_max_weights(activity: ArrayLike, *, temperature: float = 0.1) -> jax.Array:
@@ -55,8 +94,9 @@ def soft_max_weights(activity: ArrayLike, *, temperature: float = 0.1) -> jax.Ar
     As ``temperature -> 0`` this tends to :func:`max_weights` (ties split evenly); large
     temperatures tend to the plain average.
     """
-    activity = jnp.asarray(activity)
-    return jax.nn.softmax(activity / temperature, axis=0)
+    z = jnp.asarray(activity) / temperature
+    e = jnp.exp(z - jax.lax.stop_gradient(max_sources(z))[None])
+    return e / sum_sources(e, keepdims=True)
 
 
 def soft_choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None, *, temperature: float = 0.1) -> jax.Array:

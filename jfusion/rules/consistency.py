@@ -17,18 +17,27 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.ops.filters import Border, guided_filter, pad2d, window_sum
+from jfusion.rules.combine import max_sources, sum_sources
 
 __all__ = ["majority_filter", "label_components", "remove_small_regions", "clean_binary_map", "guided_refine"]
 
 
-def majority_filter(weights: ArrayLike, *, size: int = 3, border: Border = "symmetric") -> jax.Array:
+def majority_filter(
+    weights: ArrayLike, *, size: int = 3, border: Border = "symmetric", scores: ArrayLike | None = None
+) -> jax.Array:
     """Majority vote of one-hot decision maps ``(S, ..., H, W)`` over ``size x size`` windows.
 
     Returns one-hot ``(S, ..., H, W)``: each pixel goes to the source that wins most of its
-    window (ties: the first source). For ``S = 2`` and odd windows there are no ties.
+    window. For ``S = 2`` and odd windows there are no ties; for ``S > 2`` ties are broken
+    by the larger ``scores`` (e.g. the activity, ``(S, ..., H, W)``), which keeps the rule
+    independent of the order of the sources (without ``scores``: the first source wins).
     """
     weights = jnp.asarray(weights)
     votes = window_sum(weights, size, border)
+    if scores is not None:
+        sc = jnp.asarray(scores, votes.dtype)
+        sc = sc / (max_sources(jnp.abs(sc))[None] + 1e-30)  # in [-1, 1]
+        votes = jnp.round(votes) + 0.25 * sc
     idx = jnp.argmax(votes, axis=0)
     return jax.nn.one_hot(idx, weights.shape[0], axis=0, dtype=weights.dtype)
 
@@ -91,5 +100,5 @@ def guided_refine(weights: ArrayLike, guide: ArrayLike, *, radius: int, eps: flo
     out = guided_filter(guide, weights, radius, eps)
     if normalise:
         out = jnp.maximum(out, 0.0) + 1e-12
-        out = out / jnp.sum(out, axis=0, keepdims=True)
+        out = out / sum_sources(out, keepdims=True)
     return out

@@ -68,6 +68,7 @@ def train_dictionary(
     num_images: int = 16,
     crop: int = 128,
     seed: int = 0,
+    command: str | None = None,
 ) -> dict:
     """Learn a dictionary and write ``<name>.npy`` and its manifest ``<name>.json``; returns the manifest."""
     t0 = time.time()
@@ -95,7 +96,7 @@ def train_dictionary(
             "preprocessing": "Tikhonov high-pass, lmbda 5, symmetric pad 16",
             "files": [Path(f).name for f in used],
         },
-        "command": f"jfusion train dictionary --data {data} --num-filters {num_filters} --filter-size {filter_size} "
+        "command": command or f"jfusion train dictionary --data {data} --num-filters {num_filters} --filter-size {filter_size} "
         f"--lmbda {lmbda} --iterations {num_iter} --num-images {num_images} --crop {crop} --seed {seed}",
         "lmbda": lmbda,
         "iterations": num_iter,

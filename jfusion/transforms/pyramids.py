@@ -35,6 +35,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.ops.filters import filter2d, pad2d, separable_filter
@@ -56,6 +57,8 @@ __all__ = [
     "collapse_contrast",
     "gradient_pyramid",
     "collapse_gradient",
+    "fsd_laplacian",
+    "GRADIENT_FILTERS",
 ]
 
 PyramidMode = Literal["mertens", "opencv"]
@@ -257,15 +260,11 @@ class GradientPyramid(NamedTuple):
 
 def _conv(x: jax.Array, kernel, border: str) -> jax.Array:
     # true convolution with a small kernel (MATLAB conv2 orientation), image-sized output
-    import numpy as np
-
     k = np.asarray(kernel, dtype=np.float64)[::-1, ::-1]
     return filter2d(x, k, border)
 
 
 def _pad_kernel3(kernel) -> tuple:
-    import numpy as np
-
     k = np.asarray(kernel, dtype=np.float64)
     out = np.zeros((3, 3))
     out[1 : 1 + k.shape[0], 1 : 1 + k.shape[1]] = k
@@ -281,10 +280,9 @@ def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
     delta - w`` (``w`` the 5x5 generating kernel), ``-1/8 sum_k d_k * D_{l,k}`` is exactly
     the filter-subtract-decimate Laplacian ``G_l - w * G_l`` (away from the border).
 
-    The transform is *not* exactly invertible: :func:`collapse_gradient` uses
-    ``G_l ~ FSD_l + EXPAND(G_{l+1})``, which differs from ``G_l`` by
-    ``w * G_l - EXPAND(REDUCE(G_l))`` (aliasing of the decimation; small on natural images,
-    see the round-trip test).
+    The transform is *not* exactly invertible: :func:`collapse_gradient` converts each FSD
+    Laplacian to a reduce-expand one by ``(delta + w) *``, which is exact only up to the
+    aliasing of the decimation (small on natural images, see the round-trip test).
     """
     g = gaussian_pyramid(x, levels, mode=mode)
     bands = []
@@ -298,8 +296,6 @@ def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
 
 
 def _flip_pad(kernel):
-    import numpy as np
-
     # the adjoint of d_k (correlation instead of convolution) keeps the second difference
     # centred: d_k^T d_k = -(d_k * d_k) shifted back by one pixel, hence the +1/8 below
     k = np.asarray(kernel, dtype=np.float64)
@@ -321,9 +317,15 @@ def fsd_laplacian(bands: jax.Array) -> jax.Array:
 
 
 def collapse_gradient(pyr: GradientPyramid, *, mode: PyramidMode = "mertens") -> jax.Array:
-    """Reconstruct from a :class:`GradientPyramid`: ``G_l = FSD_l + EXPAND(G_{l+1})`` (approximate)."""
+    """Reconstruct from a :class:`GradientPyramid` (approximate, Burt & Kolczynski 1993).
+
+    Each FSD Laplacian is converted to a reduce-expand Laplacian by ``L ~ (delta + w) * FSD``
+    (exact in the frequency domain up to aliasing, since ``EXPAND(REDUCE(.)) ~ w * w *``) and
+    the Laplacian pyramid is collapsed: ``G_l = L_l + EXPAND(G_{l+1})``.
+    """
     r = jnp.asarray(pyr.top)
     for bands in reversed(pyr.bands):
-        lap = fsd_laplacian(bands)
+        fsd = fsd_laplacian(bands)
+        lap = fsd + separable_filter(fsd, BURT_KERNEL, BURT_KERNEL, "symmetric")  # RE ~ (1 + w) * FSD
         r = lap + pyr_expand(r, lap.shape, mode=mode)
     return r
