@@ -273,6 +273,7 @@ def pansharpen_cmd(
     sensor: str = typer.Option(None, "--sensor", help="QB, IKONOS, GeoEye1, WV2, WV3 (MTF gains / learned weights)."),
     bit_depth: int = typer.Option(None, "--bit-depth", help="Radiometric depth of the data (default: inferred from the values)."),
     out_bit_depth: int = typer.Option(16, "--out-bit-depth", help="16 (default), 8 or 32 (float)."),
+    evaluate: str = typer.Option(None, "--eval", help="Also print quality indices: 'reduced' (Wald's protocol: Q2n, SAM, ERGAS, sCC, Q), 'full' (D_lambda, D_s, QNR) or 'both'."),
 ) -> None:
     """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
     from pathlib import Path
@@ -291,12 +292,26 @@ def pansharpen_cmd(
         if depth is None:
             top = max(float(ms_arr.max()), float(pan_arr.max()))
             depth = 8 if top < 256 else 11 if top < 2048 else 12 if top < 4096 else 14 if top < 16384 else 16
+        if evaluate not in (None, "reduced", "full", "both"):
+            raise FusionInputError(f"--eval {evaluate!r}: pass reduced, full or both.")
         fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth)
         write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth)
+        typer.echo(f"wrote {out} ({fused.shape[0]}x{fused.shape[1]}x{fused.shape[2]}, method {method})")
+        if evaluate:
+            from jfusion.pansharpening.evaluation import evaluate_full, evaluate_reduced
+
+            ratio = pan_arr.shape[0] // ms_arr.shape[0]
+            kinds = ("reduced", "full") if evaluate == "both" else (evaluate,)
+            for kind in kinds:
+                fn = evaluate_reduced if kind == "reduced" else evaluate_full
+                try:
+                    scores = fn(ms_arr, pan_arr, method, ratio=ratio, sensor=sensor, bit_depth=depth)
+                except ValueError as err:  # e.g. images smaller than the 32x32 quality blocks
+                    raise FusionInputError(f"--eval {kind}: {err}") from None
+                typer.echo(f"{kind} resolution: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "seconds"))
     except FusionInputError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"wrote {out} ({fused.shape[0]}x{fused.shape[1]}x{fused.shape[2]}, method {method})")
 
 
 def _pansharpening_train_command(model_name: str):

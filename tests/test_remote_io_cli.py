@@ -59,17 +59,20 @@ def test_multiband_geotiff_roundtrip(tmp_path, rng):
 
 
 def test_cli_pansharpen_keeps_scale_and_georeferencing(tmp_path, rng):
-    pan = (rng.random((64, 64)) * 1500 + 100).astype(np.uint16)
-    ms = np.stack([pan.reshape(16, 4, 16, 4).mean((1, 3)) * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
+    pan = (rng.random((128, 128)) * 1500 + 100).astype(np.uint16)
+    ms = np.stack([pan.reshape(32, 4, 32, 4).mean((1, 3)) * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
     tifffile.imwrite(tmp_path / "ms.tif", ms, photometric="minisblack", planarconfig="contig")
     tifffile.imwrite(tmp_path / "pan.tif", pan, photometric="minisblack", extratags=[(*t, True) for t in GEO])
     out = tmp_path / "sharp.tif"
     r = CliRunner().invoke(app, ["pansharpen", "--ms", str(tmp_path / "ms.tif"), "--pan", str(tmp_path / "pan.tif"), "-m", "gsa", "-o", str(out), "--sensor", "IKONOS"])
     assert r.exit_code == 0, r.output
     fused, geo = read_multiband(out)
-    assert fused.shape == (64, 64, 4) and geo is not None and dict((t[0], t[3]) for t in geo.tags)[33550] == (0.5, 0.5, 0.0)
+    assert fused.shape == (128, 128, 4) and geo is not None and dict((t[0], t[3]) for t in geo.tags)[33550] == (0.5, 0.5, 0.0)
     expected = np.asarray(jfusion.pansharpen(ms, pan, "gsa", sensor="IKONOS"))
     np.testing.assert_allclose(fused, np.clip(np.rint(expected), 0, 65535), atol=1)
+    r = CliRunner().invoke(app, ["pansharpen", "--ms", str(tmp_path / "ms.tif"), "--pan", str(tmp_path / "pan.tif"), "-m", "mtf-glp", "-o", str(tmp_path / "e.tif"), "--eval", "both"])
+    assert r.exit_code == 0, r.output
+    assert "reduced resolution: q2n" in r.output and "full resolution: d_lambda" in r.output and "qnr" in r.output
     bad = CliRunner().invoke(app, ["pansharpen", "--ms", str(tmp_path / "ms.tif"), "--pan", str(tmp_path / "ms.tif"), "-m", "gsa", "-o", str(tmp_path / "x.tif")])
     assert bad.exit_code == 2 and "(H, W)" in bad.output
 
