@@ -20,7 +20,6 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
-from jfusion.ops import RGB_TO_GRAY
 
 __all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
 

@@ -25,7 +25,7 @@ def _edges(p: jax.Array, smooth: bool, eps: float) -> tuple[jax.Array, jax.Array
     sx = conv2_same(p, _H3)
     sy = conv2_same(p, _H1)
     if smooth:
-        g = jnp.sqrt(sx**2 + sy**2 + eps**2)
+        g = jnp.sqrt(sx**2 + sy**2 + 1.0)  # floor of one Sobel unit (on VIFB's 255 * 255 scale)
         return g, jnp.stack([sx**2 - sy**2, 2.0 * sx * sy])
     g = safe_sqrt(sx**2 + sy**2)
     zero = sx == 0
@@ -35,12 +35,14 @@ def _edges(p: jax.Array, smooth: bool, eps: float) -> tuple[jax.Array, jax.Array
 
 def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> jax.Array:
     if smooth:
-        rel = (jnp.minimum(gx, gf) + eps) / (jnp.maximum(gx, gf) + eps)
+        # min/max ratio = exp(-|log gx - log gf|), with |.| smoothed at scale eps (1 when equal)
+        lr = jnp.log(gx) - jnp.log(gf)
+        rel = jnp.exp(eps - jnp.sqrt(lr**2 + eps**2))
         # orientation difference modulo pi from the doubled-angle vectors (continuous where atan jumps)
         cross = ax[0] * af[1] - ax[1] * af[0]
         dot = ax[0] * af[0] + ax[1] * af[1]
         d2 = jnp.arctan2(cross, dot + 1e-12)
-        d = jnp.sqrt(d2**2 + eps**2) / 2.0
+        d = (jnp.sqrt(d2**2 + eps**2) - eps) / 2.0
     else:
         equal = gf if convention == "vifb" else jnp.ones_like(gf)
         rel = jnp.where(
@@ -62,7 +64,7 @@ def qabf(
     convention: str = "vifb",
     weight_exponent: float = 1.0,
     smooth: bool = False,
-    eps: float = 1e-3,
+    eps: float = 0.05,
 ) -> jax.Array:
     """Q^AB/F (Xydeas & Petrovic 2000): edge strength/orientation preservation, weighted by g_X^L.
 
@@ -75,11 +77,12 @@ def qabf(
       convention: ``"vifb"`` keeps VIFB's equality branch (``G = g_F`` where ``g_X == g_F``,
         so flat areas score 0); ``"paper"`` uses ``G = 1`` there.
       weight_exponent: L in ``w = g^L`` (1 in VIFB; 1.5 in some papers).
-      smooth: differentiable form for losses: ``sqrt(s^2 + eps^2)`` magnitudes, ``min/max`` ratios,
-        the orientation difference taken modulo pi (doubled-angle vectors, so it has no jump where
-        the Sobel x response changes sign) and a smoothed ``|.|``. Where VIFB's orientation term
-        does not wrap (differences beyond pi/2) the two forms differ; otherwise they agree up to O(eps).
-      eps: smoothing scale (grey levels x 255).
+      smooth: differentiable form for losses: magnitudes ``sqrt(s^2 + 1)``, the strength ratio
+        ``exp(-|log g_X - log g_F|)`` and the orientation difference (taken modulo pi from
+        doubled-angle vectors, so it has no jump where the Sobel x response changes sign) with their
+        ``|.|`` smoothed as ``sqrt(. ^ 2 + eps^2) - eps``. Where VIFB's orientation term does not wrap
+        (differences beyond pi/2) the forms differ; otherwise they agree up to O(eps).
+      eps: smoothing scale of the smooth form (log-ratio and radians).
     """
     x = to_grey_levels(sources, data_range) * 255.0
     f = to_grey_levels(fused, data_range) * 255.0
