@@ -389,7 +389,7 @@ def eval_cmd(
     sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
     fused: Path = typer.Option(..., "-f", "--fused", help="The fused image, or a folder of fused images named like the sources."),
     metrics: str = typer.Option(
-        "ce,en,mi,psnr,ag,ei,qabf,sd,sf,rmse,ssim,qcb,qcv", "-m", "--metrics", help="Comma-separated metric names (`jfusion eval --list`)."
+        "ce,en,mi,psnr,ag,ei,qabf,sd,sf,rmse,ssim,qcb,qcv", "-m", "--metrics", help="Comma-separated metric names (jfusion.metrics.list_metrics() lists them)."
     ),
     colour: str = typer.Option("vifb", "--colour", help="Colour rule: vifb, channels, mefb or gray."),
     option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Metric option METRIC.KEY=VALUE, e.g. psnr.convention=standard."),
