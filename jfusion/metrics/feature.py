@@ -198,9 +198,11 @@ def qp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, thresho
     """
     x = to_grey_levels(sources, data_range)
     f = to_grey_levels(fused, data_range)
-    px = phase_congruency(x)
-    pf = phase_congruency(f)
     s = x.shape[0]
+    # one image at a time: the (O, S, H, W) complex responses dominate memory
+    allpc = jax.lax.map(phase_congruency, jnp.concatenate([x, f[None]], axis=0))
+    px = PhaseCongruency(*(v[:s] for v in allpc))
+    pf = PhaseCongruency(*(v[s] for v in allpc))
     pick = (s - 1) - jnp.argmax(px.pc[::-1], axis=0)  # last maximum
     sel = lambda v: jnp.take_along_axis(v, pick[None], axis=0)[0]  # noqa: E731
     masks = px.pc > threshold
