@@ -15,6 +15,7 @@ from jfusion.ops.filters import (
     pad2d,
     separable_filter,
     sobel,
+    sobel_edges,
     window_sum,
 )
 from jfusion.ops.patches import extract_patches, fold_patches, patch_starts
@@ -42,6 +43,7 @@ __all__ = [
     "rgb_to_ycbcr",
     "separable_filter",
     "sobel",
+    "sobel_edges",
     "upsample_zeros",
     "window_sum",
     "ycbcr_to_rgb",
