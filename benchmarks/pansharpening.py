@@ -91,7 +91,7 @@ if __name__ == "__main__":
         "three quarters; `jfusion train pansharpening-scores` keeps only models that beat EXP on Q2n, SAM and ERGAS on the "
         "held-out quarter (see `jfusion/weights/pansharpening/manifest.json`, which also lists the models not shipped).\n\n"
         "**Reading the table.** The learned methods do *not* lead the classical ones here, unlike in their papers: they were "
-        "trained for 300-2000 Adam steps of narrowed networks (e.g. PNN 32/16 channels instead of 64/32, DRPNN 16 instead of "
+        "trained for 300-12000 Adam steps (per model and sensor: see the manifest) of narrowed networks (e.g. PNN 32/16 channels instead of 64/32, DRPNN 16 instead of "
         "64) on one scene's training part, on a shared 2-core CPU, whereas the papers train for ~10^5-10^6 iterations on many "
         "scenes. The residual PNN is the most robust (it starts from EXP) and leads on WorldView-2 at reduced resolution; the "
         "SAE is level with MTF-GLP-HPM on IKONOS (Q2n 0.850 vs 0.849, SAM and ERGAS slightly worse); on GeoEye-1 the "
