@@ -88,8 +88,7 @@ def test_dct_dictionary():
 
 
 def test_shipped_dictionary_and_manifest():
-    if "csr32" not in shipped_dictionaries():
-        pytest.skip("shipped dictionary csr32 not built (jfusion train dictionary)")
+    assert "csr32" in shipped_dictionaries(), "shipped dictionary csr32 missing from the package"
     d = load_dictionary("csr32")
     assert d.shape == (8, 8, 32)
     np.testing.assert_allclose(np.sqrt(np.sum(d.astype(np.float64) ** 2, axis=(0, 1))), 1.0, rtol=1e-4)
