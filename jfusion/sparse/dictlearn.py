@@ -33,6 +33,7 @@ from jax.typing import ArrayLike
 from jfusion.sparse.cbpdn import Options as _Options
 from jfusion.sparse.cbpdn import State as _CBState
 from jfusion.sparse.cbpdn import _irfft, _norm, _rfft
+from jfusion.sparse.cbpdn import coefficients as _cb_coefficients
 from jfusion.sparse.cbpdn import init as _cb_init
 from jfusion.sparse.cbpdn import make_problem as _make_problem
 from jfusion.sparse.cbpdn import objective as _objective
@@ -153,7 +154,7 @@ def step(
     xs = _cb_step(st.x, problem, _X_OPTS._replace(relax=relax))
     obj, dfd, l1 = _objective(problem, xs.x)
     st = st._replace(x=xs)
-    st, r, s = _dstep(st, xs.y, problem.sf, size, relax, zero_mean)
+    st, r, s = _dstep(st, _cb_coefficients(xs, problem, _X_OPTS), problem.sf, size, relax, zero_mean)
     hist = DictLearnHistory(
         objective=obj, data_fidelity=dfd, l1=l1, x_rho=xs.rho, d_rho=st.rho, d_primal_residual=r, d_dual_residual=s
     )
