@@ -20,6 +20,7 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
+from jfusion.metrics.information import level_histogram_metrics
 
 __all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
 
@@ -253,18 +254,48 @@ def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: 
     return jnp.mean(per.reshape(n, c), axis=1)
 
 
+_HIST_SHARED = ("ce", "en", "mi")
+
+
+def _shared_histograms(names: tuple[str, ...], opts: dict) -> tuple[str, ...]:
+    """The metrics of ``level_histogram_metrics`` asked for with options it honours (two or more)."""
+    ok = {"ce": not opts.get("ce"), "en": not opts.get("en"), "mi": set(opts.get("mi", {})) <= {"base"}}
+    shared = tuple(n for n in _HIST_SHARED if n in names and ok[n])
+    return shared if len(shared) >= 2 else ()
+
+
+def _channel_mean(fn, x: jax.Array, f: jax.Array) -> tuple[jax.Array, ...]:
+    """Per-channel metrics ``fn(x (S, H, W), f (H, W)) -> tuple`` mapped over ``N * C``, mean over channels."""
+    n, c = f.shape[:2]
+    per = _map(fn, x.reshape((n * c,) + x.shape[2:]), f.reshape((n * c,) + f.shape[2:]))
+    return tuple(jnp.mean(v.reshape(n, c), axis=1) for v in per)
+
+
 @functools.lru_cache(maxsize=64)
 def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
-    """The jitted batch program: ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype -> ``{name: (N,)}``."""
+    """The jitted batch program: ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype -> ``{name: (N,)}``.
+
+    ``uint8`` input means exact 8-bit levels: CE, EN and MI then share one joint histogram per
+    source (``information.level_histogram_metrics``).
+    """
     opts = {k: dict(v) for k, v in frozen}
 
     def compute(x: jax.Array, f: jax.Array) -> dict[str, jax.Array]:
         dt = _float_dtype()  # at trace time: jit retraces when x64 is switched
-        x = x.astype(dt)
-        f = f.astype(dt)
         if x.shape[1] != f.shape[1]:  # grey sources next to a colour fused image: shared per channel
             x = jnp.broadcast_to(x, (x.shape[0], f.shape[1]) + x.shape[2:])
-        return {n: _apply_channels(get_metric_info(n), x, f, side_by_side, opts.get(n, {})) for n in names}
+        out: dict[str, jax.Array] = {}
+        shared = _shared_histograms(names, opts) if x.dtype == f.dtype == jnp.uint8 else ()
+        if shared:
+            base = opts.get("mi", {}).get("base")
+            vals = _channel_mean(functools.partial(level_histogram_metrics, base=base), x, f)
+            out.update((k, v) for k, v in zip(_HIST_SHARED, vals) if k in shared)
+        x = x.astype(dt)
+        f = f.astype(dt)
+        for n in names:
+            if n not in out:
+                out[n] = _apply_channels(get_metric_info(n), x, f, side_by_side, opts.get(n, {}))
+        return {n: out[n] for n in names}
 
     return jax.jit(compute)
 
