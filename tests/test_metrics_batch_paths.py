@@ -159,3 +159,20 @@ def test_rfft_filter_equals_complex_fft_filter(shape, csf):
         # the reference's complex result is real up to rounding on these grids (metrics_spec P13)
         assert float(jnp.max(jnp.abs(jnp.imag(full)))) <= 1e-13 * scale
         assert float(jnp.max(jnp.abs(real - jnp.real(full)))) <= 1e-13 * scale
+
+
+def test_arctan_matches_numpy():
+    rng = np.random.default_rng(5)
+    v = np.concatenate(
+        [rng.normal(0, 3, 20000), 10.0 ** rng.uniform(-10, 10, 20000) * rng.choice([-1, 1], 20000),
+         [0.0, 0.66, -0.66, 2.414213562373095, 0.4142135623730950, 1.0, -1.0, 1e30, -1e30]]
+    )
+    with jax.enable_x64(True):
+        got = np.asarray(jax.jit(C.arctan)(jnp.asarray(v)))
+    ref = np.arctan(v)
+    tiny = np.maximum(np.abs(ref), 1e-300)
+    assert np.max(np.abs(got - ref) / tiny) <= 2.3e-16  # 1 ulp, as XLA's atan
+    v32 = v.astype(np.float32)
+    got32 = np.asarray(jax.jit(C.arctan)(jnp.asarray(v32))).astype(np.float64)
+    ref32 = np.arctan(v32.astype(np.float64))
+    assert np.max(np.abs(got32 - ref32) / np.maximum(np.abs(ref32), 1e-30)) <= 2.5e-7  # Cephes atanf, ~3 ulp
