@@ -36,6 +36,7 @@ __all__ = [
     "freqspace",
     "fft_filter",
     "rfft_filter",
+    "rfft_response",
     "block_reduce_sum",
     "arctan",
     "safe_div",
@@ -232,9 +233,14 @@ def rfft_filter(x: jax.Array, response: np.ndarray) -> jax.Array:
     than half the cost.
     """
     m, n = x.shape[-2:]
-    half = np.fft.ifftshift(np.asarray(response, dtype=np.float64))[:, : n // 2 + 1]
-    spec = jnp.fft.rfft2(x) * jnp.asarray(half, dtype=x.dtype)
+    spec = jnp.fft.rfft2(x) * jnp.asarray(rfft_response(response), dtype=x.dtype)
     return jnp.fft.irfft2(spec, s=(m, n))
+
+
+def rfft_response(response: np.ndarray) -> np.ndarray:
+    """A centred (``fftshift``-ed) full response ``(m, n)`` as the ``rfft2`` half ``(m, n // 2 + 1)``."""
+    n = response.shape[-1]
+    return np.fft.ifftshift(np.asarray(response, dtype=np.float64))[:, : n // 2 + 1]
 
 
 def block_reduce_sum(x: jax.Array, block: int) -> jax.Array:

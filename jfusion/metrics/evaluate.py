@@ -21,6 +21,7 @@ from jax.typing import ArrayLike
 from jfusion.errors import FusionInputError, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
 from jfusion.metrics.information import level_histogram_metrics
+from jfusion.metrics.perceptual import contrast_metrics
 
 __all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
 
@@ -221,8 +222,8 @@ def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarra
 
 
 
-def _map(fn, x: jax.Array, f: jax.Array) -> jax.Array:
-    """``fn`` over the leading axis, one item at a time (``lax.map``).
+def _map(fn, x: jax.Array, f: jax.Array):
+    """``fn(x_i, f_i)`` over the leading axis, one item at a time (``lax.map``).
 
     A sequential map rather than ``vmap``: each item's intermediate maps stay in cache (the
     vmapped program streams every map of the whole batch through memory), histograms are plain
@@ -231,27 +232,21 @@ def _map(fn, x: jax.Array, f: jax.Array) -> jax.Array:
     return jax.lax.map(lambda a: fn(*a), (x, f))
 
 
-def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: bool, opts: dict) -> jax.Array:
-    """One metric over a channel-first batch: ``x (N, C, S, H, W)``, ``f (N, C, H, W)`` -> ``(N,)``.
+def _whole_image(info: MetricInfo, c: int, side_by_side: bool) -> bool:
+    """Metrics that see all channels of a scene at once: ``rgb2gray`` first, or channels side by side."""
+    return c > 1 and ((info.colour == "gray" and c == 3) or (side_by_side and info.colour == "side_by_side"))
 
-    Channels sit in front of the image axes (not last) so that every filter and reduction runs
-    on contiguous rows; the per-channel metric is mapped over the flattened ``N * C`` axis.
-    Measured on the VIFB table (2-core CPU): channel-last input cost ~2 ms per image and metric
-    in transposes alone (PSNR 2.4 -> 0.36 ms).
-    """
+
+def _apply_whole(info: MetricInfo, x: jax.Array, f: jax.Array, opts: dict) -> jax.Array:
+    """A :func:`_whole_image` metric over a batch ``x (N, C, S, H, W)``, ``f (N, C, H, W)`` -> ``(N,)``."""
     fn = functools.partial(info.fn, data_range=255.0, **opts)
-    n, c = f.shape[:2]
-    if c == 1:
-        return _map(fn, x[:, 0], f[:, 0])
-    if info.colour == "gray" and c == 3:
+    c = f.shape[1]
+    if info.colour == "gray":
         g = [float(v) for v in _GRAY]
         grey = lambda v: g[0] * v[:, 0] + g[1] * v[:, 1] + g[2] * v[:, 2]  # noqa: E731
         return _map(fn, grey(x), grey(f))
-    if side_by_side and info.colour == "side_by_side":
-        cat = lambda v: jnp.concatenate([v[:, k] for k in range(c)], axis=-1)  # noqa: E731  [R | G | B]
-        return _map(fn, cat(x), cat(f))
-    per = _map(fn, x.reshape((n * c,) + x.shape[2:]), f.reshape((n * c,) + f.shape[2:]))
-    return jnp.mean(per.reshape(n, c), axis=1)
+    cat = lambda v: jnp.concatenate([v[:, k] for k in range(c)], axis=-1)  # noqa: E731  [R | G | B]
+    return _map(fn, cat(x), cat(f))
 
 
 _HIST_SHARED = ("ce", "en", "mi")
@@ -264,38 +259,66 @@ def _shared_histograms(names: tuple[str, ...], opts: dict) -> tuple[str, ...]:
     return shared if len(shared) >= 2 else ()
 
 
-def _channel_mean(fn, x: jax.Array, f: jax.Array) -> tuple[jax.Array, ...]:
-    """Per-channel metrics ``fn(x (S, H, W), f (H, W)) -> tuple`` mapped over ``N * C``, mean over channels."""
-    n, c = f.shape[:2]
-    per = _map(fn, x.reshape((n * c,) + x.shape[2:]), f.reshape((n * c,) + f.shape[2:]))
-    return tuple(jnp.mean(v.reshape(n, c), axis=1) for v in per)
+def _shared_contrast(names: tuple[str, ...], opts: dict) -> bool:
+    """Whether Q_CB and Q_CV are both asked for with options ``contrast_metrics`` honours."""
+    return "qcb" in names and "qcv" in names and not opts.get("qcb") and set(opts.get("qcv", {})) <= {"block", "alpha"}
+
+
+def _channel_body(names: tuple[str, ...], opts: dict, integral: bool, dt: Any):
+    """All per-channel metrics of one item ``(x (S, H, W), f (H, W))`` -> tuple of scalars in ``names`` order.
+
+    Work shared between metrics is done once: for exact 8-bit levels CE, EN and MI come from one
+    joint histogram per source (``information.level_histogram_metrics``); Q_CB and Q_CV share
+    their ``normalize1`` images and forward FFTs (``perceptual.contrast_metrics``).
+    """
+    hist = _shared_histograms(names, opts) if integral else ()
+    contrast = _shared_contrast(names, opts)
+
+    def body(x: jax.Array, f: jax.Array) -> tuple[jax.Array, ...]:
+        vals: dict[str, jax.Array] = {}
+        if hist:
+            ce_en_mi = level_histogram_metrics(x, f, base=opts.get("mi", {}).get("base"))
+            vals.update((k, v) for k, v in zip(_HIST_SHARED, ce_en_mi) if k in hist)
+        x = x.astype(dt)
+        f = f.astype(dt)
+        if contrast:
+            vals["qcb"], vals["qcv"] = contrast_metrics(x, f, data_range=255.0, **opts.get("qcv", {}))
+        for n in names:
+            if n not in vals:
+                vals[n] = get_metric_info(n).fn(x, f, data_range=255.0, **opts.get(n, {}))
+        return tuple(vals[n] for n in names)
+
+    return body
 
 
 @functools.lru_cache(maxsize=64)
 def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
     """The jitted batch program: ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype -> ``{name: (N,)}``.
 
-    ``uint8`` input means exact 8-bit levels: CE, EN and MI then share one joint histogram per
-    source (``information.level_histogram_metrics``).
+    Channels sit in front of the image axes so every filter and reduction runs on contiguous rows
+    (channel-last input cost ~2 ms per image and metric in transposes: PSNR 2.4 -> 0.36 ms). All
+    per-channel metrics run in **one** sequential map over the ``N * C`` scene-channels, each
+    item converted to float there, so an item's data are read once, while in cache, by every
+    metric (:func:`_channel_body`); the per-channel values are averaged over channels (VIFB).
+    ``uint8`` input means exact 8-bit levels.
     """
     opts = {k: dict(v) for k, v in frozen}
 
     def compute(x: jax.Array, f: jax.Array) -> dict[str, jax.Array]:
         dt = _float_dtype()  # at trace time: jit retraces when x64 is switched
-        if x.shape[1] != f.shape[1]:  # grey sources next to a colour fused image: shared per channel
-            x = jnp.broadcast_to(x, (x.shape[0], f.shape[1]) + x.shape[2:])
+        n, c = f.shape[:2]
+        if x.shape[1] != c:  # grey sources next to a colour fused image: shared per channel
+            x = jnp.broadcast_to(x, (n, c) + x.shape[2:])
+        whole = tuple(k for k in names if _whole_image(get_metric_info(k), c, side_by_side))
+        per_channel = tuple(k for k in names if k not in whole)
         out: dict[str, jax.Array] = {}
-        shared = _shared_histograms(names, opts) if x.dtype == f.dtype == jnp.uint8 else ()
-        if shared:
-            base = opts.get("mi", {}).get("base")
-            vals = _channel_mean(functools.partial(level_histogram_metrics, base=base), x, f)
-            out.update((k, v) for k, v in zip(_HIST_SHARED, vals) if k in shared)
-        x = x.astype(dt)
-        f = f.astype(dt)
-        for n in names:
-            if n not in out:
-                out[n] = _apply_channels(get_metric_info(n), x, f, side_by_side, opts.get(n, {}))
-        return {n: out[n] for n in names}
+        if per_channel:
+            body = _channel_body(per_channel, opts, x.dtype == f.dtype == jnp.uint8, dt)
+            vals = _map(body, x.reshape((n * c,) + x.shape[2:]), f.reshape((n * c,) + f.shape[2:]))
+            out.update((k, jnp.mean(v.reshape(n, c), axis=1)) for k, v in zip(per_channel, vals))
+        for k in whole:
+            out[k] = _apply_whole(get_metric_info(k), x.astype(dt), f.astype(dt), opts.get(k, {}))
+        return {k: out[k] for k in names}
 
     return jax.jit(compute)
 
