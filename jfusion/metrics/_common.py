@@ -42,6 +42,7 @@ __all__ = [
     "safe_div",
     "safe_sqrt",
     "box_mean_valid",
+    "box_sum_stored",
     "soft_histogram_weights",
 ]
 
@@ -315,4 +316,12 @@ def box_mean_valid(x: jax.Array, size: int) -> jax.Array:
 
     Works for even sizes; output ``(H - size + 1, W - size + 1)``; direct sums (``ops.box_sum_valid``).
     """
-    return box_sum_valid(x, size) / float(size * size)
+    return box_sum_stored(x, size) / float(size * size)
+
+
+def box_sum_stored(x: jax.Array, size: int) -> jax.Array:
+    """``ops.box_sum_valid(x, size)`` (same sums in the same order) with the column pass stored.
+
+    Without :func:`materialize` XLA recomputes the column sums for every term of the row sums.
+    """
+    return box_sum_valid(materialize(box_sum_valid(x, (size, 1))), (1, size))
