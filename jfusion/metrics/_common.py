@@ -123,11 +123,16 @@ def fspecial_gaussian1d(size: int, sigma: float) -> np.ndarray:
     return gaussian_kernel1d(sigma, size)
 
 
-def _keep(x: jax.Array) -> jax.Array:
+def _keep_cpu(x: jax.Array) -> jax.Array:
     flat = x.reshape(-1)
     # A conditional on a run-time predicate (true unless the first element is NaN; both branches
     # return x) is a point XLA cannot fuse across.
     return jax.lax.cond(flat[0] == flat[0], lambda v: v, lambda v: v + 0.0, x)
+
+
+def _keep(x: jax.Array) -> jax.Array:
+    # CPU only: elsewhere a conditional would cost a device-to-host read of the predicate.
+    return jax.lax.platform_dependent(x, cpu=_keep_cpu, default=lambda v: v)
 
 
 @custom_vmap
@@ -148,8 +153,9 @@ def materialize(x: jax.Array) -> jax.Array:
     XLA:CPU fuses a producer into each consumer that reads it; for a separable filter that means
     the first 1-D pass is recomputed for every tap of the second (11 x 11 multiply-adds per
     pixel instead of 11 + 11, measured 5x slower). ``optimization_barrier`` is removed before
-    fusion on CPU, so the value is passed through a conditional on a run-time predicate. The
-    barrier holds under ``vmap`` (custom batching rule) and is transparent to differentiation.
+    fusion on CPU, so the value is passed through a conditional on a run-time predicate (on CPU
+    only; other backends get the plain value). The barrier holds under ``vmap`` (custom batching
+    rule) and is transparent to differentiation.
     """
     return _keep_batched(x)
 
