@@ -179,3 +179,19 @@ def test_arctan_matches_numpy():
     got32 = np.asarray(jax.jit(C.arctan)(jnp.asarray(v32))).astype(np.float64)
     ref32 = np.arctan(v32.astype(np.float64))
     assert np.max(np.abs(got32 - ref32) / np.maximum(np.abs(ref32), 1e-30)) <= 2.5e-7  # Cephes atanf, ~3 ulp
+
+
+def test_vmapped_driver_equals_sequential(monkeypatch):
+    # Accelerators get a vmapped program (E._sequential() is False off CPU); check it here on CPU.
+    src = RNG.integers(0, 256, (3, 2, 40, 48, 3), dtype=np.uint8)
+    fu = RNG.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    names = list(M.VIFB_METRICS)
+    with jax.enable_x64(True):
+        E._fusion_fn.cache_clear()
+        seq = M.evaluate_batch(src, fu, metrics=names)
+        monkeypatch.setattr(E, "_sequential", lambda: False)
+        E._fusion_fn.cache_clear()
+        vec = M.evaluate_batch(src, fu, metrics=names)
+    E._fusion_fn.cache_clear()
+    for n in names:
+        np.testing.assert_allclose(vec[n], seq[n], rtol=1e-12, err_msg=n)

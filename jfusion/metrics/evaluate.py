@@ -222,14 +222,21 @@ def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarra
 
 
 
-def _map(fn, x: jax.Array, f: jax.Array):
-    """``fn(x_i, f_i)`` over the leading axis, one item at a time (``lax.map``).
+def _sequential() -> bool:
+    """Map items one at a time (CPU) or all at once (``vmap``: accelerators want the whole batch)."""
+    return jax.default_backend() == "cpu"
 
-    A sequential map rather than ``vmap``: each item's intermediate maps stay in cache (the
-    vmapped program streams every map of the whole batch through memory), histograms are plain
-    (unbatched) scatters, and ``materialize`` barriers stay unbatched conditionals.
+
+def _map(fn, x: jax.Array, f: jax.Array):
+    """``fn(x_i, f_i)`` over the leading axis.
+
+    On CPU a sequential ``lax.map`` rather than ``vmap``: each item's intermediate maps stay in
+    cache (the vmapped program streams every map of the whole batch through memory), histograms
+    are plain (unbatched) scatters. Elsewhere ``vmap``, which gives the accelerator the batch.
     """
-    return jax.lax.map(lambda a: fn(*a), (x, f))
+    if _sequential():
+        return jax.lax.map(lambda a: fn(*a), (x, f))
+    return jax.vmap(fn)(x, f)
 
 
 def _whole_image(info: MetricInfo, c: int, side_by_side: bool) -> bool:
