@@ -132,6 +132,8 @@ def _keep_cpu(x: jax.Array) -> jax.Array:
 
 def _keep(x: jax.Array) -> jax.Array:
     # CPU only: elsewhere a conditional would cost a device-to-host read of the predicate.
+    if x.size == 0:
+        return x
     return jax.lax.platform_dependent(x, cpu=_keep_cpu, default=lambda v: v)
 
 

@@ -221,7 +221,6 @@ def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarra
         raise FusionInputError(f"metrics: {err}") from None
 
 
-
 def _sequential() -> bool:
     """Map items one at a time (CPU) or all at once (``vmap``: accelerators want the whole batch)."""
     return jax.default_backend() == "cpu"
