@@ -11,9 +11,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 from jax.typing import ArrayLike
 
-from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d, separable_filter
+from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d
 
 __all__ = [
     "GREY",
@@ -25,16 +26,23 @@ __all__ = [
     "histogram",
     "joint_histogram",
     "entropy_from_counts",
+    "materialize",
+    "correlate_valid",
     "filter_valid",
     "filter_same_zero",
+    "separable_same_zero",
     "conv2_same",
     "fspecial_gaussian1d",
     "freqspace",
     "fft_filter",
+    "rfft_filter",
+    "rfft_response",
     "block_reduce_sum",
+    "arctan",
     "safe_div",
     "safe_sqrt",
     "box_mean_valid",
+    "box_sum_stored",
     "soft_histogram_weights",
 ]
 
@@ -115,13 +123,90 @@ def fspecial_gaussian1d(size: int, sigma: float) -> np.ndarray:
     return gaussian_kernel1d(sigma, size)
 
 
+def _keep_cpu(x: jax.Array) -> jax.Array:
+    flat = x.reshape(-1)
+    # A conditional on a run-time predicate (true unless the first element is NaN; both branches
+    # return x) is a point XLA cannot fuse across.
+    return jax.lax.cond(flat[0] == flat[0], lambda v: v, lambda v: v + 0.0, x)
+
+
+def _keep(x: jax.Array) -> jax.Array:
+    # CPU only: elsewhere a conditional would cost a device-to-host read of the predicate.
+    if x.size == 0:
+        return x
+    return jax.lax.platform_dependent(x, cpu=_keep_cpu, default=lambda v: v)
+
+
+@custom_vmap
+def _keep_batched(x: jax.Array) -> jax.Array:
+    return _keep(x)
+
+
+@_keep_batched.def_vmap
+def _keep_rule(axis_size, in_batched, x):
+    del axis_size
+    return _keep_batched(x), in_batched[0]
+
+
+@jax.custom_jvp
+def materialize(x: jax.Array) -> jax.Array:
+    """Identity that makes XLA store ``x`` instead of recomputing it inside every consumer.
+
+    XLA:CPU fuses a producer into each consumer that reads it; for a separable filter that means
+    the first 1-D pass is recomputed for every tap of the second (11 x 11 multiply-adds per
+    pixel instead of 11 + 11, measured 5x slower). ``optimization_barrier`` is removed before
+    fusion on CPU, so the value is passed through a conditional on a run-time predicate (on CPU
+    only; other backends get the plain value). The barrier holds under ``vmap`` (custom batching
+    rule) and is transparent to differentiation.
+    """
+    return _keep_batched(x)
+
+
+@materialize.defjvp
+def _materialize_jvp(primals, tangents):
+    return materialize(primals[0]), tangents[0]
+
+
+def correlate_valid(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+    """'valid' correlation with static 1-D ``taps`` along ``axis`` (-2 or -1): length ``n - len(taps) + 1``.
+
+    Taps are summed in order, zero taps skipped (the arithmetic of ``ops.correlate1d``).
+    """
+    k = [float(v) for v in np.asarray(taps, dtype=np.float64).ravel()]
+    out_len = x.shape[axis] - len(k) + 1
+    out = None
+    for t, w in enumerate(k):
+        if w == 0.0:
+            continue
+        term = jax.lax.slice_in_dim(x, t, t + out_len, axis=axis % x.ndim) * w
+        out = term if out is None else out + term
+    if out is None:
+        shape = list(x.shape)
+        shape[axis] = out_len
+        return jnp.zeros(shape, x.dtype)
+    return out.astype(x.dtype)
+
+
 def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
-    """MATLAB ``filter2(outer(k_y, k_x), x, 'valid')`` for odd-length separable kernels (last two axes)."""
+    """MATLAB ``filter2(outer(k_y, k_x), x, 'valid')`` for separable kernels (last two axes).
+
+    Column pass, stored (:func:`materialize`), then row pass; filter several maps of one size
+    in one call by stacking them on a leading axis.
+    """
     k_x = k_y if k_x is None else k_x
+    x = jnp.asarray(x)
+    return correlate_valid(materialize(correlate_valid(x, k_y, -2)), k_x, -1)
+
+
+def separable_same_zero(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
+    """MATLAB ``filter2(outer(k_y, k_x), x, 'same')`` (zero padding, odd lengths) as two stored 1-D passes."""
+    k_x = k_y if k_x is None else k_x
+    x = jnp.asarray(x)
     ry, rx = (len(k_y) - 1) // 2, (len(k_x) - 1) // 2
-    y = separable_filter(x, k_y, k_x, "zero")
-    h, w = y.shape[-2:]
-    return y[..., ry : h - ry, rx : w - rx]
+    pad = [(0, 0)] * (x.ndim - 2)
+    y = correlate_valid(jnp.pad(x, pad + [(ry, ry), (0, 0)]), k_y, -2)
+    y = jnp.pad(materialize(y), pad + [(0, 0), (rx, rx)])
+    return correlate_valid(y, k_x, -1)
 
 
 def filter_same_zero(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
@@ -148,6 +233,25 @@ def fft_filter(x: jax.Array, response: np.ndarray) -> jax.Array:
     return jnp.fft.ifft2(jnp.fft.ifftshift(spec * resp, axes=(-2, -1)))
 
 
+def rfft_filter(x: jax.Array, response: np.ndarray) -> jax.Array:
+    """Real-FFT form of :func:`fft_filter` for real ``x`` (last two axes) and a centred ``response``.
+
+    ``ifftshift(fftshift(X) .* R) = X .* ifftshift(R)``; on the symmetric freqspace grids used
+    here the result of :func:`fft_filter` is real up to rounding (imaginary parts ~1e-13 of the
+    values), so a half spectrum and ``irfft2`` give the same numbers to float rounding at less
+    than half the cost.
+    """
+    m, n = x.shape[-2:]
+    spec = jnp.fft.rfft2(x) * jnp.asarray(rfft_response(response), dtype=x.dtype)
+    return jnp.fft.irfft2(spec, s=(m, n))
+
+
+def rfft_response(response: np.ndarray) -> np.ndarray:
+    """A centred (``fftshift``-ed) full response ``(m, n)`` as the ``rfft2`` half ``(m, n // 2 + 1)``."""
+    n = response.shape[-1]
+    return np.fft.ifftshift(np.asarray(response, dtype=np.float64))[:, : n // 2 + 1]
+
+
 def block_reduce_sum(x: jax.Array, block: int) -> jax.Array:
     """``blkproc`` sums: zero-pad bottom/right to a multiple of ``block`` and sum each block."""
     h, w = x.shape[-2:]
@@ -156,6 +260,39 @@ def block_reduce_sum(x: jax.Array, block: int) -> jax.Array:
     hb, wb = (h + ph) // block, (w + pw) // block
     xp = xp.reshape(*x.shape[:-2], hb, block, wb, block)
     return xp.sum(axis=(-3, -1))
+
+
+# Cephes atan: rational P/Q for float64 (|error| <= 1 ulp measured), atanf polynomial for float32.
+_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
+           -1.228866684490136173410e2, -6.485021904942025371773e1)
+_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
+           4.853903996359136964868e2, 1.945506571482613964425e2)
+_ATANF = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1, -3.33329491539e-1)
+_MOREBITS = 6.123233995736765886130e-17
+
+
+def arctan(x: jax.Array) -> jax.Array:
+    """``arctan`` from plain arithmetic (Cephes range reduction + rational / polynomial).
+
+    XLA:CPU's ``atan`` is not vectorised (~10 ns per element measured); this form is, and is ~7x
+    faster. Accuracy (measured on 10^6 values over 1e-10 .. 1e10): float64 1 ulp (as XLA), float32
+    within 2e-7 relative (XLA: 8e-8). Real floating input of any shape; gradients as ``arctan``'s
+    pieces (use ``jnp.arctan`` where the derivative matters).
+    """
+    a = jnp.abs(x)
+    wide = x.dtype == jnp.float64
+    big = a > 2.414213562373095  # tan(3 pi / 8)
+    mid = (a > (0.66 if wide else 0.4142135623730950)) & ~big
+    t = jnp.where(big, -1.0 / jnp.where(big, a, 1.0), jnp.where(mid, (a - 1.0) / (a + 1.0), a))
+    y0 = jnp.where(big, np.pi / 2, jnp.where(mid, np.pi / 4, 0.0))
+    z = t * t
+    if wide:
+        p = (((_ATAN_P[0] * z + _ATAN_P[1]) * z + _ATAN_P[2]) * z + _ATAN_P[3]) * z + _ATAN_P[4]
+        q = ((((z + _ATAN_Q[0]) * z + _ATAN_Q[1]) * z + _ATAN_Q[2]) * z + _ATAN_Q[3]) * z + _ATAN_Q[4]
+        r = t * (z * p / q) + t + jnp.where(big, _MOREBITS, jnp.where(mid, 0.5 * _MOREBITS, 0.0))
+    else:
+        r = (((_ATANF[0] * z + _ATANF[1]) * z + _ATANF[2]) * z + _ATANF[3]) * z * t + t
+    return jnp.sign(x) * (y0 + r)
 
 
 def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
@@ -187,4 +324,12 @@ def box_mean_valid(x: jax.Array, size: int) -> jax.Array:
 
     Works for even sizes; output ``(H - size + 1, W - size + 1)``; direct sums (``ops.box_sum_valid``).
     """
-    return box_sum_valid(x, size) / float(size * size)
+    return box_sum_stored(x, size) / float(size * size)
+
+
+def box_sum_stored(x: jax.Array, size: int) -> jax.Array:
+    """``ops.box_sum_valid(x, size)`` (same sums in the same order) with the column pass stored.
+
+    Without :func:`materialize` XLA recomputes the column sums for every term of the row sums.
+    """
+    return box_sum_valid(materialize(box_sum_valid(x, (size, 1))), (1, size))

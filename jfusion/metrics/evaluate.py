@@ -20,6 +20,8 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
+from jfusion.metrics.information import level_histogram_metrics
+from jfusion.metrics.perceptual import contrast_metrics
 
 __all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
 
@@ -116,27 +118,215 @@ def _freeze(options: Mapping[str, Mapping[str, Any]] | None) -> tuple:
     return frozen
 
 
-def _apply_channels(info: MetricInfo, x: jax.Array, f: jax.Array, side_by_side: bool, opts: dict) -> jax.Array:
+_INT_LEVELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def _levels(a: np.ndarray, name: str, quantize: bool | None) -> np.ndarray:
+    """A batch ``(N, ...)`` on the 0..255 scale, exactly as ``validate_image`` + ``*255`` + ``_snap`` per scene.
+
+    8-bit data (``uint8``, not ``quantize=False``) are returned as they are: those steps give back
+    their integer levels. Otherwise float64, snapped per scene as :func:`prepare_fusion_inputs` does.
+    """
+    if a.dtype == object or a.size == 0:
+        raise FusionInputError(f"{name}: pass a non-empty numeric array, got dtype {a.dtype} and shape {a.shape}.")
+    if a.dtype == np.uint8 and quantize is not False:
+        return a
+    if a.dtype in _INT_LEVELS:
+        v = a.astype(np.float32) / np.float32(_INT_LEVELS[a.dtype])
+    elif a.dtype.kind == "f":
+        v = a.astype(np.float32)
+        if not np.all(np.isfinite(v)):
+            raise FusionInputError(f"{name}: contains NaN/Inf values; clean or mask them first.")
+        lo, hi = float(v.min()), float(v.max())
+        if lo < -1e-4 or hi > 1.0 + 1e-4:
+            raise FusionInputError(
+                f"{name}: float values span [{lo:g}, {hi:g}] but jfusion expects [0, 1]; divide 8-bit data by 255."
+            )
+    else:
+        raise FusionInputError(f"{name}: unsupported dtype {a.dtype}; pass uint8, uint16 or float images in [0, 1].")
+    v = v.astype(np.float64) * 255.0
+    if quantize is False:
+        return v
+    r = np.round(v)
+    if quantize:
+        return r
+    ok = np.all(np.abs(v - r) < 1e-3, axis=tuple(range(1, v.ndim)))
+    return np.where(ok.reshape((-1,) + (1,) * (v.ndim - 1)), r, v)
+
+
+def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate a batch and return ``(x (N, C, S, H, W), f (N, C, H, W), side_by_side)`` (see ``_device_layout``).
+
+    Same rules and values as :func:`prepare_fusion_inputs` applied per scene, on whole arrays.
+    """
+    if colour not in COLOUR_RULES:
+        raise FusionInputError(f"colour: must be one of {COLOUR_RULES}, got {colour!r}.")
+    src = np.asarray(sources)
+    fu = np.asarray(fused)
+    if src.ndim not in (4, 5) or fu.ndim not in (3, 4) or fu.shape[0] != src.shape[0]:
+        raise FusionInputError(
+            f"sources/fused: expected (N, S, H, W[, C]) and (N, H, W[, C]) with the same N, got {src.shape} and {fu.shape}."
+        )
+    if src.shape[1] < 2:
+        raise FusionInputError(f"sources: got {src.shape[1]} source(s) per scene; pass two or more images of one scene.")
+    if fu.shape[1:3] != src.shape[2:4]:
+        raise FusionInputError(
+            f"fused: size {fu.shape[1:3]} differs from the sources' {src.shape[2:4]}; pass the fused images of these scenes."
+        )
+    x = _levels(src, "sources", quantize)
+    f = _levels(fu, "fused", quantize)
+    x = x[..., 0] if x.ndim == 5 and x.shape[-1] == 1 else x
+    f = f[..., 0] if f.ndim == 4 and f.shape[-1] == 1 else f
+    fc = 1 if f.ndim == 3 else f.shape[-1]
+    xc = 1 if x.ndim == 4 else x.shape[-1]
+    if colour == "gray":
+        f = f @ _GRAY if fc == 3 else f
+        x = x @ _GRAY if xc == 3 else x
+        return (*_device_layout(x, f), False)
+    if fc == 1 and xc > 1:
+        if xc != 3:
+            raise FusionInputError(f"fused: is grey but the sources have {xc} bands; pass a fused image with {xc} bands.")
+        x = x @ _GRAY
+    elif fc > 1 and xc != fc:
+        if colour == "mefb" and xc == 1 and fc == 3:
+            f = f[..., 0]
+        elif xc != 1:
+            raise FusionInputError(f"fused: has {fc} bands but the sources have {xc}; the band counts must match.")
+    return (*_device_layout(x, f), colour == "vifb")
+
+
+def _device_layout(x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Channel-first, compact arrays for the device: ``x (N, C|1, S, H, W)``, ``f (N, C, H, W)``.
+
+    Input ``x (N, S, H, W[, C])``, ``f (N, H, W[, C])`` on the 0..255 scale. Exact 8-bit levels
+    travel as ``uint8`` (converted to float on the device), anything else in the float dtype.
+    """
+    x = x[:, None] if x.ndim == 4 else np.moveaxis(x, -1, 1)
+    f = f[:, None] if f.ndim == 3 else np.moveaxis(f, -1, 1)
+    return _compact(x), _compact(f)
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if np.all((a >= 0) & (a <= 255) & (a == np.round(a))):
+        return a.astype(np.uint8)
+    return a.astype(_float_dtype())
+
+
+def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarray, f: np.ndarray) -> dict[str, jax.Array]:
+    try:
+        return _fusion_fn(names, frozen, side_by_side)(x, f)
+    except ValueError as err:
+        raise FusionInputError(f"metrics: {err}") from None
+
+
+def _sequential() -> bool:
+    """Map items one at a time (CPU) or all at once (``vmap``: accelerators want the whole batch)."""
+    return jax.default_backend() == "cpu"
+
+
+def _map(fn, x: jax.Array, f: jax.Array):
+    """``fn(x_i, f_i)`` over the leading axis.
+
+    On CPU a sequential ``lax.map`` rather than ``vmap``: each item's intermediate maps stay in
+    cache (the vmapped program streams every map of the whole batch through memory), histograms
+    are plain (unbatched) scatters. Elsewhere ``vmap``, which gives the accelerator the batch.
+    """
+    if _sequential():
+        return jax.lax.map(lambda a: fn(*a), (x, f))
+    return jax.vmap(fn)(x, f)
+
+
+def _whole_image(info: MetricInfo, c: int, side_by_side: bool) -> bool:
+    """Metrics that see all channels of a scene at once: ``rgb2gray`` first, or channels side by side."""
+    return c > 1 and ((info.colour == "gray" and c == 3) or (side_by_side and info.colour == "side_by_side"))
+
+
+def _apply_whole(info: MetricInfo, x: jax.Array, f: jax.Array, opts: dict) -> jax.Array:
+    """A :func:`_whole_image` metric over a batch ``x (N, C, S, H, W)``, ``f (N, C, H, W)`` -> ``(N,)``."""
     fn = functools.partial(info.fn, data_range=255.0, **opts)
-    if f.ndim == 2:
-        return fn(x, f)
-    if info.colour == "gray" and f.shape[-1] == 3:
-        g = jnp.asarray(_GRAY, x.dtype)
-        return fn(x @ g, f @ g)
-    if side_by_side and info.colour == "side_by_side":
-        cat = lambda v: jnp.concatenate(jnp.moveaxis(v, -1, 0), axis=-1)  # noqa: E731  [R | G | B]
-        return fn(jax.vmap(cat)(x), cat(f))
-    return jnp.mean(jax.vmap(fn, in_axes=(-1, -1))(x, f))
+    c = f.shape[1]
+    if info.colour == "gray":
+        g = [float(v) for v in _GRAY]
+        grey = lambda v: g[0] * v[:, 0] + g[1] * v[:, 1] + g[2] * v[:, 2]  # noqa: E731
+        return _map(fn, grey(x), grey(f))
+    cat = lambda v: jnp.concatenate([v[:, k] for k in range(c)], axis=-1)  # noqa: E731  [R | G | B]
+    return _map(fn, cat(x), cat(f))
+
+
+_HIST_SHARED = ("ce", "en", "mi")
+
+
+def _shared_histograms(names: tuple[str, ...], opts: dict) -> tuple[str, ...]:
+    """The metrics of ``level_histogram_metrics`` asked for with options it honours (two or more)."""
+    ok = {"ce": not opts.get("ce"), "en": not opts.get("en"), "mi": set(opts.get("mi", {})) <= {"base"}}
+    shared = tuple(n for n in _HIST_SHARED if n in names and ok[n])
+    return shared if len(shared) >= 2 else ()
+
+
+def _shared_contrast(names: tuple[str, ...], opts: dict) -> bool:
+    """Whether Q_CB and Q_CV are both asked for with options ``contrast_metrics`` honours."""
+    return "qcb" in names and "qcv" in names and not opts.get("qcb") and set(opts.get("qcv", {})) <= {"block", "alpha"}
+
+
+def _channel_body(names: tuple[str, ...], opts: dict, integral: bool, dt: Any):
+    """All per-channel metrics of one item ``(x (S, H, W), f (H, W))`` -> tuple of scalars in ``names`` order.
+
+    Work shared between metrics is done once: for exact 8-bit levels CE, EN and MI come from one
+    joint histogram per source (``information.level_histogram_metrics``); Q_CB and Q_CV share
+    their ``normalize1`` images and forward FFTs (``perceptual.contrast_metrics``).
+    """
+    hist = _shared_histograms(names, opts) if integral else ()
+    contrast = _shared_contrast(names, opts)
+
+    def body(x: jax.Array, f: jax.Array) -> tuple[jax.Array, ...]:
+        vals: dict[str, jax.Array] = {}
+        if hist:
+            ce_en_mi = level_histogram_metrics(x, f, base=opts.get("mi", {}).get("base"))
+            vals.update((k, v) for k, v in zip(_HIST_SHARED, ce_en_mi) if k in hist)
+        x = x.astype(dt)
+        f = f.astype(dt)
+        if contrast:
+            vals["qcb"], vals["qcv"] = contrast_metrics(x, f, data_range=255.0, **opts.get("qcv", {}))
+        for n in names:
+            if n not in vals:
+                vals[n] = get_metric_info(n).fn(x, f, data_range=255.0, **opts.get(n, {}))
+        return tuple(vals[n] for n in names)
+
+    return body
 
 
 @functools.lru_cache(maxsize=64)
 def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
+    """The jitted batch program: ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype -> ``{name: (N,)}``.
+
+    Channels sit in front of the image axes so every filter and reduction runs on contiguous rows
+    (channel-last input cost ~2 ms per image and metric in transposes: PSNR 2.4 -> 0.36 ms). All
+    per-channel metrics run in **one** sequential map over the ``N * C`` scene-channels, each
+    item converted to float there, so an item's data are read once, while in cache, by every
+    metric (:func:`_channel_body`); the per-channel values are averaged over channels (VIFB).
+    ``uint8`` input means exact 8-bit levels.
+    """
     opts = {k: dict(v) for k, v in frozen}
 
     def compute(x: jax.Array, f: jax.Array) -> dict[str, jax.Array]:
-        return {n: _apply_channels(get_metric_info(n), x, f, side_by_side, opts.get(n, {})) for n in names}
+        dt = _float_dtype()  # at trace time: jit retraces when x64 is switched
+        n, c = f.shape[:2]
+        if x.shape[1] != c:  # grey sources next to a colour fused image: shared per channel
+            x = jnp.broadcast_to(x, (n, c) + x.shape[2:])
+        whole = tuple(k for k in names if _whole_image(get_metric_info(k), c, side_by_side))
+        per_channel = tuple(k for k in names if k not in whole)
+        out: dict[str, jax.Array] = {}
+        if per_channel:
+            body = _channel_body(per_channel, opts, x.dtype == f.dtype == jnp.uint8, dt)
+            vals = _map(body, x.reshape((n * c,) + x.shape[2:]), f.reshape((n * c,) + f.shape[2:]))
+            out.update((k, jnp.mean(v.reshape(n, c), axis=1)) for k, v in zip(per_channel, vals))
+        for k in whole:
+            out[k] = _apply_whole(get_metric_info(k), x.astype(dt), f.astype(dt), opts.get(k, {}))
+        return {k: out[k] for k in names}
 
-    return compute
+    return jax.jit(compute)
 
 
 def _check_sources(infos: Sequence[MetricInfo], n: int) -> None:
@@ -224,24 +414,9 @@ def evaluate(
     if fusion:
         x, f, sbs = prepare_fusion_inputs(sources, fused, colour=colour, quantize=quantize)
         _check_sources(fusion, x.shape[0])
-        fn = _jitted(tuple(i.name for i in fusion), frozen, sbs)
-        dt = _float_dtype()
-        try:
-            res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
-        except ValueError as err:
-            raise FusionInputError(f"metrics: {err}") from None
-        out.update({k: float(v) for k, v in res.items()})
+        res = _run(tuple(i.name for i in fusion), frozen, sbs, *_device_layout(x[None], f[None]))
+        out.update({k: float(v[0]) for k, v in res.items()})
     return {i.name: out[i.name] for i in infos}
-
-
-@functools.lru_cache(maxsize=64)
-def _jitted(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
-    return jax.jit(_fusion_fn(names, frozen, side_by_side))
-
-
-@functools.lru_cache(maxsize=64)
-def _batched(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
-    return jax.jit(jax.vmap(_fusion_fn(names, frozen, side_by_side)))
 
 
 def evaluate_batch(
@@ -253,7 +428,12 @@ def evaluate_batch(
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """General fusion metrics of N scenes of one size in one vmapped, jitted call.
+    """General fusion metrics of N scenes of one size in one jitted call.
+
+    The batch is validated and converted with whole-array NumPy operations (no per-scene Python
+    work); 8-bit data travel as ``uint8`` and are converted on the device; colour channels are
+    laid out in front of the image axes. One program is compiled per image size, metric set and
+    input dtype.
 
     Args:
       sources: ``(N, S, H, W)`` or ``(N, S, H, W, C)`` in [0, 1] (or uint8/uint16).
@@ -266,20 +446,7 @@ def evaluate_batch(
     infos = _resolve(metrics, DEFAULT_METRICS)
     if any(i.kind != "fusion" for i in infos):
         raise FusionInputError("metrics: evaluate_batch takes general fusion metrics; call the remote ones per scene.")
-    src = np.asarray(sources)
-    fu = np.asarray(fused)
-    if src.ndim not in (4, 5) or fu.shape[0] != src.shape[0]:
-        raise FusionInputError(
-            f"sources/fused: expected (N, S, H, W[, C]) and (N, H, W[, C]) with the same N, got {src.shape} and {fu.shape}."
-        )
-    prepared = [prepare_fusion_inputs(src[i], fu[i], colour=colour, quantize=quantize) for i in range(src.shape[0])]
-    _check_sources(infos, prepared[0][0].shape[0])
-    x = np.stack([p[0] for p in prepared])
-    f = np.stack([p[1] for p in prepared])
-    fn = _batched(tuple(i.name for i in infos), _freeze(options), prepared[0][2])
-    dt = _float_dtype()
-    try:
-        res = fn(jnp.asarray(x, dt), jnp.asarray(f, dt))
-    except ValueError as err:
-        raise FusionInputError(f"metrics: {err}") from None
+    x, f, sbs = _prepare_batch(sources, fused, colour, quantize)
+    _check_sources(infos, x.shape[2])
+    res = _run(tuple(i.name for i in infos), _freeze(options), sbs, x, f)
     return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}

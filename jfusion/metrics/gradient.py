@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import conv2_same, safe_sqrt, to_grey_levels
+from jfusion.metrics._common import arctan, conv2_same, safe_sqrt, to_grey_levels
 from jfusion.metrics._registry import register_metric
 
 __all__ = ["qabf", "qsf"]
@@ -29,7 +29,7 @@ def _edges(p: jax.Array, smooth: bool, eps: float) -> tuple[jax.Array, jax.Array
         return g, jnp.stack([sx**2 - sy**2, 2.0 * sx * sy])
     g = safe_sqrt(sx**2 + sy**2)
     zero = sx == 0
-    a = jnp.where(zero, math.pi / 2, jnp.arctan(sy / jnp.where(zero, 1.0, sx)))
+    a = jnp.where(zero, math.pi / 2, arctan(sy / jnp.where(zero, 1.0, sx)))
     return g, a
 
 
