@@ -195,3 +195,21 @@ def test_vmapped_driver_equals_sequential(monkeypatch):
     E._fusion_fn.cache_clear()
     for n in names:
         np.testing.assert_allclose(vec[n], seq[n], rtol=1e-12, err_msg=n)
+
+
+@pytest.mark.skipif(len(jax.local_devices()) < 2, reason="needs several local devices (CI sets 4 CPU devices)")
+def test_batch_split_over_devices_equals_one_device(monkeypatch):
+    # 5 items over the local devices: padding (repeat the last item) and trimming are exercised.
+    src = RNG.integers(0, 256, (5, 2, 40, 48, 3), dtype=np.uint8)
+    fu = RNG.integers(0, 256, (5, 40, 48, 3), dtype=np.uint8)
+    names = list(M.VIFB_METRICS)
+    with jax.enable_x64(True):
+        E._fusion_fn.cache_clear()
+        split = M.evaluate_batch(src, fu, metrics=names)
+        monkeypatch.setattr(E, "_devices", lambda: jax.local_devices()[:1])
+        E._fusion_fn.cache_clear()
+        one = M.evaluate_batch(src, fu, metrics=names)
+    E._fusion_fn.cache_clear()
+    for n in names:
+        assert split[n].shape == (5,)
+        np.testing.assert_allclose(split[n], one[n], rtol=1e-12, err_msg=n)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from jax.sharding import Mesh, PartitionSpec
 
 from jfusion.errors import FusionInputError, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
@@ -215,10 +216,22 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 
 def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarray, f: np.ndarray) -> dict[str, jax.Array]:
+    fn, n_dev = _fusion_fn(names, frozen, side_by_side)
+    n = f.shape[0]
+    pad = (-n) % n_dev
+    if pad:  # repeat the last item so every device gets an equal, valid share; trimmed below
+        x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+        f = np.concatenate([f, np.repeat(f[-1:], pad, axis=0)])
     try:
-        return _fusion_fn(names, frozen, side_by_side)(x, f)
+        out = fn(x, f)
     except ValueError as err:
         raise FusionInputError(f"metrics: {err}") from None
+    return {k: v[:n] for k, v in out.items()} if pad else out
+
+
+def _devices() -> list:
+    """The devices a batch is split over: all local devices of the default backend."""
+    return jax.local_devices()
 
 
 def _sequential() -> bool:
@@ -299,7 +312,11 @@ def _channel_body(names: tuple[str, ...], opts: dict, integral: bool, dt: Any):
 
 @functools.lru_cache(maxsize=64)
 def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
-    """The jitted batch program: ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype -> ``{name: (N,)}``.
+    """The jitted batch program and the number of devices it splits the batch over.
+
+    The program maps ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype to
+    ``{name: (N,)}``; with several local devices ``N`` must be a multiple of their number
+    (:func:`_run` pads) and each device evaluates ``N / devices`` items.
 
     Channels sit in front of the image axes so every filter and reduction runs on contiguous rows
     (channel-last input cost ~2 ms per image and metric in transposes: PSNR 2.4 -> 0.36 ms). All
@@ -326,7 +343,14 @@ def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
             out[k] = _apply_whole(get_metric_info(k), x.astype(dt), f.astype(dt), opts.get(k, {}))
         return {k: out[k] for k in names}
 
-    return jax.jit(compute)
+    devices = _devices()
+    if len(devices) == 1:
+        return jax.jit(compute), 1
+    # Several local devices (accelerators, or CPU devices from
+    # ``--xla_force_host_platform_device_count``): each computes its share of the batch.
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    spec = PartitionSpec("batch")
+    return jax.jit(jax.shard_map(compute, mesh=mesh, in_specs=(spec, spec), out_specs=spec)), len(devices)
 
 
 def _check_sources(infos: Sequence[MetricInfo], n: int) -> None:
