@@ -342,6 +342,8 @@ def train_cnn3d_mshs_cmd(
     steps: int = typer.Option(300, "--steps"),
     seed: int = typer.Option(0, "--seed"),
     components: int = typer.Option(None, "--components", help="PCA components of the HS (default 8)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    select_steps: bool = typer.Option(False, "--select-steps", help="Early stopping: pick the step count (<= --steps) on a validation strip of the training part."),
     out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
 ) -> None:
     """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).
@@ -351,7 +353,7 @@ def train_cnn3d_mshs_cmd(
     """
     from jfusion.training.pansharpening import train_cnn3d_mshs
 
-    meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, n_components=components, out_dir=out)
+    meta = train_cnn3d_mshs(scene, steps=steps, lr=lr, seed=seed, n_components=components, select_steps=select_steps, out_dir=out)
     typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
 
 
@@ -370,7 +372,7 @@ def pansharpening_scores_cmd(
         m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
         qk = "q2n" if "q2n" in m else "q"
         typer.echo(
-            f"{key:28s} {qk.upper()} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"
+            f"{key:28s} {'Q2n' if qk == 'q2n' else 'Q'} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"
         )
     for key in entries.get("not_shipped", {}):
         typer.echo(f"{key:28s} not shipped: does not beat EXP")

@@ -120,3 +120,23 @@ def test_cnn3d_bad_sensor_and_ratio():
     if "houston" in SHIPPED:
         with pytest.raises(FusionInputError, match="ratio 4"):
             jfusion.pansharpen(hs, np.ones((16, 16, 3), np.float32), "cnn3d-mshs", sensor="houston")
+
+
+def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):
+    """A tiny HS + MS scene on one grid (Paris layout): trains with early stopping on a validation
+    strip of the training part and writes the weights and the manifest entry."""
+    import scipy.io as sio
+
+    from jfusion.training.pansharpening import train_cnn3d_mshs
+
+    rng = np.random.default_rng(0)
+    hs = rng.random((24, 24, 6)) @ rng.random((6, 6)) + 0.1
+    ms = hs @ rng.random((6, 3))
+    sio.savemat(tmp_path / "tiny_hs_ms.mat", {"HSim": hs, "MSim": ms})
+    meta = train_cnn3d_mshs(tmp_path / "tiny_hs_ms.mat", steps=30, batch=2, patch=9, n_components=4, select_steps=True,
+                            out_dir=tmp_path, log=None)
+    assert meta["sensor"] == "tiny" and meta["ratio"] == 3 and meta["ms_bands"] == 3
+    assert meta["train_region"] == "HS columns 0-17" and meta["test_region"].startswith("HS columns 18-23")
+    assert set(meta["val_losses"]) == {"25", "30"} and meta["steps"] in (25, 30) and "columns 12-17" in meta["step_selection"]
+    assert (tmp_path / "cnn3d-mshs-tiny.npz").exists()
+    assert json.loads((tmp_path / "manifest.json").read_text())["cnn3d-mshs-tiny"]["steps"] == meta["steps"]

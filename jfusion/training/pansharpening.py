@@ -339,37 +339,20 @@ def _hs_parts(hs_path: str | Path):
     return scene, first, col
 
 
-def train_cnn3d_mshs(
-    hs_path: str | Path,
-    *,
-    steps: int = 300,
-    batch: int = 8,
-    patch: int = 24,
-    lr: float = 1e-3,
-    n_components: int | None = None,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-) -> dict[str, Any]:
-    """Train the 3-D CNN MS/HS fusion on one HS scene and write ``cnn3d-mshs-<scene key>.npz``.
-
-    The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
-    out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
-    (:func:`jfusion.pansharpening.mshs.training_pair`: Wald's protocol for a real HS +
-    high-resolution pair, HS degradation by 3 for HS and MS on one grid). Noise (1 % of the
-    component scale) is added to the inputs as in Palsson et al.
-    """
+def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scale: float) -> tuple[jax.Array, jax.Array]:
+    """Network input ``(h, w, P + C)`` and target components ``(h, w, P)`` of one scene part."""
     from jfusion.pansharpening import mshs
 
-    scene, first, col = _hs_parts(hs_path)
-    r = scene.ratio
-    hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
-    n_components = n_components or mshs.N_COMPONENTS
-    pca = mshs.fit_pca(hs_tr, n_components)
-    ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
-    hs_lr, hr_in, q = mshs.training_pair(hs_tr, hr_tr, scene_ratio=r)
-    x = mshs.volume(hs_lr, hr_in, pca, ratio=q, ms_scale=ms_scale)[..., 0]  # (h, w, P + C)
-    y = mshs.to_components(jnp.asarray(hs_tr), pca)  # (h, w, P)
+    hs_lr, hr_in, q = mshs.training_pair(hs, hr, scene_ratio=scene_ratio)
+    x = mshs.volume(hs_lr, hr_in, pca, ratio=q, ms_scale=ms_scale)[..., 0]
+    return x, mshs.to_components(jnp.asarray(hs), pca)
+
+
+def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=25):
+    """Train a fresh 3-D CNN on crops of ``(x, y)``; with ``val = (xv, yv)`` also return the validation losses."""
+    from jfusion.pansharpening import mshs
+    from jfusion.training.loop import train
+
     n_pc = y.shape[-1]
     model = mshs.build_cnn3d(seed)
     key = jax.random.key(seed)
@@ -381,26 +364,96 @@ def train_cnn3d_mshs(
         return xi[..., None], yi
 
     def loss_fn(m, b):
-        return jnp.mean((m(b[0])[..., :n_pc, 0] - b[1]) ** 2)
+        return jnp.mean((m(b[0])[..., :n_pc, 0] - b[1]) ** 2), {}
 
+    validate = None
+    if val is not None:
+        xv, yv = val
+
+        def validate(m, step):
+            return {"val_loss": float(jnp.mean((m(xv[None, ..., None])[0, ..., :n_pc, 0] - yv) ** 2))}
+
+    result = train(model, optax.adam(lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
+                   validate_every=val_every if val is not None else 0, progress=log is not None, desc="cnn3d-mshs")
+    return model, [float(r["loss"]) for r in result.history], result.validation
+
+
+def train_cnn3d_mshs(
+    hs_path: str | Path,
+    *,
+    steps: int = 300,
+    batch: int = 8,
+    patch: int = 24,
+    lr: float = 1e-3,
+    n_components: int | None = None,
+    select_steps: bool = False,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Train the 3-D CNN MS/HS fusion on one HS scene and write ``cnn3d-mshs-<scene key>.npz``.
+
+    The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
+    out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
+    (:func:`jfusion.pansharpening.mshs.training_pair`: Wald's protocol for a real HS +
+    high-resolution pair, HS degradation by 3 for HS and MS on one grid). Noise (1 % of the
+    component scale) is added to the inputs as in Palsson et al.
+
+    ``select_steps`` (early stopping without the test region, for the small Paris scenes): the
+    training part is split again, its right quarter becomes a validation strip; a run of
+    ``steps`` steps on the rest is validated every 25 steps, and the final model is trained on
+    the whole training part for the step count with the lowest validation loss.
+    """
+    from jfusion.pansharpening import mshs
+
+    scene, first, col = _hs_parts(hs_path)
+    r = scene.ratio
+    q = r if r > 1 else mshs.SIMULATED_RATIO
+    hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
+    n_components = n_components or mshs.N_COMPONENTS
+    pca = mshs.fit_pca(hs_tr, n_components)
+    ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
     t0 = time.time()
-    history = fit(model, optax.adam(lr), loss_fn, jax.jit(batch_fn), steps=steps, log=log)
+    selection: dict[str, Any] = {}
+    final_steps = steps
+    if select_steps:
+        vfirst, vcol = mshs.split_columns(col - first, q)
+        vcol += first  # vfirst == 0: the training part is whole LR pixels already
+        xf, yf = _cnn3d_arrays(scene.hs[:, first:vcol], scene.hr[:, first * r : vcol * r], r, pca, ms_scale)
+        xv, yv = _cnn3d_arrays(scene.hs[:, vcol:col], scene.hr[:, vcol * r : col * r], r, pca, ms_scale)
+        _, _, vals = _fit_cnn3d(xf, yf, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log, val=(xv, yv))
+        best = min(vals, key=lambda v: v["val_loss"])
+        final_steps = max(int(best["step"]), 25)
+        selection = {
+            "step_selection": f"validation strip HS columns {vcol}-{col - 1} (right quarter of the training part), model trained "
+            f"on columns {first}-{vcol - 1} for {steps} steps, validated every 25: lowest loss at step {final_steps}; "
+            f"final model trained on the whole training part for {final_steps} steps",
+            "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 6) for v in vals},
+            "max_steps": steps,
+        }
+    x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
+    model, history, _ = _fit_cnn3d(x, y, steps=final_steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log)
+    n_pc = int(y.shape[-1])
     name = mshs.scene_key(str(hs_path))
     w = scene.hs.shape[1]
     if r > 1:
         protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
     else:
         protocol = f"HS and MS on one grid: HS degraded by {q} (generic MTF Gaussian + decimation), MS kept, original HS = target"
-    dropped = f"; HS column(s) 0-{first - 1} unused (whole LR pixels)" if first else ""
+    unused = "column 0" if first == 1 else f"columns 0-{first - 1}"
+    dropped = f"; HS {unused} unused (whole low-resolution pixels)" if first else ""
     meta = {
         "model": "cnn3d-mshs", "sensor": name, "bands": int(scene.hs.shape[-1]), "ms_bands": int(scene.hr.shape[-1]),
-        "scene": Path(hs_path).name, "ratio": q, "n_components": int(n_pc), "pca_scale": pca.scale, "ms_scale": ms_scale,
+        "scene": Path(hs_path).name, "ratio": q, "n_components": n_pc, "pca_scale": pca.scale, "ms_scale": ms_scale,
         "protocol": protocol,
         "train_region": f"HS columns {first}-{col - 1}{dropped}", "test_region": f"HS columns {col}-{w - 1} (right quarter)",
-        "seed": seed, "steps": steps, "batch": batch, "patch": patch, "lr": lr, "optimizer": "adam", "loss": "l2",
+        "seed": seed, "steps": final_steps, "batch": batch, "patch": patch, "lr": lr, "optimizer": "adam", "loss": "l2",
+        **selection,
         "final_loss": float(np.mean(history[-20:])), "train_seconds": round(time.time() - t0, 1),
         "command": f"jfusion train cnn3d-mshs --scene {Path(hs_path).name} --steps {steps} --seed {seed}"
-        + (f" --components {n_components}" if n_components != mshs.N_COMPONENTS else ""),
+        + (f" --components {n_components}" if n_components != mshs.N_COMPONENTS else "")
+        + (f" --lr {lr:g}" if lr != 1e-3 else "")
+        + (" --select-steps" if select_steps else ""),
         "date": datetime.date.today().isoformat(),
     }
     out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
