@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -94,8 +95,6 @@ def degrade_hs_ms(hs: ArrayLike, ms_hr: ArrayLike, *, ratio: int) -> tuple[jax.A
 
 def scene_key(path: str) -> str:
     """The weight-file key of an HS scene file (``houston_dataset.mat`` -> ``houston``)."""
-    from pathlib import Path
-
     stem = Path(path).stem
     return SCENE_KEYS.get(stem, stem.split("_")[0].lower())
 
