@@ -338,15 +338,22 @@ for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
 
 @train_app.command("cnn3d-mshs")
 def train_cnn3d_mshs_cmd(
-    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS .mat (e.g. shared/data/hyperspectral/houston_dataset.mat)."),
+    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS/PAN .mat in shared/data/hyperspectral (houston_dataset.mat, paris_data_hs_ms.mat, paris_data_hs_pan.mat)."),
     steps: int = typer.Option(300, "--steps"),
     seed: int = typer.Option(0, "--seed"),
+    components: int = typer.Option(None, "--components", help="PCA components of the HS (default 8)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    select_steps: bool = typer.Option(False, "--select-steps", help="Early stopping: pick the step count (<= --steps) on a validation strip of the training part."),
     out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
 ) -> None:
-    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) under Wald's protocol (right quarter held out)."""
+    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).
+
+    Real pairs (Houston HS+RGB, Paris HS+PAN) train under Wald's protocol; HS and MS on one grid
+    (Paris HS+MS) train with the HS degraded by 3 and the original HS as the target.
+    """
     from jfusion.training.pansharpening import train_cnn3d_mshs
 
-    meta = train_cnn3d_mshs(scene, steps=steps, seed=seed, out_dir=out)
+    meta = train_cnn3d_mshs(scene, steps=steps, lr=lr, seed=seed, n_components=components, select_steps=select_steps, out_dir=out)
     typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
 
 
@@ -363,7 +370,10 @@ def pansharpening_scores_cmd(
         if key == "not_shipped":
             continue
         m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
-        typer.echo(f"{key:28s} Q2n {m['q2n']:.4f} (EXP {e['q2n']:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})")
+        qk = "q2n" if "q2n" in m else "q"
+        typer.echo(
+            f"{key:28s} {'Q2n' if qk == 'q2n' else 'Q'} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"
+        )
     for key in entries.get("not_shipped", {}):
         typer.echo(f"{key:28s} not shipped: does not beat EXP")
 

@@ -1,5 +1,5 @@
 """Learned pan-sharpening: model shapes, training steps, the Scarpa et al. 2018 conventions oracle,
-shipped weights (load, run, beat EXP on the held-out test region)."""
+shipped weights (load, run, beat EXP on the held-out test region). MS/HS fusion: test_remote_mshs.py."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def test_model_shapes():
     assert DRPNN(5, 4, features=8, rngs=nnx.Rngs(0))(x).shape == (2, 33, 33, 4)
     assert len(DRPNN(5, 4, features=8, rngs=nnx.Rngs(0)).hidden) == 8  # 1 + 8 + 1 + 1 = 11 convolutions
     assert SRCNN(features=(8, 4), rngs=nnx.Rngs(0))(x[..., :1]).shape == (2, 33, 33, 1)
+    assert SRCNN(channels=4, features=(8, 4), rngs=nnx.Rngs(0))(x[..., :4]).shape == (2, 33, 33, 4)
     assert StackedSAE(49, (20, 10), rngs=nnx.Rngs(0))(jnp.zeros((3, 49))).shape == (3, 49)
     assert CNN3D(features=(4, 4), rngs=nnx.Rngs(0))(jnp.zeros((1, 8, 8, 6, 1))).shape == (1, 8, 8, 6, 1)
 
@@ -139,19 +140,19 @@ def test_sae_restore_vmapped_over_patches():
     assert out.shape == (20, 18) and np.all(np.isfinite(np.asarray(out)))
 
 
-@pytest.mark.skipif(not (learned.WEIGHTS_DIR / "cnn3d-mshs-houston.npz").exists(), reason="cnn3d-mshs weights not shipped")
-def test_cnn3d_mshs_shipped_beats_bicubic_on_held_out_quarter():
-    from jfusion.pansharpening import mshs
-    from jfusion.pansharpening.io import read_hs_scene
-
-    scene = read_hs_scene(data_path("hyperspectral", "houston_dataset.mat"))
-    hs_te, hr_te = scene.hs[:, 96:], scene.hr[:, 384:]
-    hs_lr, ms_lr = mshs.degrade_hs_ms(hs_te, hr_te, ratio=4)
-    out = np.asarray(jfusion.pansharpen(hs_lr, ms_lr, "cnn3d-mshs", sensor="houston"))
-    exp = np.asarray(wald.upsample_ms(hs_lr, 4, "bicubic"))
-    assert out.shape == hs_te.shape
-    q, a, e = q2n(hs_te, out), sam(hs_te, out), ergas(hs_te, out)
-    q0, a0, e0 = q2n(hs_te, exp), sam(hs_te, exp), ergas(hs_te, exp)
-    assert q > q0 and a < a0 and e < e0, f"Q2n {q:.4f}/{q0:.4f} SAM {a:.3f}/{a0:.3f} ERGAS {e:.3f}/{e0:.3f}"
-    with pytest.raises(FusionInputError, match="48 HS bands"):
-        jfusion.pansharpen(hs_lr[..., :40], ms_lr, "cnn3d-mshs", sensor="houston")
+def test_srcnn_gs_is_gram_schmidt_on_the_srcnn_output(monkeypatch):
+    """With the SRCNN's residual branch zeroed (identity super-resolution), SRCNN + GS is exactly
+    Gram-Schmidt on the bicubic MS; the training pairs are degraded MS -> MS, all bands."""
+    rng = np.random.default_rng(1)
+    ms = (rng.random((16, 16, 4)) * 1500 + 100).astype(np.float32)
+    pan = (rng.random((64, 64)) * 1500 + 100).astype(np.float32)
+    model = SRCNN(channels=4, features=(8, 4), rngs=nnx.Rngs(0))
+    model.conv3.kernel[...] = jnp.zeros_like(model.conv3.kernel[...])
+    model.conv3.bias[...] = jnp.zeros_like(model.conv3.bias[...])
+    monkeypatch.setattr(learned, "load_weights", lambda name, sensor, bands: (model, {"bands": bands}))
+    out = learned.srcnn_gs(ms, pan, ratio=4, sensor="IKONOS", bit_depth=11)
+    ref = jfusion.pansharpening.cs.gs(ms, pan, ratio=4, interp="bicubic")
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-2)
+    x, y, m = training_arrays("srcnn-gs", ms, pan, ratio=4, sensor="IKONOS", bit_depth=11)
+    assert x.shape == y.shape == (16, 16, 4) and m == 0
+    np.testing.assert_allclose(np.asarray(y) * 2048, ms, rtol=1e-6)

@@ -5,8 +5,8 @@
   layout of Scarpa et al. 2018's released networks): the interpolated MS is added back.
 * :class:`DRPNN` - Wei et al. 2017: 11 convolutions, a residual over the (B + 1)-channel input
   and a final convolution to B bands ('same' padding).
-* :class:`SRCNN` - Dong et al. 2016 single-channel super-resolution network (9-5-5, 64/32),
-  'same' padding, used by SRCNN + Gram-Schmidt.
+* :class:`SRCNN` - Dong et al. 2016 super-resolution network (9-5-5, 64/32), 'same' padding,
+  one channel or all MS bands in and out; used by SRCNN + Gram-Schmidt.
 * :class:`SparseAE` / :class:`StackedSAE` - Huang et al. 2015 sparse denoising autoencoders
   on vectorised patches (sigmoid units).
 * :class:`CNN3D` - Palsson et al. 2017: three 3-D convolutions over (H, W, spectral) volumes.
@@ -106,14 +106,29 @@ class DRPNN(nnx.Module):
 
 
 class SRCNN(nnx.Module):
-    """SRCNN (9-5-5, 64/32 channels, 'same' padding) on one channel; residual to its input when ``residual``."""
+    """SRCNN (9-5-5, 64/32 channels, 'same' padding); residual to its input when ``residual``.
 
-    def __init__(self, *, features: tuple[int, int] = (64, 32), kernels: tuple[int, int, int] = (9, 5, 5), residual: bool = True, rngs: nnx.Rngs):
+    Args:
+      channels: input and output channels (1: Dong et al.'s luminance network; B: all MS bands
+        in and out, as used by SRCNN + Gram-Schmidt).
+
+    Call: ``x (N, H, W, channels) -> (N, H, W, channels)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int = 1,
+        features: tuple[int, int] = (64, 32),
+        kernels: tuple[int, int, int] = (9, 5, 5),
+        residual: bool = True,
+        rngs: nnx.Rngs,
+    ):
         self.residual = residual
-        self.conv1 = nnx.Conv(1, features[0], (kernels[0],) * 2, padding="SAME", rngs=rngs)
+        self.conv1 = nnx.Conv(channels, features[0], (kernels[0],) * 2, padding="SAME", rngs=rngs)
         self.conv2 = nnx.Conv(features[0], features[1], (kernels[1],) * 2, padding="SAME", rngs=rngs)
         self.conv3 = nnx.Conv(
-            features[1], 1, (kernels[2],) * 2, padding="SAME", rngs=rngs,
+            features[1], channels, (kernels[2],) * 2, padding="SAME", rngs=rngs,
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )
 

@@ -122,11 +122,16 @@ def validate_pair(
 
 
 def validate_hs_pair(hs: ArrayLike, hr: ArrayLike, *, ratio: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Check an HS cube ``(h, w, L)`` and its high-resolution MS/RGB ``(r h, r w, C)``; returns float32 arrays and ``r``."""
+    """Check an HS cube ``(h, w, L)`` and its high-resolution MS/RGB ``(r h, r w, C)`` or PAN ``(r h, r w)``.
+
+    Returns float32 arrays (a PAN as ``(r h, r w, 1)``) and ``r``.
+    """
     hs_a = np.asarray(hs, np.float32)
     hr_a = np.asarray(hr, np.float32)
+    if hr_a.ndim == 2:
+        hr_a = hr_a[..., None]
     if hs_a.ndim != 3 or hr_a.ndim != 3:
-        raise FusionInputError(f"hs {hs_a.shape} / ms {hr_a.shape}: pass the HS cube (h, w, L) and the high-resolution MS (H, W, C).")
+        raise FusionInputError(f"hs {hs_a.shape} / ms {hr_a.shape}: pass the HS cube (h, w, L) and the high-resolution MS (H, W, C) or PAN (H, W).")
     _finite(hs_a, "hs")
     _finite(hr_a, "ms")
     h, w, _ = hs_a.shape
@@ -162,7 +167,7 @@ def pansharpen(
       method: a registered name (``list_pansharpening_methods()``): ``exp``, ``ihs``, ``gihs``,
         ``brovey``, ``pca``, ``gs``, ``gsa``, ``atwt``, ``mtf-glp``, ``mtf-glp-hpm``, ``hpf`` and
         the learned ``pnn``, ``pnn-residual``, ``drpnn``, ``srcnn-gs``, ``sae``; ``cnn3d-mshs`` takes
-        an HS cube as ``ms`` and the high-resolution MS/RGB ``(H, W, C)`` as ``pan``.
+        an HS cube as ``ms`` and the high-resolution MS/RGB ``(H, W, C)`` or PAN ``(H, W)`` as ``pan``.
       ratio: the PAN/MS ratio (inferred from the shapes; checked when given).
       sensor: sensor name for MTF gains and learned weights (``QB``, ``IKONOS``, ``GeoEye1``,
         ``WV2``, ``WV3``; ``None`` = generic MTF).

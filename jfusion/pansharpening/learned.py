@@ -84,7 +84,7 @@ SPECS: dict[str, ModelSpec] = {
     "pnn-residual": ModelSpec("pnn", residual=True, indices=False, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
     # Wei et al. 2017: 11 layers of 7x7, residual on [MS~, PAN] then a 7x7 conv to B bands.
     "drpnn": ModelSpec("drpnn", features=(16,), kernels=(7,), loss="l2"),
-    # Zhong et al. 2016: SRCNN (9-5-5) on the intensity, then Gram-Schmidt.
+    # Zhong et al. 2016: SRCNN (9-5-5) super-resolves the bicubic MS (all bands in and out), then Gram-Schmidt.
     "srcnn-gs": ModelSpec("srcnn", residual=True, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
     # Huang et al. 2015: stacked sparse denoising AEs on 7x7 patches, hidden sizes 128 and 64.
     "sae": ModelSpec("sae", features=(128, 64), kernels=(7,), loss="l2"),
@@ -132,7 +132,7 @@ def build_model(name: str, bands: int, *, seed: int = 0) -> nnx.Module:
     if spec.kind == "drpnn":
         return DRPNN(bands + 1, bands, features=spec.features[0], kernel=spec.kernels[0], rngs=rngs)
     if spec.kind == "srcnn":
-        return SRCNN(features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
+        return SRCNN(channels=bands, features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
     if spec.kind == "sae":
         p = sae_patch_size(spec)
         return StackedSAE(p * p, spec.features, rngs=rngs)  # type: ignore[arg-type]
@@ -264,21 +264,28 @@ def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None =
 
 @register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016")
 def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic") -> jax.Array:
-    """SRCNN + GS: SRCNN sharpens the GIHS intensity of the bicubic MS, then Gram-Schmidt with the PAN.
+    """SRCNN + GS: an SRCNN super-resolves the bicubic MS, then Gram-Schmidt fuses it with the PAN.
 
-    1. MS~ = bicubic MS; I = band mean; I' = SRCNN(I) (trained on the sensor's PAN at reduced
-       resolution); enhanced MS = MS~ + (I' - I) (inverse fast IHS).
-    2. PAN moment-matched to the mean band of the enhanced MS.
-    3. Gram-Schmidt (mode average) of the enhanced MS with that PAN.
+    1. MS~ = bicubic MS; enhanced MS = SRCNN(MS~) (residual 9-5-5 network, all B bands in and
+       out, trained per sensor under Wald's protocol on the MS alone: degraded MS -> MS).
+    2. PAN moment-matched (mean, std) to the mean band I of the enhanced MS (Laben's GS, mode
+       average, as in the toolbox's GS.m).
+    3. Gram-Schmidt injection ``F_k = MS'_k + cov(MS'_k, I) / var(I) (P' - I)``.
+
+    Zhong et al. enhance only the IHS intensity with an SRCNN trained on natural images and add
+    it back to every band (inverse fast IHS). That variant, trained on the sensor's PAN, lost to
+    EXP on SAM (IKONOS 2.79 vs 2.62 degrees, WorldView-2 9.88 vs 8.44): the intensity difference
+    added with unit gains distorts the spectra. Super-resolving all bands jointly keeps the
+    paper's two stages (SRCNN super-resolution, then GS) and improves the spectra before GS.
+    Training the SRCNN end-to-end through the GS step (loss on the fused output) was measured
+    too and generalised worse to the held-out quarter (IKONOS SAM 2.92), so it is not used.
     """
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    model, _ = load_weights("srcnn-gs", sensor, 1)
+    model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]))
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)
-    i = ms_up.mean(-1)
-    i_sr = apply_network(model, i[..., None] / scale)[..., 0] * scale
-    enhanced = ms_up + (i_sr - i)[..., None]
+    enhanced = apply_network(model, ms_up / scale) * scale
     intensity = enhanced.mean(-1)
     p = cs.match_moments(pan, intensity)
     return cs.inject(enhanced, p - intensity, cs.cov_gains(enhanced, intensity))

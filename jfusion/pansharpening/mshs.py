@@ -1,20 +1,29 @@
 """MS/HS fusion with a 3-D CNN on PCA-reduced hyperspectral data (Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017).
 
 The low-resolution HS cube ``(h, w, L)`` is reduced to ``P`` principal components (basis fitted on
-the HS itself), the components are interpolated to the grid of the high-resolution MS/RGB image
-``(r h, r w, C)`` and stacked with its bands along a spectral axis: a volume ``(H, W, P + C, 1)``.
-A 3-D CNN (:class:`jfusion.models.pansharpening.CNN3D`, residual) predicts the high-resolution
-components; the inverse PCA gives the ``(H, W, L)`` cube. Training follows Wald's protocol: both
-inputs are degraded by the ratio and the network learns to recover the original HS components.
+the HS itself), the components are interpolated to the grid of the high-resolution image
+``(r h, r w, C)`` (MS, RGB or a single PAN band, ``C = 1``) and stacked with its bands along a
+spectral axis: a volume ``(H, W, P + C, 1)``. A 3-D CNN (:class:`jfusion.models.pansharpening.CNN3D`,
+residual) predicts the high-resolution components; the inverse PCA gives the ``(H, W, L)`` cube.
 
-Registered as ``cnn3d-mshs``: ``pansharpen(hs, ms_hr, "cnn3d-mshs", sensor=<scene name>)`` where the
-second argument is ``(H, W, C)``; weights per scene (``houston``).
+Training pairs (:func:`training_pair`) follow the protocol of each scene:
+
+* a real pair with ``ratio > 1`` (Houston HS + RGB, ratio 4; Paris Hyperion HS + ALI PAN, ratio 3):
+  Wald's protocol, both inputs degraded by the ratio, the original HS is the target;
+* HS and MS on one grid (Paris Hyperion HS + ALI MS, HySure's protocol): the HS is degraded by
+  ``SIMULATED_RATIO`` (3), the MS is kept, the original HS is the target.
+
+Registered as ``cnn3d-mshs``: ``pansharpen(hs, hr, "cnn3d-mshs", sensor=<scene key>)`` where the
+second argument is ``(H, W, C)`` or a PAN ``(H, W)``; weights per scene key (:data:`SCENE_KEYS`:
+``houston``, ``paris-ms``, ``paris-pan``). With ``sensor=None`` the shipped model whose HS and
+high-resolution band counts and ratio match the input is used.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -29,9 +38,16 @@ from jfusion.pansharpening.learned import WEIGHTS_DIR, apply_network
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, degrade, upsample_ms
 
-__all__ = ["PCABasis", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d", "load_cnn3d", "cnn3d_mshs", "degrade_hs_ms"]
+__all__ = [
+    "PCABasis", "SCENE_KEYS", "SIMULATED_RATIO", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d",
+    "load_cnn3d", "shipped_cnn3d", "cnn3d_mshs", "degrade_hs_ms", "training_pair", "split_columns", "scene_key",
+]
 
 N_COMPONENTS = 8
+# HySure's protocol for HS and MS on one grid (Paris Hyperion + ALI): the HS is degraded by 3.
+SIMULATED_RATIO = 3
+# Weight-file keys of the scenes in shared/data/hyperspectral (file stem -> key).
+SCENE_KEYS = {"houston_dataset": "houston", "paris_data_hs_ms": "paris-ms", "paris_data_hs_pan": "paris-pan"}
 
 
 class PCABasis(NamedTuple):
@@ -77,6 +93,40 @@ def degrade_hs_ms(hs: ArrayLike, ms_hr: ArrayLike, *, ratio: int) -> tuple[jax.A
     return hs_lr, ms_lr
 
 
+def scene_key(path: str) -> str:
+    """The weight-file key of an HS scene file (``houston_dataset.mat`` -> ``houston``)."""
+    stem = Path(path).stem
+    return SCENE_KEYS.get(stem, stem.split("_")[0].lower())
+
+
+def split_columns(w: int, ratio: int) -> tuple[int, int]:
+    """``(first, col)``: HS columns ``first..col-1`` train, ``col..w-1`` are the held-out right quarter.
+
+    The ``w % ratio`` leftmost columns are dropped so that both parts have whole
+    low-resolution pixels; ``col`` is ``w - w // 4`` of the rest, rounded down to a multiple of
+    ``ratio`` (Houston 128 -> 0, 96; Paris HS+MS 72 -> 0, 54; Paris HS+PAN 58 -> 1, 43).
+    """
+    first = w % ratio
+    n = w - first
+    return first, first + (n - n // 4) // ratio * ratio
+
+
+def training_pair(hs: ArrayLike, hr: ArrayLike, *, scene_ratio: int) -> tuple[jax.Array, jax.Array, int]:
+    """Reduced-resolution inputs of an HS scene part: ``(hs_lr, hr_in, ratio)``; the target is ``hs``.
+
+    ``scene_ratio > 1`` (a real HS + high-resolution pair): both degraded by it (Wald's protocol),
+    ``hr_in`` is on the grid of ``hs``. ``scene_ratio == 1`` (HS and MS on one grid): the HS is
+    degraded by :data:`SIMULATED_RATIO` and ``hr_in`` is the MS itself.
+    """
+    hs = jnp.asarray(hs, jnp.float32)
+    hr = jnp.asarray(hr, jnp.float32)
+    if scene_ratio == 1:
+        hs_lr, _ = degrade(hs, hs[..., 0], ratio=SIMULATED_RATIO, sensor=None)
+        return hs_lr, hr, SIMULATED_RATIO
+    hs_lr, hr_lr = degrade_hs_ms(hs, hr, ratio=scene_ratio)
+    return hs_lr, hr_lr, scene_ratio
+
+
 def build_cnn3d(seed: int = 0) -> CNN3D:
     return CNN3D(features=(16, 8), kernels=((5, 5, 3), (3, 3, 3), (3, 3, 3)), residual=True, rngs=nnx.Rngs(seed))
 
@@ -101,18 +151,58 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     return model, pca, meta
 
 
+def shipped_cnn3d() -> dict[str, dict[str, Any]]:
+    """Metadata of every shipped 3-D CNN, by scene key."""
+    out = {}
+    for path in sorted(WEIGHTS_DIR.glob("cnn3d-mshs-*.npz")):
+        meta = json.loads(str(np.load(path)["__meta__"]))
+        out[path.stem.removeprefix("cnn3d-mshs-")] = meta
+    return out
+
+
+def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:
+    have = shipped_cnn3d()
+    fits = [k for k, m in have.items() if int(m["bands"]) == hs_bands and int(m["ms_bands"]) == hr_bands and int(m.get("ratio", 4)) == ratio]
+    if len(fits) == 1:
+        return fits[0]
+    desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
+    raise FusionInputError(
+        f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
+        f"band(s) at ratio {ratio}; pass sensor= one of: {desc or 'none available'}."
+    )
+
+
 @register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017")
-def cnn3d_mshs(hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = "houston", bit_depth: int | None = None, interp: Interp = "bicubic") -> jax.Array:
-    """3-D CNN MS/HS fusion: HS ``(h, w, L)`` + high-resolution MS/RGB ``(r h, r w, C)`` -> ``(r h, r w, L)``."""
+def cnn3d_mshs(
+    hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int | None = None, interp: Interp = "bicubic"
+) -> jax.Array:
+    """3-D CNN MS/HS fusion: HS ``(h, w, L)`` + high-resolution MS/RGB/PAN ``(r h, r w, C)`` -> ``(r h, r w, L)``.
+
+    Args:
+      hs: low-resolution HS cube in the scene's units.
+      ms: high-resolution image ``(r h, r w, C)``, or a PAN ``(r h, r w)``.
+      ratio: ``r``; must be the ratio the model was trained for.
+      sensor: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
+        the one shipped model whose band counts and ratio match the input.
+
+    Raises:
+      FusionInputError: no weights for ``sensor``, or band counts / ratio that differ from the
+        model's.
+    """
     del bit_depth
-    model, pca, meta = load_cnn3d(str(sensor or "houston").lower())
     hs = jnp.asarray(hs, jnp.float32)
     ms = jnp.asarray(ms, jnp.float32)
+    if ms.ndim == 2:
+        ms = ms[..., None]
+    key = str(sensor).lower() if sensor is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    model, pca, meta = load_cnn3d(key)
     if hs.shape[-1] != pca.mean.shape[0] or ms.shape[-1] != int(meta["ms_bands"]):
         raise FusionInputError(
-            f"cnn3d-mshs ({sensor}): trained for {pca.mean.shape[0]} HS bands and {meta['ms_bands']} MS bands, "
+            f"cnn3d-mshs ({key}): trained for {pca.mean.shape[0]} HS bands and {meta['ms_bands']} high-resolution band(s), "
             f"got {hs.shape[-1]} and {ms.shape[-1]}; pass data of that sensor pair."
         )
+    if int(meta.get("ratio", 4)) != ratio:
+        raise FusionInputError(f"cnn3d-mshs ({key}): trained for ratio {meta.get('ratio', 4)}, got ratio {ratio}; pass images {meta.get('ratio', 4)} apart.")
     x = volume(hs, ms, pca, ratio=ratio, ms_scale=float(meta["ms_scale"]), interp=interp)
     z = apply_network(model, x)[..., : pca.basis.shape[1], 0]
     return from_components(z, pca)
