@@ -216,8 +216,9 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 
 def _run(names: tuple[str, ...], frozen: tuple, side_by_side: bool, x: np.ndarray, f: np.ndarray) -> dict[str, jax.Array]:
-    fn, n_dev = _fusion_fn(names, frozen, side_by_side)
     n = f.shape[0]
+    n_dev = min(len(_devices()), n)  # one image never pays for copies on idle devices
+    fn = _fusion_fn(names, frozen, side_by_side, n_dev)
     pad = (-n) % n_dev
     if pad:  # repeat the last item so every device gets an equal, valid share; trimmed below
         x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
@@ -311,12 +312,12 @@ def _channel_body(names: tuple[str, ...], opts: dict, integral: bool, dt: Any):
 
 
 @functools.lru_cache(maxsize=64)
-def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
-    """The jitted batch program and the number of devices it splits the batch over.
+def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool, n_dev: int = 1):
+    """The jitted batch program over the first ``n_dev`` local devices.
 
     The program maps ``(x (N, C|1, S, H, W), f (N, C, H, W))`` in any real dtype to
-    ``{name: (N,)}``; with several local devices ``N`` must be a multiple of their number
-    (:func:`_run` pads) and each device evaluates ``N / devices`` items.
+    ``{name: (N,)}``; with ``n_dev > 1`` devices ``N`` must be a multiple of ``n_dev``
+    (:func:`_run` pads) and each device evaluates ``N / n_dev`` items.
 
     Channels sit in front of the image axes so every filter and reduction runs on contiguous rows
     (channel-last input cost ~2 ms per image and metric in transposes: PSNR 2.4 -> 0.36 ms). All
@@ -343,14 +344,13 @@ def _fusion_fn(names: tuple[str, ...], frozen: tuple, side_by_side: bool):
             out[k] = _apply_whole(get_metric_info(k), x.astype(dt), f.astype(dt), opts.get(k, {}))
         return {k: out[k] for k in names}
 
-    devices = _devices()
-    if len(devices) == 1:
-        return jax.jit(compute), 1
+    if n_dev == 1:
+        return jax.jit(compute)
     # Several local devices (accelerators, or CPU devices from
     # ``--xla_force_host_platform_device_count``): each computes its share of the batch.
-    mesh = Mesh(np.asarray(devices), ("batch",))
+    mesh = Mesh(np.asarray(_devices()[:n_dev]), ("batch",))
     spec = PartitionSpec("batch")
-    return jax.jit(jax.shard_map(compute, mesh=mesh, in_specs=(spec, spec), out_specs=spec)), len(devices)
+    return jax.jit(jax.shard_map(compute, mesh=mesh, in_specs=(spec, spec), out_specs=spec))
 
 
 def _check_sources(infos: Sequence[MetricInfo], n: int) -> None:
