@@ -181,18 +181,24 @@ def test_arctan_matches_numpy():
     assert np.max(np.abs(got32 - ref32) / np.maximum(np.abs(ref32), 1e-30)) <= 2.5e-7  # Cephes atanf, ~3 ulp
 
 
-def test_vmapped_driver_equals_sequential(monkeypatch):
-    # Accelerators get a vmapped program (E._sequential() is False off CPU); check it here on CPU.
-    src = RNG.integers(0, 256, (3, 2, 40, 48, 3), dtype=np.uint8)
-    fu = RNG.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+def _default_and_patched(monkeypatch, n_items: int, attr: str, value):
+    """VIFB metrics of a random uint8 batch by the default driver, then with ``E.<attr>`` patched."""
+    src = RNG.integers(0, 256, (n_items, 2, 40, 48, 3), dtype=np.uint8)
+    fu = RNG.integers(0, 256, (n_items, 40, 48, 3), dtype=np.uint8)
     names = list(M.VIFB_METRICS)
     with jax.enable_x64(True):
         E._fusion_fn.cache_clear()
-        seq = M.evaluate_batch(src, fu, metrics=names)
-        monkeypatch.setattr(E, "_sequential", lambda: False)
+        default = M.evaluate_batch(src, fu, metrics=names)
+        monkeypatch.setattr(E, attr, value)
         E._fusion_fn.cache_clear()
-        vec = M.evaluate_batch(src, fu, metrics=names)
+        patched = M.evaluate_batch(src, fu, metrics=names)
     E._fusion_fn.cache_clear()
+    return names, default, patched
+
+
+def test_vmapped_driver_equals_sequential(monkeypatch):
+    # Accelerators get a vmapped program (E._sequential() is False off CPU); check it here on CPU.
+    names, seq, vec = _default_and_patched(monkeypatch, 3, "_sequential", lambda: False)
     for n in names:
         np.testing.assert_allclose(vec[n], seq[n], rtol=1e-12, err_msg=n)
 
@@ -200,16 +206,7 @@ def test_vmapped_driver_equals_sequential(monkeypatch):
 @pytest.mark.skipif(len(jax.local_devices()) < 2, reason="needs several local devices (CI sets 4 CPU devices)")
 def test_batch_split_over_devices_equals_one_device(monkeypatch):
     # 5 items over the local devices: padding (repeat the last item) and trimming are exercised.
-    src = RNG.integers(0, 256, (5, 2, 40, 48, 3), dtype=np.uint8)
-    fu = RNG.integers(0, 256, (5, 40, 48, 3), dtype=np.uint8)
-    names = list(M.VIFB_METRICS)
-    with jax.enable_x64(True):
-        E._fusion_fn.cache_clear()
-        split = M.evaluate_batch(src, fu, metrics=names)
-        monkeypatch.setattr(E, "_devices", lambda: jax.local_devices()[:1])
-        E._fusion_fn.cache_clear()
-        one = M.evaluate_batch(src, fu, metrics=names)
-    E._fusion_fn.cache_clear()
+    names, split, one = _default_and_patched(monkeypatch, 5, "_devices", lambda: jax.local_devices()[:1])
     for n in names:
         assert split[n].shape == (5,)
         np.testing.assert_allclose(split[n], one[n], rtol=1e-12, err_msg=n)
