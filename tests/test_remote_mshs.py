@@ -133,7 +133,7 @@ def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):
     hs = rng.random((24, 24, 6)) @ rng.random((6, 6)) + 0.1
     ms = hs @ rng.random((6, 3))
     sio.savemat(tmp_path / "tiny_hs_ms.mat", {"HSim": hs, "MSim": ms})
-    meta = train_cnn3d_mshs(tmp_path / "tiny_hs_ms.mat", steps=30, batch=2, patch=9, n_components=4, select_steps=True,
+    meta = train_cnn3d_mshs(tmp_path / "tiny_hs_ms.mat", steps=30, batch=4, patch=9, n_components=4, select_steps=True,
                             out_dir=tmp_path, log=None)
     assert meta["sensor"] == "tiny" and meta["ratio"] == 3 and meta["ms_bands"] == 3
     assert meta["train_region"] == "HS columns 0-17" and meta["test_region"].startswith("HS columns 18-23")
