@@ -157,3 +157,16 @@ def test_resize_matches_opencv_bilinear(rng):
 def test_downsample_upsample_zeros():
     x = jnp.arange(16.0).reshape(4, 4)
     np.testing.assert_array_equal(ops.downsample(ops.upsample_zeros(x, 2, offset=1), 2, offset=1), x)
+
+
+def test_correlate_valid_matches_numpy():
+    rng = np.random.default_rng(11)
+    x = rng.random((2, 9, 12))
+    k = np.array([0.25, 0.0, 0.5, -0.125])
+    got_rows = np.asarray(ops.correlate_valid(jnp.asarray(x), k, -2))
+    got_cols = np.asarray(ops.correlate_valid(jnp.asarray(x), k, -1))
+    ref_rows = np.apply_along_axis(lambda v: np.correlate(v, k, "valid"), -2, x)
+    ref_cols = np.apply_along_axis(lambda v: np.correlate(v, k, "valid"), -1, x)
+    assert got_rows.shape == (2, 6, 12) and got_cols.shape == (2, 9, 9)
+    np.testing.assert_allclose(got_rows, ref_rows, atol=1e-6)  # float32 arithmetic
+    np.testing.assert_allclose(got_cols, ref_cols, atol=1e-6)

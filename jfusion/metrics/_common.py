@@ -14,7 +14,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.typing import ArrayLike
 
-from jfusion.ops import box_sum_valid, filter2d, gaussian_kernel1d
+from jfusion.ops import box_sum_valid, correlate_valid, filter2d, gaussian_kernel1d
 
 __all__ = [
     "GREY",
@@ -165,26 +165,6 @@ def materialize(x: jax.Array) -> jax.Array:
 @materialize.defjvp
 def _materialize_jvp(primals, tangents):
     return materialize(primals[0]), tangents[0]
-
-
-def correlate_valid(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-    """'valid' correlation with static 1-D ``taps`` along ``axis`` (-2 or -1): length ``n - len(taps) + 1``.
-
-    Taps are summed in order, zero taps skipped (the arithmetic of ``ops.correlate1d``).
-    """
-    k = [float(v) for v in np.asarray(taps, dtype=np.float64).ravel()]
-    out_len = x.shape[axis] - len(k) + 1
-    out = None
-    for t, w in enumerate(k):
-        if w == 0.0:
-            continue
-        term = jax.lax.slice_in_dim(x, t, t + out_len, axis=axis % x.ndim) * w
-        out = term if out is None else out + term
-    if out is None:
-        shape = list(x.shape)
-        shape[axis] = out_len
-        return jnp.zeros(shape, x.dtype)
-    return out.astype(x.dtype)
 
 
 def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:

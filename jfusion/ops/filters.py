@@ -41,6 +41,7 @@ __all__ = [
     "Border",
     "pad2d",
     "correlate1d",
+    "correlate_valid",
     "separable_filter",
     "filter2d",
     "filter2d_dense",
@@ -75,11 +76,11 @@ def _taps(kernel) -> tuple:
     return tuple(float(v) for v in k)
 
 
-def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, border: Border = "symmetric") -> jax.Array:
-    """Correlate the last-two-axes image ``x`` with a 1-D kernel along ``axis`` (-2 rows, -1 columns).
+def correlate_valid(x: ArrayLike, kernel: ArrayLike, axis: int) -> jax.Array:
+    """'valid' correlation of the last-two-axes image ``x`` with a 1-D kernel along ``axis`` (-2 or -1).
 
-    The output sample ``i`` aligns with kernel tap ``(K - 1) // 2`` (MATLAB ``imfilter``/OpenCV
-    anchor); the output has the input's shape.
+    Output length ``n - K + 1`` along ``axis`` (no padding). Taps are summed in order; with a
+    static (non-traced) kernel, zero taps are skipped.
     """
     x = jnp.asarray(x)
     axis = axis % x.ndim
@@ -88,19 +89,37 @@ def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, border: Border = "sy
     static = not isinstance(kernel, jax.Array)
     k = _taps(kernel) if static else kernel
     n = len(k) if static else kernel.shape[0]
+    size = x.shape[axis] - n + 1
+    out = None
+    for t in range(n):
+        if static and k[t] == 0.0:
+            continue
+        term = jax.lax.slice_in_dim(x, t, t + size, axis=axis) * k[t]
+        out = term if out is None else out + term
+    if out is None:
+        shape = list(x.shape)
+        shape[axis] = size
+        return jnp.zeros(shape, x.dtype)
+    return out.astype(x.dtype)
+
+
+def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, border: Border = "symmetric") -> jax.Array:
+    """Correlate the last-two-axes image ``x`` with a 1-D kernel along ``axis`` (-2 rows, -1 columns).
+
+    The output sample ``i`` aligns with kernel tap ``(K - 1) // 2`` (MATLAB ``imfilter``/OpenCV
+    anchor); the output has the input's shape (``border`` padding, then :func:`correlate_valid`).
+    """
+    x = jnp.asarray(x)
+    axis = axis % x.ndim
+    if axis not in (x.ndim - 2, x.ndim - 1):
+        raise ValueError("axis must be one of the last two axes")
+    n = len(_taps(kernel)) if not isinstance(kernel, jax.Array) else kernel.shape[0]
     lo, hi = (n - 1) // 2, n // 2
     if axis == x.ndim - 2:
         xp = pad2d(x, lo, hi, 0, 0, border)
     else:
         xp = pad2d(x, 0, 0, lo, hi, border)
-    size = x.shape[axis]
-    out = None
-    for t in range(n):
-        if static and k[t] == 0.0:
-            continue
-        term = jax.lax.slice_in_dim(xp, t, t + size, axis=axis) * k[t]
-        out = term if out is None else out + term
-    return jnp.zeros_like(x) if out is None else out.astype(x.dtype)
+    return correlate_valid(xp, kernel, axis)
 
 
 def separable_filter(
