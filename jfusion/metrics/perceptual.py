@@ -180,6 +180,20 @@ def _viff_scale_terms(
     return g, num, den
 
 
+def _vif_scales(x: jax.Array, f: jax.Array, name: str):
+    """The four VIF scales: yields ``(s, k, x_s, f_s)`` with the Gaussian taps ``k`` (17/9/5/3,
+    sigma = size/5) and the images filtered ('valid') and decimated ``[::2, ::2]`` before scales 2-4."""
+    for s in range(4):
+        size = 2 ** (4 - s) + 1
+        k = fspecial_gaussian1d(size, size / 5.0)
+        if s > 0:
+            x = filter_valid(x, k)[..., ::2, ::2]
+            f = filter_valid(f, k)[..., ::2, ::2]
+        if min(f.shape[-2:]) < size:
+            raise ValueError(f"{name} needs larger images (scale {s + 1} has {f.shape[-2:]} px for a {size}x{size} window)")
+        yield s, k, x, f
+
+
 @register_metric("viff", direction="higher", convention="mefb")
 def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """VIFF (Han et al. 2013; MEFB metricsVIF): multi-scale visual information fidelity for fusion.
@@ -189,17 +203,8 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
     ``F_s = sum(num + 1e-7) / sum(den + 1e-7)``; ``VIFF = sum_s p_s F_s``, p = (1, 0, 0.15, 1)/2.15,
     sigma_n^2 = 0.005 * 255^2.
     """
-    x = to_grey_levels(sources, data_range)
-    f = to_grey_levels(fused, data_range)
     total = 0.0
-    for s in range(4):
-        size = 2 ** (4 - s) + 1
-        k = fspecial_gaussian1d(size, size / 5.0)
-        if s > 0:
-            x = filter_valid(x, k)[..., ::2, ::2]
-            f = filter_valid(f, k)[..., ::2, ::2]
-        if min(f.shape[-2:]) < size:
-            raise ValueError(f"viff needs larger images (scale {s + 1} has {f.shape[-2:]} px for a {size}x{size} window)")
+    for s, k, x, f in _vif_scales(to_grey_levels(sources, data_range), to_grey_levels(fused, data_range), "viff"):
         g, num, den = jax.vmap(lambda xs: _viff_scale_terms(xs, f, k))(x)
         # The reference picks A where g_A < g_B, else B: on ties the *last* source wins.
         pick = g.shape[0] - 1 - jnp.argmin(g[::-1], axis=0)
@@ -219,17 +224,9 @@ def vifp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma
     not a fusion metric: included for comparisons with sewar and papers that report it.
     """
     x = to_grey_levels(sources, data_range)
-    f = to_grey_levels(fused, data_range)
     num = jnp.zeros(x.shape[0], x.dtype)
     den = jnp.zeros(x.shape[0], x.dtype)
-    for s in range(4):
-        size = 2 ** (4 - s) + 1
-        k = fspecial_gaussian1d(size, size / 5.0)
-        if s > 0:
-            x = filter_valid(x, k)[..., ::2, ::2]
-            f = filter_valid(f, k)[..., ::2, ::2]
-        if min(f.shape[-2:]) < size:
-            raise ValueError(f"vifp needs larger images (scale {s + 1} has {f.shape[-2:]} px for a {size}x{size} window)")
+    for _, k, x, f in _vif_scales(x, to_grey_levels(fused, data_range), "vifp"):
         _, n_, d_ = jax.vmap(lambda xs: _viff_scale_terms(xs, f, k, sigma_nsq))(x)
         num = num + jnp.sum(n_, axis=(-2, -1))
         den = den + jnp.sum(d_, axis=(-2, -1))
