@@ -41,9 +41,11 @@ from jfusion.sparse.cbpdn import step as _cb_step
 
 __all__ = ["DictLearnState", "DictLearnHistory", "project_filters", "init", "step", "learn", "learn_dictionary"]
 
-# sporco's ConvBPDNDictLearn defaults for both inner ADMM solvers.
+# sporco's ConvBPDNDictLearn defaults for both inner ADMM solvers. One FFT group: the learner
+# takes one CBPDN step per outer iteration, so splitting the maps would cost a copy each way.
 _X_OPTS = _Options(
-    relax=1.8, auto_rho=True, rho_period=10, rho_ratio=10.0, rho_scaling=2.0, auto_scaling=False, rho_target=1.0, tol=0.0
+    relax=1.8, auto_rho=True, rho_period=10, rho_ratio=10.0, rho_scaling=2.0, auto_scaling=False, rho_target=1.0,
+    tol=0.0, fft_groups=1,
 )
 
 
