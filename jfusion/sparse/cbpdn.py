@@ -165,9 +165,10 @@ def default_fft_groups(num_filters: int, backend: str | None = None) -> int:
     """Number of FFT groups :func:`solve` uses when ``Options.fft_groups`` is ``None``.
 
     On the CPU backend one group per map (at most 32 groups): on the 2-core development machine
-    this cut the CPU time of a 32-filter solve by 20-25 % and its wall time by 2.2x at 256^2 and
-    512^2 against one batched FFT over all maps (a one-map transform stays in the core's L2
-    cache, and XLA runs independent calls on both cores; ``benchmarks/speed_csc.py --sweep``).
+    this cut the wall time of a 32-filter solve by 40-54 % at 256^2 and 512^2, and its CPU time by
+    21 % at 512^2 (unchanged at 256^2), against one batched FFT over all maps: a one-map
+    transform stays in the core's L2 cache, and XLA runs independent calls on both cores
+    (``benchmarks/speed_csc.py --sweep``).
     On other backends one group: an accelerator prefers one large batched FFT.
     """
     backend = jax.default_backend() if backend is None else backend
