@@ -19,7 +19,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from jax.sharding import Mesh, PartitionSpec
 
-from jfusion.errors import FusionInputError, validate_image, validate_sources
+from jfusion.errors import FusionInputError, as_float_image, validate_image, validate_sources
 from jfusion.metrics._registry import MetricInfo, get_metric_info
 from jfusion.metrics.information import level_histogram_metrics
 from jfusion.metrics.perceptual import contrast_metrics
@@ -38,11 +38,35 @@ def _float_dtype() -> Any:
     return jnp.result_type(float)
 
 
-def _snap(v: np.ndarray, quantize: bool | None) -> np.ndarray:
+def _snap(v: np.ndarray, quantize: bool | None, *, batched: bool = False) -> np.ndarray:
+    """Round 0..255 values to integer levels: always (``True``), never (``False``) or, for ``None``,
+    where a whole scene is within 1e-3 of integers (each item along axis 0 when ``batched``)."""
     r = np.round(v)
-    if quantize is None:
-        quantize = bool(np.all(np.abs(v - r) < 1e-3))
-    return r if quantize else v
+    if quantize is not None:
+        return r if quantize else v
+    ok = np.all(np.abs(v - r) < 1e-3, axis=tuple(range(1, v.ndim)) if batched else None, keepdims=True)
+    return np.where(ok, r, v)
+
+
+def _colour_rule(x: np.ndarray, f: np.ndarray, xc: int, fc: int, colour: str) -> tuple[np.ndarray, np.ndarray]:
+    """The colour rules (metrics_spec.md 3.0) on 0..255 arrays with the channel axis last.
+
+    ``xc`` / ``fc``: channel counts of the sources and the fused image (1: no channel axis).
+    Grey sources next to a colour fused image are returned grey: the caller repeats them per
+    channel (:func:`prepare_fusion_inputs`) or lets the device broadcast them (batches).
+    """
+    if colour == "gray":
+        return (x @ _GRAY if xc == 3 else x), (f @ _GRAY if fc == 3 else f)
+    if fc == 1 and xc > 1:
+        if xc != 3:
+            raise FusionInputError(f"fused: is grey but the sources have {xc} bands; pass a fused image with {xc} bands.")
+        return x @ _GRAY, f
+    if fc > 1 and xc != fc:
+        if xc != 1:
+            raise FusionInputError(f"fused: has {fc} bands but the sources have {xc}; the band counts must match.")
+        if colour == "mefb" and fc == 3:
+            return x, f[..., 0]
+    return x, f
 
 
 def prepare_fusion_inputs(
@@ -63,8 +87,6 @@ def prepare_fusion_inputs(
     """
     if colour not in COLOUR_RULES:
         raise FusionInputError(f"colour: must be one of {COLOUR_RULES}, got {colour!r}.")
-    raw = sources if not hasattr(sources, "shape") else [np.asarray(sources)[i] for i in range(np.asarray(sources).shape[0])]
-    src_gray = all(np.asarray(s).ndim == 2 or np.asarray(s).shape[-1] == 1 for s in raw) if isinstance(raw, Sequence) else False
     x = validate_sources(sources).astype(np.float64) * 255.0
     f = validate_image(fused, "fused").astype(np.float64) * 255.0
     if f.ndim == 3 and f.shape[-1] == 1:
@@ -74,26 +96,9 @@ def prepare_fusion_inputs(
             f"fused: size {f.shape[:2]} differs from the sources' {x.shape[1:3]}; pass the fused image of this scene."
         )
     x, f = _snap(x, quantize), _snap(f, quantize)
-    fc = 1 if f.ndim == 2 else f.shape[-1]
-    xc = 1 if x.ndim == 3 else x.shape[-1]
-    if colour == "gray":
-        if fc == 3:
-            f = f @ _GRAY
-        if xc == 3:
-            x = x @ _GRAY
-        return x, f, False
-    if fc == 1 and xc > 1:
-        if xc != 3:
-            raise FusionInputError(f"fused: is grey but the sources have {xc} bands; pass a fused image with {xc} bands.")
-        x = x @ _GRAY
-    elif fc > 1 and xc != fc:
-        if colour == "mefb" and src_gray and fc == 3:
-            f = f[..., 0]
-            x = x if x.ndim == 3 else x[..., 0]
-        elif xc == 1:
-            x = np.repeat(x[..., None], fc, axis=-1)
-        else:
-            raise FusionInputError(f"fused: has {fc} bands but the sources have {xc}; the band counts must match.")
+    x, f = _colour_rule(x, f, 1 if x.ndim == 3 else x.shape[-1], 1 if f.ndim == 2 else f.shape[-1], colour)
+    if x.ndim == 3 and f.ndim == 3:  # grey sources next to a colour fused image: repeated per channel
+        x = np.repeat(x[..., None], f.shape[-1], axis=-1)
     return x, f, colour == "vifb"
 
 
@@ -119,40 +124,15 @@ def _freeze(options: Mapping[str, Mapping[str, Any]] | None) -> tuple:
     return frozen
 
 
-_INT_LEVELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
 def _levels(a: np.ndarray, name: str, quantize: bool | None) -> np.ndarray:
     """A batch ``(N, ...)`` on the 0..255 scale, exactly as ``validate_image`` + ``*255`` + ``_snap`` per scene.
 
     8-bit data (``uint8``, not ``quantize=False``) are returned as they are: those steps give back
     their integer levels. Otherwise float64, snapped per scene as :func:`prepare_fusion_inputs` does.
     """
-    if a.dtype == object or a.size == 0:
-        raise FusionInputError(f"{name}: pass a non-empty numeric array, got dtype {a.dtype} and shape {a.shape}.")
-    if a.dtype == np.uint8 and quantize is not False:
+    if a.dtype == np.uint8 and quantize is not False and a.size:
         return a
-    if a.dtype in _INT_LEVELS:
-        v = a.astype(np.float32) / np.float32(_INT_LEVELS[a.dtype])
-    elif a.dtype.kind == "f":
-        v = a.astype(np.float32)
-        if not np.all(np.isfinite(v)):
-            raise FusionInputError(f"{name}: contains NaN/Inf values; clean or mask them first.")
-        lo, hi = float(v.min()), float(v.max())
-        if lo < -1e-4 or hi > 1.0 + 1e-4:
-            raise FusionInputError(
-                f"{name}: float values span [{lo:g}, {hi:g}] but jfusion expects [0, 1]; divide 8-bit data by 255."
-            )
-    else:
-        raise FusionInputError(f"{name}: unsupported dtype {a.dtype}; pass uint8, uint16 or float images in [0, 1].")
-    v = v.astype(np.float64) * 255.0
-    if quantize is False:
-        return v
-    r = np.round(v)
-    if quantize:
-        return r
-    ok = np.all(np.abs(v - r) < 1e-3, axis=tuple(range(1, v.ndim)))
-    return np.where(ok.reshape((-1,) + (1,) * (v.ndim - 1)), r, v)
+    return _snap(as_float_image(a, name).astype(np.float64) * 255.0, quantize, batched=True)
 
 
 def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -178,21 +158,7 @@ def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None)
     f = _levels(fu, "fused", quantize)
     x = x[..., 0] if x.ndim == 5 and x.shape[-1] == 1 else x
     f = f[..., 0] if f.ndim == 4 and f.shape[-1] == 1 else f
-    fc = 1 if f.ndim == 3 else f.shape[-1]
-    xc = 1 if x.ndim == 4 else x.shape[-1]
-    if colour == "gray":
-        f = f @ _GRAY if fc == 3 else f
-        x = x @ _GRAY if xc == 3 else x
-        return (*_device_layout(x, f), False)
-    if fc == 1 and xc > 1:
-        if xc != 3:
-            raise FusionInputError(f"fused: is grey but the sources have {xc} bands; pass a fused image with {xc} bands.")
-        x = x @ _GRAY
-    elif fc > 1 and xc != fc:
-        if colour == "mefb" and xc == 1 and fc == 3:
-            f = f[..., 0]
-        elif xc != 1:
-            raise FusionInputError(f"fused: has {fc} bands but the sources have {xc}; the band counts must match.")
+    x, f = _colour_rule(x, f, 1 if x.ndim == 4 else x.shape[-1], 1 if f.ndim == 3 else f.shape[-1], colour)
     return (*_device_layout(x, f), colour == "vifb")
 
 
