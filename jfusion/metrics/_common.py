@@ -14,7 +14,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.typing import ArrayLike
 
-from jfusion.ops import box_sum_valid, correlate_valid, filter2d, gaussian_kernel1d
+from jfusion.ops import box_sum_valid, correlate1d, correlate_valid, filter2d, gaussian_kernel1d
 
 __all__ = [
     "GREY",
@@ -179,14 +179,12 @@ def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -
 
 
 def separable_same_zero(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
-    """MATLAB ``filter2(outer(k_y, k_x), x, 'same')`` (zero padding, odd lengths) as two stored 1-D passes."""
+    """MATLAB ``filter2(outer(k_y, k_x), x, 'same')`` (zero padding, odd lengths) as two stored 1-D passes.
+
+    ``ops.separable_filter(x, k_y, k_x, "zero")`` with the column pass stored (:func:`materialize`).
+    """
     k_x = k_y if k_x is None else k_x
-    x = jnp.asarray(x)
-    ry, rx = (len(k_y) - 1) // 2, (len(k_x) - 1) // 2
-    pad = [(0, 0)] * (x.ndim - 2)
-    y = correlate_valid(jnp.pad(x, pad + [(ry, ry), (0, 0)]), k_y, -2)
-    y = jnp.pad(materialize(y), pad + [(0, 0), (rx, rx)])
-    return correlate_valid(y, k_x, -1)
+    return correlate1d(materialize(correlate1d(x, k_y, -2, "zero")), k_x, -1, "zero")
 
 
 def filter_same_zero(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
