@@ -268,12 +268,11 @@ def train_pansharpening(
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
     out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
-    path = learned.save_weights(model, out_dir / f"{name}-{sensor}.npz", meta)
+    learned.save_weights(model, out_dir / f"{name}-{sensor}.npz", meta)
     if score and out_dir.resolve() == learned.WEIGHTS_DIR.resolve():
         learned.load_weights.cache_clear()
         meta["scores_test"] = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
-        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
-        meta["beats_exp"] = bool(m["q2n"] > e["q2n"] and m["sam"] < e["sam"] and m["ergas"] < e["ergas"])
+        meta["beats_exp"] = beats_baseline(meta["scores_test"])
     _update_manifest(out_dir, meta)
     return meta
 
@@ -329,14 +328,14 @@ def _update_manifest(out_dir: Path, meta: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------- 3-D CNN MS/HS fusion
 def _hs_parts(hs_path: str | Path):
-    """The scene, its split ``(first, col)`` and the HS ratio of its training/test protocol."""
+    """``(scene, first, col, q)``: the scene, its split and the HS ratio ``q`` of its training/test protocol."""
     from jfusion.pansharpening import mshs
     from jfusion.pansharpening.io import read_hs_scene
 
     scene = read_hs_scene(hs_path)
     q = scene.ratio if scene.ratio > 1 else mshs.SIMULATED_RATIO
     first, col = mshs.split_columns(scene.hs.shape[1], q)
-    return scene, first, col
+    return scene, first, col, q
 
 
 def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scale: float) -> tuple[jax.Array, jax.Array]:
@@ -406,9 +405,8 @@ def train_cnn3d_mshs(
     """
     from jfusion.pansharpening import mshs
 
-    scene, first, col = _hs_parts(hs_path)
+    scene, first, col, q = _hs_parts(hs_path)
     r = scene.ratio
-    q = r if r > 1 else mshs.SIMULATED_RATIO
     hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
     n_components = n_components or mshs.N_COMPONENTS
     pca = mshs.fit_pca(hs_tr, n_components)
@@ -479,7 +477,7 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     from jfusion.metrics import remote as rm
     from jfusion.pansharpening import mshs
 
-    scene, first, col = _hs_parts(hs_path)
+    scene, first, col, _ = _hs_parts(hs_path)
     r = scene.ratio
     hs_te, hr_te = scene.hs[:, col:], scene.hr[:, col * r :]
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=r)
