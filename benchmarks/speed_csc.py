@@ -48,7 +48,7 @@ from jfusion.sparse.cbpdn import default_fft_groups  # noqa: E402
 from jfusion.sparse.dictionary import load_dictionary, shipped_dictionaries  # noqa: E402
 from jfusion.sparse.tikhonov import tikhonov_split  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def _image(size: int) -> np.ndarray:
@@ -83,20 +83,61 @@ def _best(fn, repeat: int) -> float:
     return min(ts)
 
 
-def _sporco_adaptive(d, s, lmbda, *, iters, tol, fast):
-    from sporco.admm import cbpdn as scb
+def _sporco(where: str):
+    """sporco's ``ConvBPDN`` module and array helpers: on the CPU (numpy) or its CuPy variant on the GPU.
 
-    opt = scb.ConvBPDN.Options(
-        {"Verbose": False, "MaxMainIter": iters, "RelStopTol": tol, "FastSolve": fast}
-    )
-    b = scb.ConvBPDN(d, s, lmbda, opt)
+    Returns ``(module, to_device, to_host, sync)``.
+    """
+    if where == "cpu":
+        from sporco.admm import cbpdn as scb
+
+        return scb, np.asarray, np.asarray, lambda: None
+    import sporco.cupy as spc
+    from sporco.cupy.admm import cbpdn as gcb
+
+    if not spc.have_cupy:
+        raise RuntimeError("sporco.cupy found no usable CuPy/GPU")
+    return gcb, spc.np2cp, spc.cp2np, spc.cp.cuda.Device().synchronize
+
+
+def _sporco_solve(where: str, d, s, lmbda, opts: dict) -> tuple[float, float, object]:
+    """One sporco ``ConvBPDN`` solve: ``(cpu_s, wall_s, solver)``; the arrays start on ``where``'s device."""
+    mod, dev, _, sync = _sporco(where)
+    o = mod.ConvBPDN.Options({"Verbose": False, **opts})
+    b = mod.ConvBPDN(dev(d), dev(s), lmbda, o)
+    sync()
     w, t = time.perf_counter(), time.process_time()
-    x = b.solve()
-    el = time.process_time() - t
-    _sporco_adaptive.wall = time.perf_counter() - w
-    dfd = 0.5 * np.sum((np.squeeze(b.reconstruct(b.X)) - s) ** 2)
-    obj = dfd + lmbda * np.sum(np.abs(b.X))
-    return el, float(obj), b.k, np.squeeze(x)
+    b.solve()
+    sync()
+    return time.process_time() - t, time.perf_counter() - w, b
+
+
+def _sporco_adaptive(where: str, d, s, lmbda, *, iters, tol):
+    """Default adaptive-rho run to ``tol``: ``(cpu_s, wall_s, objective, iterations)``."""
+    t, w, b = _sporco_solve(where, d, s, lmbda, {"MaxMainIter": iters, "RelStopTol": tol})
+    host = _sporco(where)[2]
+    x = host(b.X)
+    dfd = 0.5 * np.sum((np.squeeze(host(b.reconstruct(b.X))) - s) ** 2)
+    obj = dfd + lmbda * np.sum(np.abs(x))
+    return t, w, float(obj), b.k
+
+
+def _f(x: float) -> str:
+    """Seconds with 3 significant digits (GPU times are small), at least 2 decimals."""
+    return f"{x:.3g}" if x < 1 else f"{x:.2f}"
+
+
+def _sporco_row(where: str, d, s, lmbda, it: int) -> dict:
+    """sporco's fixed-rho runs (default and FastSolve) and its adaptive run, timed and with objectives."""
+    fixed_opts = {"MaxMainIter": it, "RelStopTol": 0.0, "rho": 1.5, "AutoRho": {"Enabled": False}}
+    t_sp, w_sp, b = _sporco_solve(where, d, s, lmbda, {**fixed_opts, "FastSolve": False})
+    t_spf, w_spf, _ = _sporco_solve(where, d, s, lmbda, {**fixed_opts, "FastSolve": True})
+    t_spa, w_spa, obj_spa, k_spa = _sporco_adaptive(where, d, s, lmbda, iters=500, tol=1e-3)
+    return {
+        "fixed_s": t_sp, "fast_s": t_spf, "fixed_wall": w_sp, "fast_wall": w_spf,
+        "fixed_obj": float(b.itstat[-1].ObjFun), "adapt_s": t_spa, "adapt_wall": w_spa,
+        "adapt_obj": obj_spa, "adapt_it": k_spa,
+    }
 
 
 def _fft_floor(m: int, size: int, iters: int, groups: int = 1):
@@ -132,11 +173,22 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=None, help="image size of the vmap batch (default: first size)")
     ap.add_argument("--groups", type=int, default=None, help="fft_groups of the solver (default: its own choice)")
     ap.add_argument("--sweep", type=int, nargs="*", default=[], help="also time these fft_groups (fixed rho)")
     ap.add_argument("--cores", type=int, default=None, help="pin to this many cores (set before JAX starts)")
-    ap.add_argument("--no-sporco", action="store_true")
+    ap.add_argument("--sporco", nargs="*", choices=("cpu", "gpu"), default=["cpu"],
+                    help="where sporco runs: its numpy solver on the CPU, its CuPy variant on the GPU, or both")
+    ap.add_argument("--no-sporco", action="store_true", help="run no sporco (same as --sporco with no value)")
+    ap.add_argument("--sporco-max-size", type=int, default=None, help="run sporco only up to this size")
     args = ap.parse_args()
+    sporco_where = [] if args.no_sporco else list(dict.fromkeys(args.sporco))
+    for where in list(sporco_where):
+        try:
+            _sporco(where)
+        except Exception as e:  # noqa: BLE001 - report and go on without that opponent
+            print(f"sporco on the {where} is left out: {type(e).__name__}: {e}")
+            sporco_where.remove(where)
 
     name = "csr32" if "csr32" in shipped_dictionaries() else None
     d = load_dictionary(name) if name else load_dictionary(str(DATA / "reference_models/liu2016_csr_dict/dict.mat"))
@@ -181,72 +233,59 @@ def main() -> None:
             fn()
             fl = _floors(m, size, it, g, args.repeat)[g]
             sweep.append((size, g, _best(fn, args.repeat), WALL[id(fn)], fl[0], fl[1]))
-        if not args.no_sporco:
-            from sporco.admm import cbpdn as scb
-
-            def sp_fixed(fast):
-                o = scb.ConvBPDN.Options({"Verbose": False, "MaxMainIter": it, "RelStopTol": 0.0, "rho": 1.5,
-                                          "AutoRho": {"Enabled": False}, "FastSolve": fast})
-                b = scb.ConvBPDN(d, s, lmbda, o)
-                w, t = time.perf_counter(), time.process_time()
-                b.solve()
-                return time.process_time() - t, time.perf_counter() - w, b
-
-            t_sp, w_sp, b = sp_fixed(False)
-            t_spf, w_spf, _ = sp_fixed(True)
-            row["sp_fixed_s"], row["sp_fast_s"], row["sp_fixed_obj"] = t_sp, t_spf, float(b.itstat[-1].ObjFun)
-            row["sp_fixed_wall"], row["sp_fast_wall"] = w_sp, w_spf
-            t_spa, obj_spa, k_spa, _ = _sporco_adaptive(d, s, lmbda, iters=500, tol=1e-3, fast=False)
-            row["sp_adapt_s"], row["sp_adapt_obj"], row["sp_adapt_it"] = t_spa, obj_spa, k_spa
-            row["sp_adapt_wall"] = _sporco_adaptive.wall
+        for where in sporco_where if size <= (args.sporco_max_size or size) else ():
+            try:
+                row.setdefault("sporco", {})[where] = _sporco_row(where, d, s, lmbda, it)
+            except Exception as e:  # noqa: BLE001 - one failing opponent should not lose the other rows
+                print(f"sporco on the {where} failed at {size}^2: {type(e).__name__}: {e}")
         rows.append(row)
 
     print()
     print(f"### CBPDN, {m} filters {d.shape[0]}x{d.shape[1]}, lambda {lmbda}: {it} iterations, fixed rho 1.5, "
           f"fft_groups {groups}")
-    for clock, key, wkey in (("CPU", "s", "s"), ("wall", "wall", "wall")):
+    for clock, key in (("CPU", "s"), ("wall", "wall")):
         print()
         print(f"{clock} seconds:")
-        print("| size | jfusion | sporco (default / FastSolve) | speed-up (vs FastSolve) | objective jf / sporco | "
+        print("| size | jfusion | sporco (where): default / FastSolve | speed-up (vs FastSolve) | objective jf / sporco | "
               f"FFT floor, {groups} calls | jf / floor | fastest floor (calls) | jf / fastest | compile s |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             jf = r[f"jf_fixed_{key}"]
-            if "sp_fixed_s" in r:
-                spd, spf = r[f"sp_fixed_{wkey}"], r[f"sp_fast_{wkey}"]
-                sp, su = f"{spd:.2f} / {spf:.2f}", f"{spd / jf:.1f}x ({spf / jf:.1f}x)"
-                ob = f"{r['jf_fixed_obj']:.5g} / {r['sp_fixed_obj']:.5g}"
-            else:
-                sp, su, ob = "-", "-", f"{r['jf_fixed_obj']:.5g}"
             fl = r[f"floor_{key}"]
             bg, bt = r[f"best_floor_{key}"]
             bt = bt[0] if key == "s" else bt[1]
-            print(f"| {r['size']}^2 | {jf:.2f} | {sp} | {su} | {ob} | {fl:.2f} | {jf / fl:.2f} | {bt:.2f} ({bg}) | "
-                  f"{jf / bt:.2f} | {r['compile_s']:.1f} |")
+            tail = f"{_f(fl)} | {jf / fl:.2f} | {_f(bt)} ({bg}) | {jf / bt:.2f} | {r['compile_s']:.1f} |"
+            for where, sp in r.get("sporco", {"": None}).items():
+                if sp is None:
+                    print(f"| {r['size']}^2 | {_f(jf)} | - | - | {r['jf_fixed_obj']:.5g} | {tail}")
+                    continue
+                spd, spf = sp[f"fixed_{key}"], sp[f"fast_{key}"]
+                print(f"| {r['size']}^2 | {_f(jf)} | ({where}) {_f(spd)} / {_f(spf)} | {spd / jf:.1f}x "
+                      f"({spf / jf:.1f}x) | {r['jf_fixed_obj']:.5g} / {sp['fixed_obj']:.5g} | {tail}")
     print()
     print("### Default adaptive rho, tolerance 1e-3, at most 500 iterations")
-    print("| size | jfusion CPU s (iters) | sporco CPU s (iters) | speed-up | jfusion / sporco wall s | "
-          "objective jf / sporco |")
-    print("|---|---|---|---|---|---|")
+    print("| size | jfusion CPU s (iters) | sporco (where) CPU s (iters) | speed-up CPU | jfusion / sporco wall s | "
+          "speed-up wall | objective jf / sporco |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        if "sp_adapt_s" in r:
-            print(f"| {r['size']}^2 | {r['jf_adapt_s']:.2f} ({r['jf_adapt_it']}) | {r['sp_adapt_s']:.2f} "
-                  f"({r['sp_adapt_it']}) | {r['sp_adapt_s'] / r['jf_adapt_s']:.1f}x | "
-                  f"{r['jf_adapt_wall']:.2f} / {r['sp_adapt_wall']:.2f} | "
-                  f"{r['jf_adapt_obj']:.5g} / {r['sp_adapt_obj']:.5g} |")
-        else:
-            print(f"| {r['size']}^2 | {r['jf_adapt_s']:.2f} ({r['jf_adapt_it']}) | - | - | "
-                  f"{r['jf_adapt_wall']:.2f} / - | {r['jf_adapt_obj']:.5g} |")
+        head = f"| {r['size']}^2 | {_f(r['jf_adapt_s'])} ({r['jf_adapt_it']}) |"
+        for where, sp in r.get("sporco", {"": None}).items():
+            if sp is None:
+                print(f"{head} - | - | {_f(r['jf_adapt_wall'])} / - | - | {r['jf_adapt_obj']:.5g} |")
+                continue
+            print(f"{head} ({where}) {_f(sp['adapt_s'])} ({sp['adapt_it']}) | {sp['adapt_s'] / r['jf_adapt_s']:.1f}x | "
+                  f"{_f(r['jf_adapt_wall'])} / {_f(sp['adapt_wall'])} | {sp['adapt_wall'] / r['jf_adapt_wall']:.1f}x | "
+                  f"{r['jf_adapt_obj']:.5g} / {sp['adapt_obj']:.5g} |")
     if sweep:
         print()
         print("### fft_groups sweep (fixed rho), each against the floor made of the same FFT calls")
         print("| size | groups | jfusion CPU s | floor CPU s | ratio | jfusion wall s | floor wall s | ratio |")
         print("|---|---|---|---|---|---|---|---|")
         for size, g, t, w, ft, fw in sweep:
-            print(f"| {size}^2 | {g} | {t:.2f} | {ft:.2f} | {t / ft:.2f} | {w:.2f} | {fw:.2f} | {w / fw:.2f} |")
+            print(f"| {size}^2 | {g} | {_f(t)} | {_f(ft)} | {t / ft:.2f} | {_f(w)} | {_f(fw)} | {w / fw:.2f} |")
 
     # batch throughput under vmap
-    size = args.sizes[0]
+    size = args.batch_size or args.sizes[0]
     sb = jnp.asarray(np.stack([_image(size) * (1 + 0.1 * i) for i in range(args.batch)]))
     batched = jax.jit(jax.vmap(
         lambda x: cbpdn(d, x, lmbda, max_iter=it, rho=1.5, auto_rho=False, tol=0.0, fft_groups=groups)[0]))
@@ -254,13 +293,13 @@ def main() -> None:
     fn = lambda: batched(sb).block_until_ready()  # noqa: E731
     t_b = _best(fn, args.repeat)
     w_b = WALL[id(fn)]
-    r0 = next(r for r in rows if r["size"] == size)
+    r0 = next((r for r in rows if r["size"] == size), None)
     print()
     print(f"### vmap batch of {args.batch} images {size}^2, {it} iterations")
     print(f"| batch CPU s | batch wall s | images/s (wall) | single-image CPU / wall s x {args.batch} |")
     print("|---|---|---|---|")
-    print(f"| {t_b:.2f} | {w_b:.2f} | {args.batch / w_b:.2f} | {r0['jf_fixed_s'] * args.batch:.2f} / "
-          f"{r0['jf_fixed_wall'] * args.batch:.2f} |")
+    single = "-" if r0 is None else f"{_f(r0['jf_fixed_s'] * args.batch)} / {_f(r0['jf_fixed_wall'] * args.batch)}"
+    print(f"| {_f(t_b)} | {_f(w_b)} | {args.batch / w_b:.2f} | {single} |")
 
 
 if __name__ == "__main__":
