@@ -137,9 +137,12 @@ def test_materialize_is_a_stored_identity():
     x = jnp.asarray(RNG.random((3, 40, 50)), jnp.float32)
     f = lambda v: jnp.sum(C.filter_valid(v, k) ** 2)  # noqa: E731
     hlo = jax.jit(f).lower(x).compile().as_text()
-    assert "conditional" in hlo  # the barrier survived XLA's simplification
     hlo_v = jax.jit(jax.vmap(f)).lower(x).compile().as_text()
-    assert "conditional" in hlo_v  # and vmap (custom batching rule, not a select)
+    # On a CPU the value passes through a conditional that survives XLA's simplification, under vmap
+    # too (custom batching rule, not a select); other backends get the plain value (no conditional).
+    on_cpu = jax.default_backend() == "cpu"
+    assert ("conditional" in hlo) == on_cpu
+    assert ("conditional" in hlo_v) == on_cpu
     assert np.array_equal(np.asarray(C.materialize(x)), np.asarray(x))
     # only on CPU: for other backends the lowering has no run-time predicate (no device-to-host read)
     lowered = {p: jax.jit(f).trace(x).lower(lowering_platforms=(p,)).as_text() for p in ("cpu", "cuda")}

@@ -28,6 +28,7 @@ from jfusion.sparse.cbpdn import Options, encode, synthesize
 from jfusion.sparse.dictionary import dct_dictionary, load_dictionary
 from jfusion.sparse.omp import omp_batch
 from jfusion.sparse.tikhonov import tikhonov_split
+from jfusion.ops.precision import matmul
 
 __all__ = [
     "BandTransform",
@@ -322,5 +323,5 @@ def sr(
     onehot = (jnp.arange(s_count)[:, None] == win[None]).astype(x.dtype)
     code_f = jnp.sum(onehot[..., None] * codes, axis=0)
     mean_f = jnp.sum(onehot[..., None] * mean, axis=0)
-    patches_f = (code_f @ dct.T + mean_f).reshape(-1, patch, patch)
+    patches_f = (matmul(code_f, dct.T) + mean_f).reshape(-1, patch, patch)
     return fold_patches(patches_f, (h, w), patch, stride)

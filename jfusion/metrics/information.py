@@ -24,6 +24,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.ops.precision import matmul
 
 __all__ = [
     "level_histogram_metrics",
@@ -82,7 +83,7 @@ def _soft_mi(x: jax.Array, f: jax.Array, bins: int, bandwidth: float, base: floa
 
     wx = soft_histogram_weights(unit(x), bins, bandwidth)
     wf = soft_histogram_weights(unit(f), bins, bandwidth)
-    joint = wx.T @ wf
+    joint = matmul(wx.T, wf)
     return _mi_from_joint(joint, base)
 
 

@@ -15,6 +15,7 @@ from jax.typing import ArrayLike
 from jfusion.metrics._common import box_mean_valid, filter_valid, fspecial_gaussian1d, to_grey_levels
 from jfusion.metrics._registry import register_metric
 from jfusion.metrics.structural import _avg_decimate
+from jfusion.ops.precision import einsum
 
 __all__ = ["mef_ssim"]
 
@@ -49,7 +50,7 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     a = wmap / ed  # desired patch r = sum_k a_k (x_k - mu_k): coefficients per centre
     b = jnp.sum(a * mu, axis=0)
     # ||r||^2 over the 121-pixel patch
-    norm2 = n * (jnp.einsum("kij,lij,klij->ij", a, a, box_xx) - 2 * b * jnp.sum(a * mu, axis=0) + b * b)
+    norm2 = n * (einsum("kij,lij,klij->ij", a, a, box_xx) - 2 * b * jnp.sum(a * mu, axis=0) + b * b)
     norm = jnp.sqrt(jnp.maximum(norm2, 0.0))
     max_ed = jnp.max(ed, axis=0)
     s = jnp.where(norm > 0, max_ed / jnp.where(norm > 0, norm, 1.0), 1.0)
@@ -59,7 +60,7 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     gxf = gau(x * f[None])
     gf, gff = gau(f), gau(f * f)
     lin = jnp.sum(a * gx, axis=0)
-    var1 = s * s * (jnp.einsum("kij,lij,klij->ij", a, a, gxx) - lin * lin)
+    var1 = s * s * (einsum("kij,lij,klij->ij", a, a, gxx) - lin * lin)
     var2 = gff - gf * gf
     cov = s * (jnp.sum(a * gxf, axis=0) - lin * gf)
     q = (2 * cov + c) / (var1 + var2 + c)

@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from jfusion.metrics._common import box_sum_stored, filter_same_zero, matlab_round, safe_sqrt
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import extract_patches, pad2d, resize
+from jfusion.ops.precision import einsum
 
 __all__ = [
     "rmse_rs",
@@ -181,8 +182,8 @@ def _q2n_block(x: jax.Array, y: jax.Array, tensor: np.ndarray) -> jax.Array:
     term3 = k * jnp.mean(jnp.sum(x**2, axis=1)) + k * jnp.mean(jnp.sum(y**2, axis=1)) - k * (n1 + n2)
     mean_bias = 2.0 * jnp.sqrt(n1) * jnp.sqrt(n2) / (n1 + n2)
     t = jnp.asarray(tensor, x.dtype)
-    qu = jnp.einsum("pi,pj,ijk->k", x, y, t) / nb
-    qm = jnp.einsum("i,j,ijk->k", m1, m2, t)
+    qu = einsum("pi,pj,ijk->k", x, y, t) / nb
+    qm = einsum("i,j,ijk->k", m1, m2, t)
     safe = jnp.where(term3 == 0, 1.0, term3)
     q = (k * qu - k * qm) * mean_bias * 2.0 / safe
     flat = jnp.zeros_like(q).at[-1].set(mean_bias)

@@ -36,6 +36,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jfusion.ops.precision import HIGHEST, matmul
 
 __all__ = ["WeightNetConfig", "WeightNet", "Branch", "class_weights", "PATCH", "STRIDE"]
 
@@ -159,12 +160,12 @@ class WeightNet(nnx.Module):
     def _head(self, f: jax.Array) -> jax.Array:
         ref = self.config.reference_forward
         if self.config.head == "fc256":
-            h = f @ self.fc1.kernel[...]
+            h = matmul(f, self.fc1.kernel[...])
             if not ref:
                 h = jax.nn.relu(h + self.fc1.bias[...])
         else:
             h = f
-        y = h @ self.out.kernel[...]
+        y = matmul(h, self.out.kernel[...])
         return y if ref else y + self.out.bias[...]
 
     # -- patch classifier -----------------------------------------------------------------
@@ -202,16 +203,16 @@ class WeightNet(nnx.Module):
         kernel = first.kernel[...].reshape(k, k, c, -1)  # Linear on row-major (y, x, c) == HWIO conv
         h = jax.lax.conv_general_dilated(
             f, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=jax.lax.Precision.HIGHEST,
+            precision=HIGHEST,
         )
         ref = self.config.reference_forward
         if self.config.head == "fc256":
             if not ref:
                 h = jax.nn.relu(h + self.fc1.bias[...])
-            h = h @ self.out.kernel[...]
+            h = matmul(h, self.out.kernel[...])
         return h if ref else h + self.out.bias[...]
 
     def dense_weight(self, a: jax.Array, b: jax.Array) -> jax.Array:
         """Expected weight of ``a`` per patch position: ``sum_k softmax_k w_k``, ``(N, h', w')``."""
         p = jax.nn.softmax(self.dense_logits(a, b), axis=-1)
-        return p @ class_weights(self.config.n_classes)
+        return matmul(p, class_weights(self.config.n_classes))

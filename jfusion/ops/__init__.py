@@ -1,4 +1,4 @@
-"""Building blocks shared by every method: filters, colour, patches, resampling."""
+"""Building blocks shared by every method: filters, colour, patches, resampling, full-precision products."""
 
 from jfusion.ops.colour import RGB_TO_GRAY, rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import (

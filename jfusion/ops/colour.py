@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from jfusion.ops.precision import matmul
 
 __all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_gray", "RGB_TO_GRAY"]
 
@@ -35,16 +36,16 @@ RGB_TO_GRAY = np.array([0.2989, 0.5870, 0.1140])
 def rgb_to_ycbcr(rgb: ArrayLike) -> jax.Array:
     """RGB ``(..., 3)`` in [0, 1] to YCbCr ``(..., 3)`` with Y in [0, 1], Cb/Cr centred on 0.5."""
     rgb = jnp.asarray(rgb)
-    return rgb @ jnp.asarray(_M.T, rgb.dtype) + jnp.asarray(_OFFSET, rgb.dtype)
+    return matmul(rgb, jnp.asarray(_M.T, rgb.dtype)) + jnp.asarray(_OFFSET, rgb.dtype)
 
 
 def ycbcr_to_rgb(ycc: ArrayLike) -> jax.Array:
     """Exact inverse of :func:`rgb_to_ycbcr` (no clipping)."""
     ycc = jnp.asarray(ycc)
-    return (ycc - jnp.asarray(_OFFSET, ycc.dtype)) @ jnp.asarray(_M_INV.T, ycc.dtype)
+    return matmul(ycc - jnp.asarray(_OFFSET, ycc.dtype), jnp.asarray(_M_INV.T, ycc.dtype))
 
 
 def rgb_to_gray(rgb: ArrayLike) -> jax.Array:
     """Luminance as MATLAB ``rgb2gray`` (0.2989 R + 0.5870 G + 0.1140 B), ``(..., 3) -> (...)``."""
     rgb = jnp.asarray(rgb)
-    return rgb @ jnp.asarray(RGB_TO_GRAY, rgb.dtype)
+    return matmul(rgb, jnp.asarray(RGB_TO_GRAY, rgb.dtype))

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from jfusion.ops.precision import HIGHEST
 
 Border = Literal["reflect", "symmetric", "replicate", "zero", "periodic"]
 
@@ -165,7 +166,7 @@ def filter2d_dense(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric"
     lead = xp.shape[:-2]
     flat = xp.reshape((-1, 1) + xp.shape[-2:]).astype(k.dtype)
     out = jax.lax.conv_general_dilated(
-        flat, k[None, None], window_strides=(1, 1), padding="VALID", precision=jax.lax.Precision.HIGHEST
+        flat, k[None, None], window_strides=(1, 1), padding="VALID", precision=HIGHEST
     )
     return out.reshape(lead + x.shape[-2:]).astype(k.dtype)
 

@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, decimate, mtf_filter_pan, upsample_ms
+from jfusion.ops.precision import einsum, matmul
 
 __all__ = ["match_moments", "cov_gains", "gsa_weights", "exp", "ihs", "gihs", "brovey", "pca", "gs", "gsa", "inject"]
 
@@ -36,7 +37,7 @@ def cov_gains(ms_up: jax.Array, intensity: jax.Array) -> jax.Array:
     """Gram-Schmidt injection gains ``g_k = cov(MS~_k, I) / var(I)``: ``(B,)``."""
     i0 = intensity - intensity.mean()
     m0 = ms_up - ms_up.mean(axis=(0, 1))
-    return jnp.einsum("hw,hwb->b", i0, m0) / (jnp.sum(i0 * i0) + _EPS)
+    return einsum("hw,hwb->b", i0, m0) / (jnp.sum(i0 * i0) + _EPS)
 
 
 @register("exp", family="baseline", reference="MS interpolation only (EXP; Vivone et al., IEEE TGRS 2015)")
@@ -75,7 +76,7 @@ def gihs(
     ms_up = upsample_ms(ms, ratio, interp)
     b = ms_up.shape[-1]
     w = jnp.full((b,), 1.0 / b) if weights is None else jnp.asarray(weights, jnp.float32) / sum(weights)
-    intensity = ms_up @ w
+    intensity = matmul(ms_up, w)
     return inject(ms_up, jnp.asarray(pan, jnp.float32) - intensity, jnp.ones(b))
 
 
@@ -103,11 +104,11 @@ def pca(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     x = ms_up.reshape(-1, b)
     mu = x.mean(axis=0)
     x0 = x - mu
-    cov = x0.T @ x0 / x0.shape[0]
+    cov = matmul(x0.T, x0) / x0.shape[0]
     _, vecs = jnp.linalg.eigh(cov)
     v = vecs[:, -1]
     v = v * jnp.sign(jnp.sum(v) + _EPS)
-    pc1 = (x0 @ v).reshape(h, w)
+    pc1 = matmul(x0, v).reshape(h, w)
     p = match_moments(jnp.asarray(pan, jnp.float32), pc1)
     return inject(ms_up, p - pc1, v)
 
@@ -144,6 +145,6 @@ def gsa(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     pan_lr = decimate(mtf_filter_pan(pan, ratio, sensor), ratio)
     w = gsa_weights(ms, pan_lr)
     m0 = ms_up - ms_up.mean(axis=(0, 1))
-    intensity = m0 @ w[:-1] + w[-1]
+    intensity = matmul(m0, w[:-1]) + w[-1]
     p = match_moments(pan, intensity)
     return inject(ms_up, p - intensity, cov_gains(ms_up, intensity))

@@ -37,6 +37,7 @@ from jfusion.models.pansharpening import CNN3D
 from jfusion.pansharpening.learned import WEIGHTS_DIR, apply_network
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, degrade, upsample_ms
+from jfusion.ops.precision import matmul
 
 __all__ = [
     "PCABasis", "SCENE_KEYS", "SIMULATED_RATIO", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d",
@@ -71,12 +72,12 @@ def fit_pca(hs: ArrayLike, n_components: int = N_COMPONENTS) -> PCABasis:
 
 def to_components(hs: jax.Array, pca: PCABasis) -> jax.Array:
     """``(..., L) -> (..., P)`` scaled scores."""
-    return ((hs - pca.mean) @ pca.basis) / pca.scale
+    return matmul(hs - pca.mean, pca.basis) / pca.scale
 
 
 def from_components(z: jax.Array, pca: PCABasis) -> jax.Array:
     """``(..., P) -> (..., L)``."""
-    return (z * pca.scale) @ pca.basis.T + pca.mean
+    return matmul(z * pca.scale, pca.basis.T) + pca.mean
 
 
 def volume(hs_lr: jax.Array, ms_hr: jax.Array, pca: PCABasis, *, ratio: int, ms_scale: float, interp: Interp = "bicubic") -> jax.Array:

@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 
 from jfusion.ops.filters import filter2d_dense, pad2d, separable_filter
 from jfusion.ops.resample import resize
+from jfusion.ops.precision import HIGHEST
 
 __all__ = [
     "SENSORS",
@@ -161,7 +162,7 @@ def _filter_bands(img: jax.Array, kernels: list[np.ndarray]) -> jax.Array:
     xp = pad2d(chans, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, "replicate")
     k = jnp.asarray(np.stack(kernels)[:, None], img.dtype)  # (B, 1, kh, kw)
     out = jax.lax.conv_general_dilated(
-        xp[None], k, (1, 1), "VALID", feature_group_count=len(kernels), precision=jax.lax.Precision.HIGHEST
+        xp[None], k, (1, 1), "VALID", feature_group_count=len(kernels), precision=HIGHEST
     )[0]
     return jnp.moveaxis(out, 0, -1)
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+from jfusion.ops.precision import dot, matmul
 
 __all__ = ["omp", "omp_batch"]
 
@@ -32,26 +33,26 @@ class _OMPState(NamedTuple):
 
 
 def _step(t, st: _OMPState, dictionary, x, gram_diag, tol):
-    corr = dictionary.T @ st.resid
+    corr = matmul(dictionary.T, st.resid)
     j = jnp.argmax(jnp.abs(corr))
     d_j = dictionary[:, j]
     # new row of the Cholesky factor: L w = D_S^T d_j (zeros beyond t keep the identity block inert)
     active = jnp.arange(st.idx.shape[0]) < t
-    v = jnp.where(active, dictionary[:, st.idx].T @ d_j, 0.0)
+    v = jnp.where(active, matmul(dictionary[:, st.idx].T, d_j), 0.0)
     w = jax.scipy.linalg.solve_triangular(st.chol, v, lower=True)
-    diag2 = gram_diag[j] - jnp.dot(w, w)
+    diag2 = gram_diag[j] - dot(w, w)
     dependent = (diag2 <= jnp.finfo(x.dtype).eps * gram_diag[j]) | jnp.any(active & (st.idx == j))
     stop = st.done | dependent
     diag = jnp.sqrt(jnp.where(dependent, 1.0, diag2))
     chol = st.chol.at[t, :].set(jnp.where(active, w, 0.0)).at[t, t].set(diag)
     idx = st.idx.at[t].set(j.astype(jnp.int32))
-    rhs = st.rhs.at[t].set(jnp.dot(d_j, x))
+    rhs = st.rhs.at[t].set(dot(d_j, x))
     act1 = jnp.arange(st.idx.shape[0]) <= t
     rhs_m = jnp.where(act1, rhs, 0.0)
     y = jax.scipy.linalg.solve_triangular(chol, rhs_m, lower=True)
     coef = jnp.where(act1, jax.scipy.linalg.solve_triangular(chol.T, y, lower=False), 0.0)
-    resid = x - dictionary[:, idx] @ coef
-    new = _OMPState(chol, idx, rhs, coef, resid, st.n_active + 1, jnp.dot(resid, resid) <= tol)
+    resid = x - matmul(dictionary[:, idx], coef)
+    new = _OMPState(chol, idx, rhs, coef, resid, st.n_active + 1, dot(resid, resid) <= tol)
     return jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), st, new)
 
 
@@ -80,7 +81,7 @@ def omp(dictionary: ArrayLike, x: ArrayLike, *, max_atoms: int, tol: float | Non
         coef=jnp.zeros((t,), d.dtype),
         resid=x,
         n_active=jnp.asarray(0, jnp.int32),
-        done=jnp.dot(x, x) <= tol_v,
+        done=dot(x, x) <= tol_v,
     )
     st = jax.lax.fori_loop(0, t, functools.partial(_step, dictionary=d, x=x, gram_diag=gram_diag, tol=tol_v), st)
     return jnp.zeros((d.shape[1],), d.dtype).at[st.idx].add(st.coef)

@@ -32,6 +32,7 @@ from jfusion.data.folder import image_paths, load_crop_pool, split_paths
 from jfusion.data.synth import sample_focus_batch
 from jfusion.models.focus_cnn import WeightNet, WeightNetConfig, class_weights
 from jfusion.training.loop import TrainResult, cross_entropy_loss, train
+from jfusion.ops.precision import matmul
 
 __all__ = ["FocusTrainConfig", "CONFIGS", "build_data", "evaluate_pairs", "train_weightnet", "ship"]
 
@@ -139,7 +140,7 @@ def evaluate_pairs(model: WeightNet, batch: dict[str, jax.Array], *, chunk: int 
         [logits_of(state, batch["a"][i : i + chunk], batch["b"][i : i + chunk]) for i in range(0, n, chunk)]
     )
     w = class_weights(model.config.n_classes)
-    pred_w = jax.nn.softmax(logits, -1) @ w
+    pred_w = matmul(jax.nn.softmax(logits, -1), w)
     acc = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
     mae = jnp.mean(jnp.abs(pred_w - w[batch["label"]]))
     return {"acc": float(acc), "weight_mae": float(mae)}

@@ -44,6 +44,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.transforms._wavelet_filters import FILTERS
+from jfusion.ops.precision import matmul
 
 __all__ = [
     "WaveletMode",
@@ -143,7 +144,7 @@ def _analyse_last(x: jax.Array, lo: np.ndarray, hi: np.ndarray, mode: str) -> tu
     idx = _analysis_table(x.shape[-1], len(lo), mode)
     taps = jnp.take(x, jnp.asarray(idx), axis=-1)  # (..., M, F)
     bank = jnp.asarray(np.stack([lo, hi], axis=1), dtype=x.dtype)  # (F, 2)
-    out = taps @ bank
+    out = matmul(taps, bank)
     return out[..., 0], out[..., 1]
 
 
@@ -242,14 +243,14 @@ def _swt_table(n: int, f: int, step: int, shift: int) -> np.ndarray:
 def _swt_last(x: jax.Array, lo, hi, step: int) -> tuple[jax.Array, jax.Array]:
     idx = _swt_table(x.shape[-1], len(lo), step, len(lo) // 2)
     taps = jnp.take(x, jnp.asarray(idx), axis=-1)
-    out = taps @ jnp.asarray(np.stack([lo, hi], axis=1), dtype=x.dtype)
+    out = matmul(taps, jnp.asarray(np.stack([lo, hi], axis=1), dtype=x.dtype))
     return out[..., 0], out[..., 1]
 
 
 def _iswt_last(a: jax.Array, d: jax.Array, lo, hi, step: int) -> jax.Array:
     idx = jnp.asarray(_swt_table(a.shape[-1], len(lo), step, len(lo) // 2 - 1))
-    ta = jnp.take(a, idx, axis=-1) @ jnp.asarray(lo, a.dtype)
-    td = jnp.take(d, idx, axis=-1) @ jnp.asarray(hi, a.dtype)
+    ta = matmul(jnp.take(a, idx, axis=-1), jnp.asarray(lo, a.dtype))
+    td = matmul(jnp.take(d, idx, axis=-1), jnp.asarray(hi, a.dtype))
     return 0.5 * (ta + td)
 
 
