@@ -156,3 +156,34 @@ def test_srcnn_gs_is_gram_schmidt_on_the_srcnn_output(monkeypatch):
     x, y, m = training_arrays("srcnn-gs", ms, pan, ratio=4, sensor="IKONOS", bit_depth=11)
     assert x.shape == y.shape == (16, 16, 4) and m == 0
     np.testing.assert_allclose(np.asarray(y) * 2048, ms, rtol=1e-6)
+
+
+def test_cached_weights_first_loaded_under_jit_stay_usable():
+    """The weight caches build concrete arrays even when a user's jit trace makes the first call.
+
+    Before, the cache kept that trace's tracers and every later call failed (UnexpectedTracerError).
+    """
+    from jfusion.pansharpening import mshs
+    from jfusion.weights import _cached, load_weightnet
+
+    def concrete(tree):
+        return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
+
+    rng = np.random.default_rng(0)
+    ms = jnp.asarray(500 + 100 * rng.random((16, 16, 4)), jnp.float32)
+    pan = jnp.asarray(500 + 100 * rng.random((64, 64)), jnp.float32)
+    learned.load_weights.cache_clear()
+    jitted = np.asarray(jax.jit(lambda m, p: learned.pnn(m, p, ratio=4, sensor="IKONOS"))(ms, pan))
+    eager = np.asarray(learned.pnn(ms, pan, ratio=4, sensor="IKONOS"))  # same cache entry, outside any trace
+    assert concrete(nnx.state(learned.load_weights("pnn", "IKONOS", 4)[0]))
+    # float32, the same network; only XLA's fusion of the input preparation differs
+    assert np.abs(jitted - eager).max() <= 1e-5 * np.abs(eager).max()
+
+    mshs.load_cnn3d.cache_clear()
+    jax.jit(lambda x: x + mshs.load_cnn3d("houston")[1].basis.sum())(jnp.zeros(()))
+    model, pca, _ = mshs.load_cnn3d("houston")
+    assert concrete(nnx.state(model)) and concrete(pca)
+
+    _cached.cache_clear()
+    jax.jit(lambda x: x + jax.tree_util.tree_leaves(nnx.state(load_weightnet("weight_net")))[0].sum())(jnp.zeros(()))
+    assert concrete(nnx.state(load_weightnet("weight_net")))

@@ -141,14 +141,15 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
     data = np.load(path)
     meta = json.loads(str(data["__meta__"]))
-    model = build_cnn3d()
-    state = nnx.state(model, nnx.Param)
-    leaves = []
-    for p, leaf in jax.tree_util.tree_leaves_with_path(state):
-        k = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
-        leaves.append(jnp.asarray(data[k]).reshape(leaf.shape))
-    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves))
-    pca = PCABasis(jnp.asarray(data["pca_mean"]), jnp.asarray(data["pca_basis"]), float(meta["pca_scale"]))
+    with jax.ensure_compile_time_eval():  # cached: concrete arrays even when first called under jit
+        model = build_cnn3d()
+        state = nnx.state(model, nnx.Param)
+        leaves = []
+        for p, leaf in jax.tree_util.tree_leaves_with_path(state):
+            k = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
+            leaves.append(jnp.asarray(data[k]).reshape(leaf.shape))
+        nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves))
+        pca = PCABasis(jnp.asarray(data["pca_mean"]), jnp.asarray(data["pca_basis"]), float(meta["pca_scale"]))
     return model, pca, meta
 
 

@@ -91,9 +91,10 @@ def _cached(folder: str):
     from jfusion.models import WeightNet, WeightNetConfig
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    model = WeightNet(WeightNetConfig.from_dict(manifest["model"]), rngs=nnx.Rngs(0))
-    with np.load(Path(folder) / "params.npz") as z:
-        load_params(model, {k: z[k] for k in z.files})
+    with jax.ensure_compile_time_eval():  # cached: concrete arrays even when first called under jit
+        model = WeightNet(WeightNetConfig.from_dict(manifest["model"]), rngs=nnx.Rngs(0))
+        with np.load(Path(folder) / "params.npz") as z:
+            load_params(model, {k: z[k] for k in z.files})
     return model
 
 
