@@ -305,10 +305,6 @@ def _split(v: jax.Array, rho_v: jax.Array, rho: jax.Array, problem: Problem, opt
     return y, (v - y) * (rho_v / rho)
 
 
-def _xstep_input(v: jax.Array, rho_v: jax.Array, rho: jax.Array, problem: Problem, opts: Options, weight=None):
-    """``z = y - u``, the x-step's right-hand side in the spatial domain, from the carried ``v``."""
-    y, u = _split(v, rho_v, rho, problem, opts, weight)
-    return y - u
 
 
 def coefficients(state: State, problem: Problem, opts: Options = Options()) -> jax.Array:
@@ -352,6 +348,15 @@ def _num_groups(problem: Problem, opts: Options) -> int:
 
 def _group_weight(weight: jax.Array, sl: slice) -> jax.Array:
     return weight[:, sl] if weight.ndim == 4 and weight.shape[1] != 1 else weight
+
+
+def _xstep_inputs(vs, rho_v, rho, problem: Problem, opts: Options, slices: tuple[slice, ...]) -> tuple[jax.Array, ...]:
+    """``z = y - u`` per map group, the x-step's right-hand side in the spatial domain, from the carried ``v``."""
+    out = []
+    for v, sl in zip(vs, slices):
+        y, u = _split(v, rho_v, rho, problem, opts, _group_weight(problem.weight, sl))
+        out.append(y - u)
+    return tuple(out)
 
 
 def _to_groups(state: State, slices: tuple[slice, ...]) -> State:
@@ -406,12 +411,8 @@ def _grouped_step(
     shape = gs.v[0].shape[-2:]
     rho, rho_v = gs.rho, gs.rho_v
     ws = [_group_weight(problem.weight, sl) for sl in slices]
-
-    def z_of(v, w, rv, r):
-        return _xstep_input(v, rv, r, problem, opts, w)
-
     if zs is None:
-        zs = tuple(z_of(v, w, rho_v, rho) for v, w in zip(gs.v, ws))
+        zs = _xstep_inputs(gs.v, rho_v, rho, problem, opts, slices)
     zfs = [_rfft(z) for z in zs]
     if problem.df.shape[0] == 1:
         # Sherman-Morrison, written so that D^H s is never formed:
@@ -437,7 +438,7 @@ def _grouped_step(
         vs.append(xr + ub)
         ybs.append(yb)
     k = gs.k + 1
-    zn = tuple(z_of(v, w, rho, rho) for v, w in zip(vs, ws)) if next_z else None
+    zn = _xstep_inputs(vs, rho, rho, problem, opts, slices) if next_z else None
     if not residuals:
         return State(x=tuple(xs), v=tuple(vs), rho=rho, rho_v=rho, k=k, r=gs.r, s=gs.s), zn
     sx = sy = su = sr = ss = 0.0
@@ -453,9 +454,7 @@ def _grouped_step(
     s = _sqrt0(ss) / sn  # rho |dy| / (rho |u|)
     rho_new = _update_rho(gs.k, r, s, rho, problem, opts)
     if next_z and opts.auto_rho:
-        zn = jax.lax.cond(
-            rho_new == rho, lambda: zn, lambda: tuple(z_of(v, w, rho, rho_new) for v, w in zip(vs, ws))
-        )
+        zn = jax.lax.cond(rho_new == rho, lambda: zn, lambda: _xstep_inputs(vs, rho, rho_new, problem, opts, slices))
     return State(x=tuple(xs), v=tuple(vs), rho=rho_new, rho_v=rho, k=k, r=r, s=s), zn
 
 
@@ -546,10 +545,7 @@ def solve(problem: Problem, state: State, *, max_iter: int, opts: Options = Opti
     dd = _filter_power(problem) if problem.df.shape[0] == 1 else None
     # The loop carries each iteration's x-step input z = y - u next to the state, so that it is
     # formed right after v, while v is in cache (see _grouped_step).
-    zs = tuple(
-        _xstep_input(v, gs.rho_v, gs.rho, problem, opts, _group_weight(problem.weight, sl))
-        for v, sl in zip(gs.v, slices)
-    )
+    zs = _xstep_inputs(gs.v, gs.rho_v, gs.rho, problem, opts, slices)
 
     def body(carry, residuals: bool = True, next_z: bool = True):
         return _grouped_step(carry[0], problem, opts, slices, residuals, dd, carry[1], next_z)
