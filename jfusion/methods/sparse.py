@@ -24,11 +24,11 @@ from jax.typing import ArrayLike
 from jfusion.methods.registry import register
 from jfusion.ops.filters import window_sum
 from jfusion.ops.patches import extract_patches, fold_patches
+from jfusion.ops.precision import matmul
 from jfusion.sparse.cbpdn import Options, encode, synthesize
 from jfusion.sparse.dictionary import dct_dictionary, load_dictionary
 from jfusion.sparse.omp import omp_batch
 from jfusion.sparse.tikhonov import tikhonov_split
-from jfusion.ops.precision import matmul
 
 __all__ = [
     "BandTransform",

@@ -36,6 +36,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
 from jfusion.ops.precision import HIGHEST, matmul
 
 __all__ = ["WeightNetConfig", "WeightNet", "Branch", "class_weights", "PATCH", "STRIDE"]

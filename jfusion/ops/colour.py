@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
 from jfusion.ops.precision import matmul
 
 __all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_gray", "RGB_TO_GRAY"]

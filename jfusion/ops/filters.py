@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
 from jfusion.ops.precision import HIGHEST
 
 Border = Literal["reflect", "symmetric", "replicate", "zero", "periodic"]

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jfusion.ops.precision import einsum, matmul
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, decimate, mtf_filter_pan, upsample_ms
-from jfusion.ops.precision import einsum, matmul
 
 __all__ = ["match_moments", "cov_gains", "gsa_weights", "exp", "ihs", "gihs", "brovey", "pca", "gs", "gsa", "inject"]
 

@@ -16,7 +16,6 @@ produced by ``jfusion train <model> --scene <file.mat>`` (see
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from jfusion.ops.patches import extract_patches, fold_patches
 from jfusion.pansharpening import cs
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, sensor_mtf, upsample_ms
+from jfusion.weights import cached_loader
 
 __all__ = [
     "ModelSpec",
@@ -160,7 +160,7 @@ def _sensor_key(sensor: str | None) -> str:
     return sensor_mtf(sensor).name
 
 
-@functools.lru_cache(maxsize=32)
+@cached_loader(maxsize=32)
 def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
     """The shipped model of method ``name`` for ``sensor``, with its metadata.
 
@@ -184,20 +184,17 @@ def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module,
             f"method {name!r}: the {key} model was trained for {meta['bands']} bands but ms has {bands}; "
             f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
         )
-    # Cached: build concrete arrays even when the first call comes from inside a jit trace, or
-    # the cache would keep that trace's tracers.
-    with jax.ensure_compile_time_eval():
-        model = build_model(name, bands)
-        state = nnx.state(model, nnx.Param)
-        leaves_with_path = jax.tree_util.tree_leaves_with_path(state)
-        new_leaves = []
-        for path_, leaf in leaves_with_path:
-            k = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path_)
-            arr = data[k]
-            if arr.shape != leaf.shape:
-                raise FusionInputError(f"{path}: parameter {k} has shape {arr.shape}, expected {leaf.shape}.")
-            new_leaves.append(jnp.asarray(arr))
-        nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), new_leaves))
+    model = build_model(name, bands)
+    state = nnx.state(model, nnx.Param)
+    leaves_with_path = jax.tree_util.tree_leaves_with_path(state)
+    new_leaves = []
+    for path_, leaf in leaves_with_path:
+        k = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path_)
+        arr = data[k]
+        if arr.shape != leaf.shape:
+            raise FusionInputError(f"{path}: parameter {k} has shape {arr.shape}, expected {leaf.shape}.")
+        new_leaves.append(jnp.asarray(arr))
+    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), new_leaves))
     return model, meta
 
 

@@ -21,7 +21,6 @@ high-resolution band counts and ratio match the input is used.
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,10 +33,11 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import CNN3D
+from jfusion.ops.precision import matmul
 from jfusion.pansharpening.learned import WEIGHTS_DIR, apply_network
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, degrade, upsample_ms
-from jfusion.ops.precision import matmul
+from jfusion.weights import cached_loader
 
 __all__ = [
     "PCABasis", "SCENE_KEYS", "SIMULATED_RATIO", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d",
@@ -132,7 +132,7 @@ def build_cnn3d(seed: int = 0) -> CNN3D:
     return CNN3D(features=(16, 8), kernels=((5, 5, 3), (3, 3, 3), (3, 3, 3)), residual=True, rngs=nnx.Rngs(seed))
 
 
-@functools.lru_cache(maxsize=8)
+@cached_loader(maxsize=8)
 def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     """The shipped 3-D CNN of ``scene`` with its PCA basis and metadata."""
     path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
@@ -141,15 +141,14 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
     data = np.load(path)
     meta = json.loads(str(data["__meta__"]))
-    with jax.ensure_compile_time_eval():  # cached: concrete arrays even when first called under jit
-        model = build_cnn3d()
-        state = nnx.state(model, nnx.Param)
-        leaves = []
-        for p, leaf in jax.tree_util.tree_leaves_with_path(state):
-            k = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
-            leaves.append(jnp.asarray(data[k]).reshape(leaf.shape))
-        nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves))
-        pca = PCABasis(jnp.asarray(data["pca_mean"]), jnp.asarray(data["pca_basis"]), float(meta["pca_scale"]))
+    model = build_cnn3d()
+    state = nnx.state(model, nnx.Param)
+    leaves = []
+    for p, leaf in jax.tree_util.tree_leaves_with_path(state):
+        k = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
+        leaves.append(jnp.asarray(data[k]).reshape(leaf.shape))
+    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves))
+    pca = PCABasis(jnp.asarray(data["pca_mean"]), jnp.asarray(data["pca_basis"]), float(meta["pca_scale"]))
     return model, pca, meta
 
 

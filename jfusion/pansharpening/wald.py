@@ -34,8 +34,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.ops.filters import filter2d_dense, pad2d, separable_filter
-from jfusion.ops.resample import resize
 from jfusion.ops.precision import HIGHEST
+from jfusion.ops.resample import resize
 
 __all__ = [
     "SENSORS",

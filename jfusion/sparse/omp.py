@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+
 from jfusion.ops.precision import dot, matmul
 
 __all__ = ["omp", "omp_batch"]

@@ -31,8 +31,8 @@ from flax import nnx
 from jfusion.data.folder import image_paths, load_crop_pool, split_paths
 from jfusion.data.synth import sample_focus_batch
 from jfusion.models.focus_cnn import WeightNet, WeightNetConfig, class_weights
-from jfusion.training.loop import TrainResult, cross_entropy_loss, train
 from jfusion.ops.precision import matmul
+from jfusion.training.loop import TrainResult, cross_entropy_loss, train
 
 __all__ = ["FocusTrainConfig", "CONFIGS", "build_data", "evaluate_pairs", "train_weightnet", "ship"]
 

@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.transforms._wavelet_filters import FILTERS
 from jfusion.ops.precision import matmul
+from jfusion.transforms._wavelet_filters import FILTERS
 
 __all__ = [
     "WaveletMode",

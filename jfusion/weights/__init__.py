@@ -17,9 +17,28 @@ import jax
 import numpy as np
 from flax import nnx
 
-__all__ = ["WEIGHTS_DIR", "available", "read_manifest", "save_params", "load_params", "load_weightnet"]
+__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
+
+
+def cached_loader(maxsize: int):
+    """``functools.lru_cache`` for functions that build models or arrays from files.
+
+    The body runs under ``jax.ensure_compile_time_eval()``, so its arrays are concrete even when
+    the first call comes from inside a ``jit`` trace; a plain cache would keep that trace's
+    tracers and every later call would fail. ``cache_clear`` works as on ``lru_cache``.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def concrete(*args, **kwargs):
+            with jax.ensure_compile_time_eval():
+                return fn(*args, **kwargs)
+
+        return functools.lru_cache(maxsize=maxsize)(concrete)
+
+    return decorate
 
 
 def available() -> list[str]:
@@ -86,15 +105,14 @@ def load_params(model: nnx.Module, params: dict[str, np.ndarray]) -> nnx.Module:
     return model
 
 
-@functools.lru_cache(maxsize=16)
+@cached_loader(maxsize=16)
 def _cached(folder: str):
     from jfusion.models import WeightNet, WeightNetConfig
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    with jax.ensure_compile_time_eval():  # cached: concrete arrays even when first called under jit
-        model = WeightNet(WeightNetConfig.from_dict(manifest["model"]), rngs=nnx.Rngs(0))
-        with np.load(Path(folder) / "params.npz") as z:
-            load_params(model, {k: z[k] for k in z.files})
+    model = WeightNet(WeightNetConfig.from_dict(manifest["model"]), rngs=nnx.Rngs(0))
+    with np.load(Path(folder) / "params.npz") as z:
+        load_params(model, {k: z[k] for k in z.files})
     return model
 
 
