@@ -123,7 +123,7 @@ def _sporco_adaptive(where: str, d, s, lmbda, *, iters, tol):
 
 
 def _f(x: float) -> str:
-    """Seconds with 3 significant digits (GPU times are small), at least 2 decimals."""
+    """Seconds: 3 significant digits under 1 s (GPU times are small), else 2 decimals."""
     return f"{x:.3g}" if x < 1 else f"{x:.2f}"
 
 
