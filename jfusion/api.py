@@ -15,9 +15,30 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_sources
-from jfusion.methods.registry import MethodInfo, get_info, get_method, list_methods
+from jfusion.methods.registry import MethodInfo, get_info, get_method
+from jfusion.registry import TASKS, Info, check_tasks
 
-__all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo"]
+__all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo", "TASKS"]
+
+
+def list_methods(task: str | None = None) -> list[Info]:
+    """Every registered method of the package, sorted by name: general fusion, pan-sharpening and MS/HS.
+
+    Args:
+      task: only the methods for one of :data:`jfusion.registry.TASKS` (``"multi-focus"``, ...,
+        ``"pansharpening"``, ``"mshs"``).
+
+    Returns:
+      :class:`jfusion.methods.registry.MethodInfo` and
+      :class:`jfusion.pansharpening.registry.PansharpeningInfo` entries (both
+      :class:`jfusion.registry.Info`: ``name``, ``fn``, ``tasks``, ``reference``, ``summary``).
+    """
+    from jfusion.methods.registry import REGISTRY as methods
+    from jfusion.pansharpening.registry import REGISTRY as remote
+
+    check_tasks((task,) if task is not None else None)
+    infos = methods.list() + remote.list()
+    return sorted((i for i in infos if task is None or task in i.tasks), key=lambda i: i.name)
 
 
 @functools.lru_cache(maxsize=128)
@@ -42,10 +63,7 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty
         images, NaN/Inf, unsupported dtypes or values outside [0, 1].
     """
-    try:
-        info = get_info(method)
-    except ValueError as err:
-        raise FusionInputError(str(err)) from None
+    info = get_info(method)
     stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
     try:
         key = tuple(sorted(options.items()))

@@ -127,21 +127,23 @@ def fuse_cmd(
 
 @app.command("methods")
 def methods_cmd(task: Optional[str] = typer.Option(None, "--task", help="Only methods for this task.")) -> None:
-    """List the registered fusion methods."""
+    """List every registered method: general fusion, pan-sharpening and MS/HS fusion."""
     from rich.console import Console
     from rich.table import Table
 
-    from jfusion.methods.registry import list_methods
+    from jfusion.api import list_methods
 
     try:
         infos = list_methods(task)
     except ValueError as err:
         _fail(str(err))
     table = Table(title="jfusion methods")
-    for col in ("name", "tasks", "colour", "weights", "reference"):
+    for col in ("name", "tasks", "kind", "weights", "reference"):
         table.add_column(col)
     for m in infos:
-        table.add_row(m.name, ", ".join(m.tasks), m.colour, m.weights or "-", m.reference)
+        kind = getattr(m, "colour", None) or getattr(m, "family", "")
+        weights = getattr(m, "weights", None) or ("shipped" if getattr(m, "learned", False) else "-")
+        table.add_row(m.name, ", ".join(m.tasks), kind, weights, m.reference)
     Console(width=160).print(table)
 
 
@@ -332,8 +334,14 @@ def _pansharpening_train_command(model_name: str):
     return command
 
 
-for _name in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
-    train_app.command(_name)(_pansharpening_train_command(_name))
+def _register_pansharpening_train_commands() -> None:
+    from jfusion.pansharpening.registry import list_pansharpening_methods
+
+    for info in list_pansharpening_methods("learned"):
+        train_app.command(info.name)(_pansharpening_train_command(info.name))
+
+
+_register_pansharpening_train_commands()
 
 
 @train_app.command("cnn3d-mshs")
@@ -399,7 +407,7 @@ def eval_cmd(
     sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
     fused: Path = typer.Option(..., "-f", "--fused", help="The fused image, or a folder of fused images named like the sources."),
     metrics: str = typer.Option(
-        "ce,en,mi,psnr,ag,ei,qabf,sd,sf,rmse,ssim,qcb,qcv", "-m", "--metrics", help="Comma-separated metric names (jfusion.metrics.list_metrics() lists them)."
+        "", "-m", "--metrics", help="Comma-separated metric names (jfusion.metrics.list_metrics() lists them; default: jfusion.metrics.DEFAULT_METRICS, VIFB's 13)."
     ),
     colour: str = typer.Option("vifb", "--colour", help="Colour rule: vifb, channels, mefb or gray."),
     option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Metric option METRIC.KEY=VALUE, e.g. psnr.convention=standard."),
@@ -415,9 +423,9 @@ def eval_cmd(
 
     from jfusion.errors import FusionInputError
     from jfusion.io import read_image
-    from jfusion.metrics import evaluate, get_metric_info
+    from jfusion.metrics import DEFAULT_METRICS, evaluate, get_metric_info
 
-    names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
+    names = [m.strip().lower() for m in metrics.split(",") if m.strip()] or list(DEFAULT_METRICS)
     try:
         infos = [get_metric_info(n) for n in names]
     except ValueError as err:

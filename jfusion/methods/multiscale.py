@@ -33,10 +33,10 @@ from jfusion.transforms.pyramids import (
     ratio_pyramid,
 )
 from jfusion.transforms.wavelets import WaveletMode, dwt_max_level, iswt2, swt2, wavedec2, waverec2
+from jfusion.registry import GENERAL_TASKS
 
 __all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusion", "dwt_fusion", "swt_fusion"]
 
-_ALL_TASKS = ("multi-focus", "multi-exposure", "medical", "infrared-visible", "general")
 
 
 def _finish(fused: jax.Array, clip: bool) -> jax.Array:
@@ -59,7 +59,7 @@ def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
 
 @register(
     "laplacian",
-    tasks=_ALL_TASKS,
+    tasks=GENERAL_TASKS,
     reference="P. J. Burt, E. H. Adelson, 'The Laplacian pyramid as a compact image code', IEEE Trans. Commun. 31(4) 1983; "
     "P. J. Burt, R. J. Kolczynski, 'Enhanced image capture through fusion', ICCV 1993",
 )

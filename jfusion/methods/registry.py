@@ -20,31 +20,34 @@ from typing import Literal
 import jax
 
 from jfusion.methods.colour import fuse_channels
+from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
-__all__ = ["MethodInfo", "register", "get_method", "get_info", "list_methods", "TASKS"]
+__all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "TASKS"]
 
-TASKS = ("multi-focus", "multi-exposure", "medical", "infrared-visible", "general")
+TASKS = GENERAL_TASKS
 
 ColourMode = Literal["ycbcr", "native"]
 
 
-@dataclasses.dataclass(frozen=True)
-class MethodInfo:
-    """What the registry knows about one method."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MethodInfo(Info):
+    """What the registry knows about one general fusion method (fields of :class:`jfusion.registry.Info` plus these).
 
-    name: str
-    fn: Callable[..., jax.Array]
+    Attributes:
+      core: the one-channel (or native-colour) function that ``fn`` wraps.
+      colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
+      min_sources, max_sources: how many sources it takes.
+      weights: the shipped asset it loads, if any.
+    """
+
     core: Callable[..., jax.Array]
-    tasks: tuple[str, ...]
-    reference: str
     colour: ColourMode = "ycbcr"
     min_sources: int = 2
     max_sources: int | None = None
     weights: str | None = None
-    summary: str = ""
 
 
-_REGISTRY: dict[str, MethodInfo] = {}
+REGISTRY: Registry[MethodInfo] = Registry("method", loader="jfusion.methods", namespace=METHOD_NAMESPACE)
 
 
 def register(
@@ -58,9 +61,7 @@ def register(
     weights: str | None = None,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering a core fusion function under ``name``; returns the public function."""
-    for t in tasks:
-        if t not in TASKS:
-            raise ValueError(f"unknown task {t!r}; known: {TASKS}")
+    check_tasks(tasks, allowed=TASKS)
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         clip_param = inspect.signature(core).parameters.get("clip")
@@ -76,8 +77,7 @@ def register(
                     functools.partial(core, **options), sources, clip=bool(options.get("clip", default_clip))
                 )
 
-        summary = (core.__doc__ or "").strip().splitlines()[0] if core.__doc__ else ""
-        _REGISTRY[name] = MethodInfo(
+        REGISTRY.add(MethodInfo(
             name=name,
             fn=public,
             core=core,
@@ -87,25 +87,16 @@ def register(
             min_sources=min_sources,
             max_sources=max_sources,
             weights=weights,
-            summary=summary,
-        )
+            summary=first_line(core),
+        ))
         return public
 
     return deco
 
 
-def _load_all() -> None:
-    # Importing the method modules registers them; done lazily to keep import cheap.
-    import jfusion.methods  # noqa: F401
-
-
 def get_info(name: str) -> MethodInfo:
-    """The :class:`MethodInfo` of a registered method (``ValueError`` naming the choices if unknown)."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+    """The :class:`MethodInfo` of a registered method (:class:`FusionInputError` naming the choices if unknown)."""
+    return REGISTRY.get(name)
 
 
 def get_method(name: str) -> Callable[..., jax.Array]:
@@ -114,9 +105,9 @@ def get_method(name: str) -> Callable[..., jax.Array]:
 
 
 def list_methods(task: str | None = None) -> list[MethodInfo]:
-    """Registered methods, sorted by name; only those for ``task`` when given."""
-    _load_all()
-    if task is not None and task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {TASKS}")
-    infos = sorted(_REGISTRY.values(), key=lambda m: m.name)
-    return [m for m in infos if task is None or task in m.tasks]
+    """Registered general fusion methods, sorted by name; only those for ``task`` when given.
+
+    :func:`jfusion.list_methods` lists these and the pan-sharpening / MS-HS methods together.
+    """
+    check_tasks((task,) if task is not None else None, allowed=TASKS)
+    return REGISTRY.list(None if task is None else (lambda m: task in m.tasks))

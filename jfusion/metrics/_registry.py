@@ -1,4 +1,4 @@
-"""The metric registry: every metric with its direction, reference need and convention."""
+"""The metric registry (a :class:`jfusion.registry.Registry`): every metric with its direction, reference need and convention."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
-__all__ = ["MetricInfo", "register_metric", "get_metric_info", "metric_names", "list_metrics"]
+from jfusion.registry import Info, Registry
+
+__all__ = ["MetricInfo", "REGISTRY", "register_metric", "get_metric_info", "metric_names", "list_metrics"]
 
 Direction = Literal["higher", "lower", "zero"]
 ColourRule = Literal["channels", "side_by_side", "gray"]
 
 
-@dataclasses.dataclass(frozen=True)
-class MetricInfo:
-    """What the registry knows about one metric.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricInfo(Info):
+    """What the registry knows about one metric (fields of :class:`jfusion.registry.Info` plus these).
 
     Attributes:
       name: lower-case key used by :func:`jfusion.metrics.evaluate` and ``jfusion eval``.
@@ -28,21 +30,18 @@ class MetricInfo:
         channels laid side by side (VIFB SF quirk, ``side_by_side``) or ``rgb2gray`` first (``gray``).
       kind: ``"fusion"`` (sources + fused), ``"remote"`` (reference + fused) or ``"remote_noref"``
         (MS + PAN + fused).
-      description: one line for tables and ``--help``.
+      summary: one line for tables and ``--help`` (``register_metric(description=...)``).
       inputs: the positional arguments ``fn`` takes, named from ``sources``, ``fused``,
         ``reference``, ``ms``, ``pan``.
       n_sources: the exact number of sources the metric is defined for (None: any S >= 2).
     """
 
-    name: str
-    fn: Callable
     direction: Direction
     needs_reference: bool
     convention: str
     family: str
     colour: ColourRule = "channels"
     kind: Literal["fusion", "remote", "remote_noref"] = "fusion"
-    description: str = ""
     n_sources: int | None = None
     inputs: tuple[str, ...] = ("sources", "fused")
 
@@ -52,7 +51,7 @@ _DEFAULT_INPUTS = {
     "remote": ("reference", "fused"),
     "remote_noref": ("ms", "pan", "fused"),
 }
-_REGISTRY: dict[str, MetricInfo] = {}
+REGISTRY: Registry[MetricInfo] = Registry("metric", loader="jfusion.metrics")
 
 
 def register_metric(
@@ -70,9 +69,7 @@ def register_metric(
     """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged."""
 
     def deco(fn: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"metric {name!r} registered twice")
-        _REGISTRY[name] = MetricInfo(
+        REGISTRY.add(MetricInfo(
             name=name,
             fn=fn,
             direction=direction,
@@ -81,28 +78,25 @@ def register_metric(
             family=fn.__module__.rsplit(".", 1)[-1],
             colour=colour,
             kind=kind,
-            description=description or (fn.__doc__ or "").strip().splitlines()[0],
+            summary=description or (fn.__doc__ or "").strip().splitlines()[0],
             n_sources=n_sources,
             inputs=inputs or _DEFAULT_INPUTS[kind],
-        )
+        ))
         return fn
 
     return deco
 
 
 def get_metric_info(name: str) -> MetricInfo:
-    """The registry entry of ``name`` (case-insensitive); ValueError listing the names otherwise."""
-    key = name.lower()
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]
+    """The registry entry of ``name`` (case-insensitive); :class:`FusionInputError` listing the names otherwise."""
+    return REGISTRY.get(name)
 
 
 def metric_names(kind: str | None = None) -> list[str]:
-    """Registered names in registration order, optionally of one ``kind``."""
-    return [n for n, i in _REGISTRY.items() if kind is None or i.kind == kind]
+    """Registered names sorted by name, optionally of one ``kind``."""
+    return REGISTRY.names(None if kind is None else (lambda i: i.kind == kind))
 
 
 def list_metrics(kind: str | None = None) -> list[MetricInfo]:
-    """Registry entries (name, direction, needs_reference, convention, ...) in registration order."""
-    return [_REGISTRY[n] for n in metric_names(kind)]
+    """Registry entries (name, direction, needs_reference, convention, ...) sorted by name."""
+    return REGISTRY.list(None if kind is None else (lambda i: i.kind == kind))

@@ -164,10 +164,9 @@ def pansharpen(
     Args:
       ms: ``(h, w, B)`` multispectral image in the sensor's scale (uint8/uint16/float).
       pan: ``(r h, r w)`` panchromatic image, same scale.
-      method: a registered name (``list_pansharpening_methods()``): ``exp``, ``ihs``, ``gihs``,
-        ``brovey``, ``pca``, ``gs``, ``gsa``, ``atwt``, ``mtf-glp``, ``mtf-glp-hpm``, ``hpf`` and
-        the learned ``pnn``, ``pnn-residual``, ``drpnn``, ``srcnn-gs``, ``sae``; ``cnn3d-mshs`` takes
-        an HS cube as ``ms`` and the high-resolution MS/RGB ``(H, W, C)`` or PAN ``(H, W)`` as ``pan``.
+      method: a registered name (``jfusion.list_methods(task="pansharpening")``; the MS/HS
+        methods, ``task="mshs"``, take an HS cube as ``ms`` and the high-resolution MS/RGB
+        ``(H, W, C)`` or PAN ``(H, W)`` as ``pan``).
       ratio: the PAN/MS ratio (inferred from the shapes; checked when given).
       sensor: sensor name for MTF gains and learned weights (``QB``, ``IKONOS``, ``GeoEye1``,
         ``WV2``, ``WV3``; ``None`` = generic MTF).
@@ -180,32 +179,32 @@ def pansharpen(
     Raises:
       FusionInputError: see :func:`validate_pair`; unknown method or sensor.
     """
-    try:
-        info = get_info(method)
-    except ValueError as err:
-        raise FusionInputError(str(err)) from None
+    info = get_info(method)
     if info.family == "mshs":
         hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
-        return info.fn(jnp.asarray(hs_f), jnp.asarray(hr_f), ratio=r, sensor=sensor, **options)
-    try:
-        sensor_mtf(sensor)
-    except ValueError as err:
-        raise FusionInputError(str(err)) from None
-    ms_f, pan_f, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
-    if options.get("interp", "23tap") == "23tap" and r & (r - 1):
-        options = {**options, "interp": "bicubic"}
-    if info.learned:
-        if depth is None:
-            depth = 16 if max(float(ms_f.max()), float(pan_f.max())) > 1.0 else 0
-            if depth == 0:
-                raise FusionInputError(
-                    "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
-                    "sensor units with bit_depth= (e.g. 11)."
-                )
-        return info.fn(jnp.asarray(ms_f), jnp.asarray(pan_f), ratio=r, sensor=sensor, bit_depth=depth, **options)
+        ms_in, pan_in = hs_f, hr_f
+    else:
+        try:
+            sensor_mtf(sensor)
+        except ValueError as err:
+            raise FusionInputError(str(err)) from None
+        ms_in, pan_in, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
+        if options.get("interp", "23tap") == "23tap" and r & (r - 1):
+            options = {**options, "interp": "bicubic"}
+        if info.learned:
+            if depth is None:
+                depth = 16 if max(float(ms_in.max()), float(pan_in.max())) > 1.0 else 0
+                if depth == 0:
+                    raise FusionInputError(
+                        "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
+                        "sensor units with bit_depth= (e.g. 11)."
+                    )
+            options = {**options, "bit_depth": depth}
+    # One jitted program per (method, shapes, ratio, sensor, options): preprocessing, network and
+    # rescaling of the learned methods included, so a repeated call compiles nothing.
     try:
         key = tuple(sorted(options.items()))
         hash(key)
     except TypeError:
-        return info.fn(jnp.asarray(ms_f), jnp.asarray(pan_f), ratio=r, sensor=sensor, **options)
-    return _compiled(method, r, sensor, key)(jnp.asarray(ms_f), jnp.asarray(pan_f))
+        return info.fn(jnp.asarray(ms_in), jnp.asarray(pan_in), ratio=r, sensor=sensor, **options)
+    return _compiled(method, r, sensor, key)(jnp.asarray(ms_in), jnp.asarray(pan_in))

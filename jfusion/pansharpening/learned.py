@@ -325,7 +325,9 @@ def sae(
     patch = int(meta.get("patch", 7))
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)
-    restore = jax.jit(lambda b: sae_restore(model, b, patch=patch, stride=stride))
+    def restore(b: jax.Array) -> jax.Array:
+        return sae_restore(model, b, patch=patch, stride=stride)
+
     hr = jax.vmap(restore, in_axes=-1, out_axes=-1)(ms_up / scale) * scale
     p = matched_pan(pan, hr)
     p_low = glp_lowpass(p, ratio=ratio, sensor=sensor)

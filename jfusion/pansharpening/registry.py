@@ -1,10 +1,12 @@
-"""The pan-sharpening method registry.
+"""The pan-sharpening / MS-HS method registry (a :class:`jfusion.registry.Registry`).
 
 Every pan-sharpening method is a pure function ``fn(ms, pan, *, ratio, sensor, **options)``
 taking the low-resolution MS ``(h, w, B)`` and the PAN ``(r h, r w)`` in sensor units and
 returning ``(r h, r w, B)`` in the same units. ``ratio`` and ``sensor`` and every option are
 static (hashable), so ``jax.jit(partial(fn, ratio=4, sensor="IKONOS"))`` compiles once per
 shape. Learned methods also take ``bit_depth`` (their inputs are divided by ``2**bit_depth``).
+MS/HS methods (family ``"mshs"``, task ``"mshs"``) take an HS cube as ``ms`` and the
+high-resolution MS/RGB/PAN as ``pan``. The names share one name space with the general methods.
 """
 
 from __future__ import annotations
@@ -15,52 +17,48 @@ from typing import Literal
 
 import jax
 
-__all__ = ["PansharpeningInfo", "register", "get_info", "list_pansharpening_methods"]
+from jfusion.registry import METHOD_NAMESPACE, Info, Registry, first_line
+
+__all__ = ["PansharpeningInfo", "REGISTRY", "register", "get_info", "list_pansharpening_methods"]
 
 Family = Literal["baseline", "cs", "mra", "learned", "mshs"]
 
 
-@dataclasses.dataclass(frozen=True)
-class PansharpeningInfo:
-    """What the registry knows about one pan-sharpening method."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PansharpeningInfo(Info):
+    """What the registry knows about one pan-sharpening or MS/HS method (fields of :class:`jfusion.registry.Info` plus these).
 
-    name: str
-    fn: Callable[..., jax.Array]
+    Attributes:
+      family: ``"baseline"``, ``"cs"`` (component substitution), ``"mra"`` (multi-resolution
+        analysis), ``"learned"`` or ``"mshs"``.
+      learned: it loads shipped weights.
+    """
+
     family: Family
-    reference: str
     learned: bool = False
-    summary: str = ""
 
 
-_REGISTRY: dict[str, PansharpeningInfo] = {}
+REGISTRY: Registry[PansharpeningInfo] = Registry("pan-sharpening method", loader="jfusion.pansharpening", namespace=METHOD_NAMESPACE)
 
 
 def register(name: str, *, family: Family, reference: str) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name``."""
 
     def deco(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = PansharpeningInfo(name, fn, family, reference, family in ("learned", "mshs"), summary)
+        REGISTRY.add(PansharpeningInfo(
+            name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"),
+            tasks=("mshs",) if family == "mshs" else ("pansharpening",), summary=first_line(fn),
+        ))
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    import jfusion.pansharpening  # noqa: F401  (importing the package registers every method)
-
-
 def get_info(name: str) -> PansharpeningInfo:
-    """The :class:`PansharpeningInfo` of ``name`` (``ValueError`` naming the choices if unknown)."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown pan-sharpening method {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+    """The :class:`PansharpeningInfo` of ``name`` (:class:`FusionInputError` naming the choices if unknown)."""
+    return REGISTRY.get(name)
 
 
 def list_pansharpening_methods(family: Family | None = None) -> list[PansharpeningInfo]:
     """Registered pan-sharpening methods sorted by name (only one ``family`` when given)."""
-    _load_all()
-    infos = sorted(_REGISTRY.values(), key=lambda m: m.name)
-    return [m for m in infos if family is None or m.family == family]
+    return REGISTRY.list(None if family is None else (lambda m: m.family == family))
