@@ -20,6 +20,7 @@ from jfusion.errors import FusionInputError
 from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
+from jfusion.pansharpening.tiling import pansharpen_tiled
 from jfusion.pansharpening.wald import SENSORS, degrade, reduced_resolution, sensor_mtf
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "get_pansharpening_method",
     "list_pansharpening_methods",
     "pansharpen",
+    "pansharpen_tiled",
+    "prepare",
     "read_multiband",
     "read_scene",
     "reduced_resolution",
@@ -179,27 +182,7 @@ def pansharpen(
     Raises:
       FusionInputError: see :func:`validate_pair`; unknown method or sensor.
     """
-    info = get_info(method)
-    if info.family == "mshs":
-        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
-        ms_in, pan_in = hs_f, hr_f
-    else:
-        try:
-            sensor_mtf(sensor)
-        except ValueError as err:
-            raise FusionInputError(str(err)) from None
-        ms_in, pan_in, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
-        if options.get("interp", "23tap") == "23tap" and r & (r - 1):
-            options = {**options, "interp": "bicubic"}
-        if info.learned:
-            if depth is None:
-                depth = 16 if max(float(ms_in.max()), float(pan_in.max())) > 1.0 else 0
-                if depth == 0:
-                    raise FusionInputError(
-                        "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
-                        "sensor units with bit_depth= (e.g. 11)."
-                    )
-            options = {**options, "bit_depth": depth}
+    info, ms_in, pan_in, r, options = prepare(ms, pan, method=method, ratio=ratio, sensor=sensor, bit_depth=bit_depth, options=options)
     # One jitted program per (method, shapes, ratio, sensor, options): preprocessing, network and
     # rescaling of the learned methods included, so a repeated call compiles nothing.
     try:
@@ -208,3 +191,43 @@ def pansharpen(
     except TypeError:
         return info.fn(jnp.asarray(ms_in), jnp.asarray(pan_in), ratio=r, sensor=sensor, **options)
     return _compiled(method, r, sensor, key)(jnp.asarray(ms_in), jnp.asarray(pan_in))
+
+
+def prepare(
+    ms: ArrayLike,
+    pan: ArrayLike,
+    *,
+    method: str,
+    ratio: int | None = None,
+    sensor: str | None = None,
+    bit_depth: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[PansharpeningInfo, np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """The eager boundary of :func:`pansharpen`: checks and converts the inputs once.
+
+    Returns ``(info, ms float32, pan float32, ratio, options)`` where ``options`` are the
+    method's options completed with what the call implies (``bit_depth`` for learned methods,
+    bicubic interpolation for ratios that are not powers of two).
+    """
+    info = get_info(method)
+    options = dict(options or {})
+    if info.family == "mshs":
+        hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        return info, hs_f, hr_f, r, options
+    try:
+        sensor_mtf(sensor)
+    except ValueError as err:
+        raise FusionInputError(str(err)) from None
+    ms_in, pan_in, r, depth = validate_pair(ms, pan, ratio=ratio, bit_depth=bit_depth)
+    if options.get("interp", "23tap") == "23tap" and r & (r - 1):
+        options["interp"] = "bicubic"
+    if info.learned:
+        if depth is None:
+            depth = 16 if max(float(ms_in.max()), float(pan_in.max())) > 1.0 else 0
+            if depth == 0:
+                raise FusionInputError(
+                    "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
+                    "sensor units with bit_depth= (e.g. 11)."
+                )
+        options["bit_depth"] = depth
+    return info, ms_in, pan_in, r, options

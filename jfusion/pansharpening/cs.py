@@ -40,7 +40,7 @@ def cov_gains(ms_up: jax.Array, intensity: jax.Array) -> jax.Array:
     return einsum("hw,hwb->b", i0, m0) / (jnp.sum(i0 * i0) + _EPS)
 
 
-@register("exp", family="baseline", reference="MS interpolation only (EXP; Vivone et al., IEEE TGRS 2015)")
+@register("exp", family="baseline", reference="MS interpolation only (EXP; Vivone et al., IEEE TGRS 2015)", local=True)
 def exp(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """EXP: the MS interpolated to the PAN grid (23-tap or bicubic); the PAN is not used."""
     del pan, sensor
@@ -57,7 +57,7 @@ def ihs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     return inject(ms_up, match_moments(pan, intensity) - intensity, jnp.ones(ms_up.shape[-1]))
 
 
-@register("gihs", family="cs", reference="Generalised IHS, Tu, Huang, Hung, Chang, IEEE GRSL 1(4) 2004")
+@register("gihs", family="cs", reference="Generalised IHS, Tu, Huang, Hung, Chang, IEEE GRSL 1(4) 2004", local=True)
 def gihs(
     ms: ArrayLike,
     pan: ArrayLike,

@@ -244,19 +244,19 @@ def _pnn_family(name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth
     return apply_network(model, x, margin) * 2.0**bit_depth
 
 
-@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016")
+@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True)
 def pnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
     return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
 
 
-@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)")
+@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True)
 def pnn_residual(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
     return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
 
 
-@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017")
+@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True)
 def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
     return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)

@@ -32,21 +32,27 @@ class PansharpeningInfo(Info):
       family: ``"baseline"``, ``"cs"`` (component substitution), ``"mra"`` (multi-resolution
         analysis), ``"learned"`` or ``"mshs"``.
       learned: it loads shipped weights.
+      local: its output at a pixel depends only on inputs within a bounded neighbourhood (no
+        image-wide statistics), so :func:`jfusion.pansharpening.tiling.pansharpen_tiled` equals
+        whole-image pan-sharpening; ``False`` for methods with global moments, regressions or PCA.
     """
 
     family: Family
     learned: bool = False
+    local: bool = False
 
 
 REGISTRY: Registry[PansharpeningInfo] = Registry("pan-sharpening method", loader="jfusion.pansharpening", namespace=METHOD_NAMESPACE)
 
 
-def register(name: str, *, family: Family, reference: str) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
+def register(
+    name: str, *, family: Family, reference: str, local: bool = False
+) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name``."""
 
     def deco(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         REGISTRY.add(PansharpeningInfo(
-            name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"),
+            name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"), local=local,
             tasks=("mshs",) if family == "mshs" else ("pansharpening",), summary=first_line(fn),
         ))
         return fn
