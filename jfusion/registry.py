@@ -7,7 +7,8 @@ same everywhere:
 - names are lower case (``register`` refuses others); look-ups are case-insensitive;
 - a name registered twice is an error, also across the method registries (general and
   pan-sharpening methods share one name space, since :func:`jfusion.list_methods` lists both);
-- the registering modules are imported lazily, on the first look-up;
+- the registering modules are imported lazily, on the first look-up: the loader package and every
+  public module in it, so a new method or metric is one new module (no import list to edit);
 - an unknown name raises :class:`jfusion.FusionInputError` (a ``ValueError``) naming the choices;
 - ``list()`` returns the entries sorted by name.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -81,9 +83,16 @@ class Registry(Generic[InfoT]):
         self._entries: dict[str, InfoT] = {}
         self._namespace = namespace if namespace is not None else []
         self._namespace.append(self)
+        self._loaded = False
 
     def _load(self) -> None:
-        importlib.import_module(self._loader)
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self._loader)
+        for mod in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{self._loader}.{mod.name}")
 
     def add(self, info: InfoT) -> InfoT:
         """Register ``info`` under ``info.name``; ``ValueError`` for a non-lower-case or taken name."""
