@@ -136,3 +136,13 @@ def test_second_pansharpen_compiles_nothing(name):
         second = jf.pansharpen(ms, pan, method=name, sensor=sensor)
     assert n[0] == 0, f"{name}: the repeated call compiled {n[0]} program(s)"
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+
+
+@pytest.mark.parametrize("name", REMOTE.names(lambda i: i.family == "learned"))
+def test_one_bit_depth_rule_for_learned_methods(name):
+    ms, pan, sensor = _remote_inputs(REMOTE.get(name))
+    as_int = np.asarray(jf.pansharpen(ms, pan, method=name, sensor=sensor))  # uint16 <= 2047: 11 bits
+    as_float = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, sensor=sensor, bit_depth=11))
+    np.testing.assert_allclose(as_float, as_int, rtol=1e-5, atol=1e-3)
+    with pytest.raises(jf.FusionInputError, match="carry no bit depth.*bit_depth="):
+        jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, sensor=sensor)

@@ -223,11 +223,13 @@ def prepare(
         options["interp"] = "bicubic"
     if info.learned:
         if depth is None:
-            depth = 16 if max(float(ms_in.max()), float(pan_in.max())) > 1.0 else 0
-            if depth == 0:
-                raise FusionInputError(
-                    "ms/pan: float data in [0, 1]; learned methods need the sensor scale: pass the data in "
-                    "sensor units with bit_depth= (e.g. 11)."
-                )
+            # The one bit-depth rule: integer data carry their depth (validate_pair); float data
+            # have none, and a learned model normalises by 2**bit_depth, so it is never guessed.
+            top = max(float(ms_in.max()), float(pan_in.max()))
+            raise FusionInputError(
+                f"ms/pan: float data (max {top:g}) carry no bit depth, and {method!r} normalises its input by "
+                "2**bit_depth; pass bit_depth= the data's radiometric depth (e.g. 11 for 11-bit DN, as the model "
+                f"was trained), or the data as uint8/uint16 in sensor units."
+            )
         options["bit_depth"] = depth
     return info, ms_in, pan_in, r, options
