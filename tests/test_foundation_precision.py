@@ -86,7 +86,7 @@ def test_full_precision_helpers_compute_the_product(rng):
 
 
 @pytest.mark.parametrize("colour", [False, True], ids=["grey", "colour"])
-@pytest.mark.parametrize("name", [m.name for m in jf.list_methods()])
+@pytest.mark.parametrize("name", [m.name for m in jf.methods.list_methods()])
 def test_fusion_methods_ask_for_full_precision(name, colour, rng):
     shape = (2, 64, 64, 3) if colour else (2, 64, 64)
     x = jnp.asarray(rng.random(shape), jnp.float32)
