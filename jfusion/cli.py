@@ -328,7 +328,7 @@ def _pansharpening_train_command(model_name: str):
         from jfusion.training.pansharpening import train_pansharpening
 
         meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score)
-        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta.get('scores_test')}")
+        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta['scores']['test']}")
 
     command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
     return command
@@ -377,7 +377,7 @@ def pansharpening_scores_cmd(
     for key, meta in entries.items():
         if key == "not_shipped":
             continue
-        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+        m, e = meta["scores"]["test"]["model"], meta["scores"]["test"]["exp"]
         qk = "q2n" if "q2n" in m else "q"
         typer.echo(
             f"{key:28s} {'Q2n' if qk == 'q2n' else 'Q'} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"
