@@ -104,7 +104,7 @@ def _cached(folder: str, stamp: tuple) -> tuple:
 def load_weightnet(name_or_path: str | Path):
     """A :class:`~jfusion.models.WeightNet` of the weights under shipped ``name`` or a weights folder.
 
-    The file is read once (cached as the immutable ``(graphdef, params)``, keyed by the files'
+    The file is read once (cached as the immutable ``(graphdef, params, rest)``, keyed by the files'
     stamps); each call merges them into a fresh module, so no module is shared between callers.
     """
     folder = _folder(name_or_path).resolve()
