@@ -105,7 +105,7 @@ def test_cnn3d_paris_pan_takes_a_2d_pan_at_full_resolution():
     s, hs_te, hr_te, *_ = _test_inputs("paris-pan")
     out = np.asarray(jfusion.pansharpen(hs_te, hr_te[..., 0], "cnn3d-mshs", sensor="paris-pan"))
     assert out.shape == (hr_te.shape[0], hr_te.shape[1], 128) and np.all(np.isfinite(out))
-    full = _shipped()["paris-pan"]["scores_test"]
+    full = _shipped()["paris-pan"]["scores"]["test"]
     assert set(full["model_full"]) == {"d_lambda", "d_s", "qnr"} and 0 < full["model_full"]["qnr"] <= 1
 
 
