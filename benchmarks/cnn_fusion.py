@@ -150,11 +150,13 @@ def bench_vifb(n_pairs: int, parity: bool) -> None:
     ref_folder = None
     if parity:
         from jfusion.models.convert import load_liu_matlab
+        from jfusion.assets import new_manifest
         from jfusion.weights import save_params
 
         m = load_liu_matlab(DATA / "reference_models" / "liu_cnn_irvis_medical" / "cnnmodel.mat")
         ref_folder = Path(tempfile.mkdtemp()) / "liu_ref"
-        save_params(m, ref_folder, {"name": "authors' model (oracle, not shipped)", "model": m.config.to_dict()})
+        save_params(m, ref_folder, new_manifest(model="authors' model (oracle, not shipped)", config={"model": m.config.to_dict()},
+                                                data="authors' cnnmodel.mat", command="load_liu_matlab", steps=0, seed=0))
     rows = {k: [] for k in ("ours", "pub", "par")}
     psnrs, psnrs_j = [], []
     print(f"\n### VIFB ({len(names)} IR/visible pairs)\n")

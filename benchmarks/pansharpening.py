@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jax
 
+from jfusion import assets
 from jfusion.pansharpening import learned, list_pansharpening_methods, read_scene, wald
 from jfusion.pansharpening.evaluation import evaluate_full, evaluate_reduced
 
@@ -74,7 +75,7 @@ MSHS_NOTE = (
     "### MS/HS fusion (`cnn3d-mshs`)\n\n"
     "3-D CNN (Palsson et al. 2017, 8 principal components) vs the bicubic-interpolated HS on the held-out right quarter of "
     "each hyperspectral scene, reduced resolution (the original HS is the reference); scores from "
-    "`jfusion/weights/pansharpening/manifest.json` (`jfusion train pansharpening-scores`). Q2n where the test quarter "
+    "the per-asset manifests `jfusion/weights/pansharpening/cnn3d-mshs-*.json` (`jfusion train pansharpening-scores`). Q2n where the test quarter "
     "holds 32x32 blocks (Houston, 48 bands); the Paris test quarters are 15-18 px wide, so Q there is the per-band UIQI on "
     "8x8 windows. Paris HS+PAN is a real pair, so its full-resolution no-reference indices (PST conventions, bicubic HS "
     "interpolation, a 192x32 PAN-pixel window of whole 32x32 blocks) are given as well. The Paris models overfit the "
@@ -85,16 +86,15 @@ MSHS_NOTE = (
 
 def mshs_table() -> str:
     """MS/HS fusion rows (cnn3d-mshs vs bicubic HS) from the manifest's held-out-quarter scores."""
-    path = learned.WEIGHTS_DIR / "manifest.json"
-    entries = json.loads(path.read_text()) if path.exists() else {}
+    entries = {p.stem: assets.read_manifest(p) for p in assets.find_assets(learned.WEIGHTS_DIR)}
     head = ("| scene | data | method | Q2n / Q ↑ | SAM° ↓ | ERGAS ↓ | Dλ ↓ | Ds ↓ | QNR ↑ |\n"
             "|---|---|---|---|---|---|---|---|---|\n")
     body = ""
     for key, desc in MSHS_SCENES.items():
         meta = entries.get(f"cnn3d-mshs-{key}")
-        if meta is None or "scores_test" not in meta:  # not shipped, or not scored yet
+        if meta is None or not meta["scores"]["test"]:  # not shipped, or not scored yet
             continue
-        sc = meta["scores_test"]
+        sc = meta["scores"]["test"]
         for who, label in (("model", "cnn3d-mshs"), ("exp", "bicubic HS")):
             r = sc[who]
             qk = "q2n" if "q2n" in r else "q"
@@ -132,7 +132,7 @@ if __name__ == "__main__":
         "No GPU was available.\n\n"
         "Learned rows appear where weights are shipped: `jfusion train <model> --scene <scene.mat>` trains on the left "
         "three quarters; `jfusion train pansharpening-scores` keeps only models that beat EXP on Q2n, SAM and ERGAS on the "
-        "held-out quarter (see `jfusion/weights/pansharpening/manifest.json`, which also lists the models not shipped).\n\n"
+        "held-out quarter (see the manifests `jfusion/weights/pansharpening/<model>-<sensor>.json`; `not_shipped.json` lists the pruned models).\n\n"
         "**Reading the table.** The best learned model per scene now has the highest Q2n at reduced resolution on all three "
         "scenes, but only narrowly, not by the margins of their papers: SAE 0.9135 vs MTF-GLP-HPM 0.9122 on GeoEye-1 (ERGAS "
         "equal, SAM 2.576 vs 2.564), PNN 0.855 vs 0.849 on IKONOS (ERGAS 1.63 vs 1.72, but SAM 2.60 vs 2.42), residual PNN "

@@ -199,7 +199,7 @@ def demo_cmd(
 def train_dictionary_cmd(
     data: str = typer.Option("", help="Folder of natural images (default: ../shared/data/natural when present)."),
     out: str = typer.Option("", help="Output folder (default: the package's jfusion/sparse/dictionaries)."),
-    name: str = typer.Option("csr32", help="Dictionary name (files <name>.npy and <name>.json)."),
+    name: str = typer.Option("csr32", help="Dictionary name (asset files <name>.npz and <name>.json)."),
     num_filters: int = typer.Option(32, help="Number of filters M."),
     filter_size: int = typer.Option(8, help="Filter size h = w."),
     lmbda: float = typer.Option(0.1, help="l1 weight of the coding step."),
@@ -207,6 +207,7 @@ def train_dictionary_cmd(
     num_images: int = typer.Option(16, help="Number of training crops (one per image)."),
     crop: int = typer.Option(128, help="Crop size in pixels."),
     seed: int = typer.Option(0, help="Seed of the crop choice and the random initial filters."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing asset of that name."),
 ) -> None:
     """Learn a convolutional dictionary (CSR fusion) from natural images; writes it with a manifest."""
     import os
@@ -224,7 +225,7 @@ def train_dictionary_cmd(
         folder, Path(out) if out else DICTIONARY_DIR, name=name, num_filters=num_filters, filter_size=filter_size,
         lmbda=lmbda, num_iter=iterations, num_images=num_images, crop=crop, seed=seed,
         command=" ".join(["jfusion train dictionary", *sys.argv[sys.argv.index("dictionary") + 1 :]])
-        if "dictionary" in sys.argv else None,
+        if "dictionary" in sys.argv else None, force=force,
     )
     typer.echo(f"{m['name']}: {m['shape']} objective {m['objective_first']:.4g} -> {m['objective_final']:.4g} "
                f"in {m['seconds']} s")
@@ -241,6 +242,7 @@ def train_focus_cnn(
     out: str = typer.Option("", help="weights folder to write (default: jfusion/weights/<preset with _>)"),
     checkpoint_dir: str = typer.Option("", help="orbax checkpoint folder; an existing one is resumed"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    force: bool = typer.Option(False, "--force", help="Replace an existing asset of that name."),
 ) -> None:
     """Train a weight-map CNN on synthetic multi-focus pairs and write weights + manifest."""
     import dataclasses
@@ -260,8 +262,8 @@ def train_focus_cnn(
     folder = Path(out) if out else Path(__file__).resolve().parent / "weights" / model.replace("-", "_")
     args = sys.argv[sys.argv.index("focus-cnn") + 1 :] if "focus-cnn" in sys.argv else []
     command = " ".join(["jfusion train focus-cnn", *args])
-    man = ship(trained, cfg, dat, result, folder, name=model, source=data, command=command)
-    v = man["validation"]
+    man = ship(trained, cfg, dat, result, folder, name=model, source=data, command=command, force=force)
+    v = man["scores"]["validation"]
     typer.echo(f"wrote {folder}: val acc {v['accuracy']:.4f} (incl. textureless {v['accuracy_incl_textureless']:.4f})")
 # ---------------------------------------------------------------------------
 # remote sensing: `jfusion pansharpen` and `jfusion train <pan-sharpening model> --scene ...`
@@ -324,11 +326,12 @@ def _pansharpening_train_command(model_name: str):
         seed: int = typer.Option(0, "--seed"),
         out: str = typer.Option(None, "--out", help="Weights folder (default: the package's jfusion/weights/pansharpening)."),
         score: bool = typer.Option(True, "--score/--no-score", help="Score on the held-out test region (needs jfusion.metrics)."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing asset of that name."),
     ) -> None:
         from jfusion.training.pansharpening import train_pansharpening
 
-        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score)
-        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta.get('scores_test')}")
+        meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score, force=force)
+        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; scores {meta['scores']['test']}")
 
     command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
     return command
@@ -353,6 +356,7 @@ def train_cnn3d_mshs_cmd(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     select_steps: bool = typer.Option(False, "--select-steps", help="Early stopping: pick the step count (<= --steps) on a validation strip of the training part."),
     out: str = typer.Option(None, "--out", help="Weights folder (default: jfusion/weights/pansharpening)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing asset of that name."),
 ) -> None:
     """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).
 
@@ -361,7 +365,7 @@ def train_cnn3d_mshs_cmd(
     """
     from jfusion.training.pansharpening import train_cnn3d_mshs
 
-    meta = train_cnn3d_mshs(scene, steps=steps, lr=lr, seed=seed, n_components=components, select_steps=select_steps, out_dir=out)
+    meta = train_cnn3d_mshs(scene, steps=steps, lr=lr, seed=seed, n_components=components, select_steps=select_steps, out_dir=out, force=force)
     typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}")
 
 
@@ -377,7 +381,7 @@ def pansharpening_scores_cmd(
     for key, meta in entries.items():
         if key == "not_shipped":
             continue
-        m, e = meta["scores_test"]["model"], meta["scores_test"]["exp"]
+        m, e = meta["scores"]["test"]["model"], meta["scores"]["test"]["exp"]
         qk = "q2n" if "q2n" in m else "q"
         typer.echo(
             f"{key:28s} {'Q2n' if qk == 'q2n' else 'Q'} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"

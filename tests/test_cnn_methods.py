@@ -16,6 +16,7 @@ from jfusion.errors import FusionInputError
 from jfusion.io import read_image
 from jfusion.methods.cnn import burt_match_fuse, focus_map, fold_scores, fuse_with_weight_map, multiscale_focus_map
 from jfusion.models import WeightNet, WeightNetConfig
+from jfusion.assets import new_manifest
 from jfusion.weights import available, load_weightnet, read_manifest, save_params
 
 from conftest import data_path
@@ -28,7 +29,8 @@ def tiny_weights(tmp_path_factory):
     """A small random WeightNet written as a weights folder (for method plumbing tests only)."""
     folder = tmp_path_factory.mktemp("w") / "tiny"
     m = WeightNet(TINY, rngs=nnx.Rngs(0))
-    save_params(m, folder, {"name": "tiny-random-test-only", "model": TINY.to_dict()})
+    save_params(m, folder, new_manifest(model="tiny-random-test-only", config={"model": TINY.to_dict()}, data="random init",
+                                        command="test fixture", steps=0, seed=0))
     return str(folder)
 
 
@@ -191,12 +193,12 @@ def test_fuse_with_weight_map_domains():
 def test_shipped_weights_have_a_manifest(name):
     assert name in available()
     man = read_manifest(name)
-    for k in ("data", "command", "steps", "seed", "validation", "date"):
+    for k in ("data", "command", "steps", "seed", "scores", "date"):
         assert k in man, k
     assert man["command"].startswith("jfusion train focus-cnn")
-    assert man["validation"]["accuracy"] > 0.95
+    assert man["scores"]["validation"]["accuracy"] > 0.95
     m = load_weightnet(name)
-    assert m.config == WeightNetConfig.from_dict(man["model"])
+    assert m.config == WeightNetConfig.from_dict(man["config"]["model"])
 
 
 def test_shipped_focus_cnn_fuses_a_lytro_pair():
@@ -227,7 +229,8 @@ def liu_reference_weights(tmp_path_factory):
 
     m = load_liu_matlab(data_path("reference_models", "liu_cnn_irvis_medical", "cnnmodel.mat"))
     folder = tmp_path_factory.mktemp("liu") / "liu_ref"
-    save_params(m, folder, {"name": "liu-released-oracle (test only, never shipped)", "model": m.config.to_dict()})
+    save_params(m, folder, new_manifest(model="liu-released-oracle (test only, never shipped)", config={"model": m.config.to_dict()},
+                                        data="authors' cnnmodel.mat", command="load_liu_matlab", steps=0, seed=0))
     return str(folder)
 
 

@@ -161,9 +161,9 @@ def test_cli_train_focus_cnn_writes_weights_and_manifest(tmp_path):
     r = CliRunner().invoke(app, ["train", "focus-cnn", "--model", "focus-cnn-direct", "--data", str(imgs),
                                  "--steps", "3", "--batch", "8", "--val-pairs", "64", "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
-    man = json.loads((out / "manifest.json").read_text())
-    for k in ("data", "command", "steps", "seed", "validation", "date"):
+    man = json.loads((out / "weights.json").read_text())
+    for k in ("data", "command", "steps", "seed", "scores", "date", "sha256"):
         assert k in man
-    assert man["steps"] == 3 and 0.0 <= man["validation"]["accuracy"] <= 1.0
+    assert man["steps"] == 3 and 0.0 <= man["scores"]["validation"]["accuracy"] <= 1.0
     m = load_weightnet(out)
     assert m.config.head == "direct" and m.config.n_classes == 2

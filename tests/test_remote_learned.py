@@ -3,7 +3,6 @@ shipped weights (load, run, beat EXP on the held-out test region). MS/HS fusion:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from flax import nnx
 
 import jfusion
+from jfusion.assets import find_assets, read_manifest
 from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import CNN3D, DRPNN, PNN, SRCNN, StackedSAE
 from jfusion.pansharpening import learned, read_scene, wald
@@ -96,9 +96,8 @@ def test_scarpa2018_weights_beat_exp_conventions_oracle(sensor):
 
 def _manifest():
     """Shipped pan-sharpening weights (manifest entries), without the MS/HS model and the not-shipped list."""
-    p = learned.WEIGHTS_DIR / "manifest.json"
-    entries = json.loads(p.read_text()) if p.exists() else {}
-    return {k: v for k, v in entries.items() if k != "not_shipped" and v["model"] != "cnn3d-mshs"}
+    entries = {p.stem: read_manifest(p) for p in find_assets(learned.WEIGHTS_DIR)}
+    return {k: v for k, v in entries.items() if v["model"] != "cnn3d-mshs"}
 
 
 SHIPPED = sorted(_manifest())
@@ -172,14 +171,14 @@ def test_cached_weights_first_loaded_under_jit_stay_usable():
     rng = np.random.default_rng(0)
     ms = jnp.asarray(500 + 100 * rng.random((16, 16, 4)), jnp.float32)
     pan = jnp.asarray(500 + 100 * rng.random((64, 64)), jnp.float32)
-    learned.load_weights.cache_clear()
+    learned._read_weights.cache_clear()
     jitted = np.asarray(jax.jit(lambda m, p: learned.pnn(m, p, ratio=4, sensor="IKONOS"))(ms, pan))
     eager = np.asarray(learned.pnn(ms, pan, ratio=4, sensor="IKONOS"))  # same cache entry, outside any trace
     assert concrete(nnx.state(learned.load_weights("pnn", "IKONOS", 4)[0]))
     # float32, the same network; only XLA's fusion of the input preparation differs
     assert np.abs(jitted - eager).max() <= 1e-5 * np.abs(eager).max()
 
-    mshs.load_cnn3d.cache_clear()
+    mshs._read_cnn3d.cache_clear()
     jax.jit(lambda x: x + mshs.load_cnn3d("houston")[1].basis.sum())(jnp.zeros(()))
     model, pca, _ = mshs.load_cnn3d("houston")
     assert concrete(nnx.state(model)) and concrete(pca)

@@ -4,7 +4,6 @@ Paris Hyperion HS + ALI MS, Paris HS + ALI PAN) beat the bicubic HS on the held-
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from scipy.ndimage import uniform_filter
 
 import jfusion
+from jfusion.assets import find_assets, read_manifest
 from jfusion.errors import FusionInputError
 from jfusion.pansharpening import learned, mshs, wald
 from jfusion.pansharpening.io import read_hs_scene
@@ -25,9 +25,8 @@ FILES = {"houston": "houston_dataset.mat", "paris-ms": "paris_data_hs_ms.mat", "
 
 
 def _shipped() -> dict[str, dict]:
-    p = learned.WEIGHTS_DIR / "manifest.json"
-    entries = json.loads(p.read_text()) if p.exists() else {}
-    return {v["sensor"]: v for k, v in entries.items() if k != "not_shipped" and v["model"] == "cnn3d-mshs"}
+    entries = [read_manifest(p) for p in find_assets(learned.WEIGHTS_DIR, "cnn3d-mshs-*")]
+    return {v["sensor"]: v for v in entries}
 
 
 SHIPPED = sorted(_shipped())
@@ -106,7 +105,7 @@ def test_cnn3d_paris_pan_takes_a_2d_pan_at_full_resolution():
     s, hs_te, hr_te, *_ = _test_inputs("paris-pan")
     out = np.asarray(jfusion.pansharpen(hs_te, hr_te[..., 0], "cnn3d-mshs", sensor="paris-pan"))
     assert out.shape == (hr_te.shape[0], hr_te.shape[1], 128) and np.all(np.isfinite(out))
-    full = _shipped()["paris-pan"]["scores_test"]
+    full = _shipped()["paris-pan"]["scores"]["test"]
     assert set(full["model_full"]) == {"d_lambda", "d_s", "qnr"} and 0 < full["model_full"]["qnr"] <= 1
 
 
@@ -139,4 +138,4 @@ def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):
     assert meta["train_region"] == "HS columns 0-17" and meta["test_region"].startswith("HS columns 18-23")
     assert set(meta["val_losses"]) == {"25", "30"} and meta["steps"] in (25, 30) and "columns 12-17" in meta["step_selection"]
     assert (tmp_path / "cnn3d-mshs-tiny.npz").exists()
-    assert json.loads((tmp_path / "manifest.json").read_text())["cnn3d-mshs-tiny"]["steps"] == meta["steps"]
+    assert read_manifest(tmp_path / "cnn3d-mshs-tiny")["steps"] == meta["steps"] and (tmp_path / "cnn3d-mshs-tiny.json").exists()

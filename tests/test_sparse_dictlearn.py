@@ -110,9 +110,9 @@ def test_train_dictionary_command(tmp_path):
         "--filter-size", "4", "--iterations", "5", "--num-images", "2", "--crop", "32",
     ])
     assert res.exit_code == 0, res.output
-    d = np.load(tmp_path / "tiny.npy")
-    assert d.shape == (4, 4, 4)
-    import json
+    from jfusion.assets import read_asset
 
-    m = json.loads((tmp_path / "tiny.json").read_text())
+    asset = read_asset(tmp_path / "tiny")
+    d, m = asset.arrays["dictionary"], asset.manifest
+    assert d.shape == (4, 4, 4)
     assert m["iterations"] == 5 and m["shape"] == [4, 4, 4] and len(m["data"]["files"]) == 2

@@ -89,7 +89,7 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
     "csr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
-    weights="jfusion/sparse/dictionaries/csr32.npy",
+    weights="jfusion/sparse/dictionaries/csr32.npz",
 )
 def csr(
     sources: jax.Array,
@@ -248,7 +248,7 @@ def csr_framework(
     "csr-transform",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu et al., Information Fusion 42 (2018), Fig. 6 (generic CSR framework)",
-    weights="jfusion/sparse/dictionaries/csr32.npy",
+    weights="jfusion/sparse/dictionaries/csr32.npz",
 )
 def csr_transform(
     sources: jax.Array,

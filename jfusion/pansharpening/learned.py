@@ -7,8 +7,9 @@ after), and divided by ``2**bit_depth``. 'Valid' networks see the input replicat
 their receptive margin so that the output keeps the PAN size. Outputs are scaled back to the
 sensor's units.
 
-Weights: :func:`load_weights` reads ``jfusion/weights/pansharpening/<model>-<sensor>.npz``,
-produced by ``jfusion train <model> --scene <file.mat>`` (see
+Weights: :func:`load_params` reads the asset ``jfusion/weights/pansharpening/<model>-<sensor>``
+(``.npz`` + ``.json`` manifest, :mod:`jfusion.assets`) into an immutable ``(graphdef, params,
+rest)``; :func:`load_weights` merges it into a fresh module. The assets are produced by ``jfusion train <model> --scene <file.mat>`` (see
 :mod:`jfusion.training.pansharpening`); a model/sensor pair without shipped weights raises
 :class:`jfusion.FusionInputError` naming what exists.
 """
@@ -16,7 +17,6 @@ produced by ``jfusion train <model> --scene <file.mat>`` (see
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
+from jfusion import assets
 from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import DRPNN, PNN, SRCNN, StackedSAE
 from jfusion.ops.patches import extract_patches, fold_patches
@@ -42,6 +43,7 @@ __all__ = [
     "network_inputs",
     "build_model",
     "save_weights",
+    "load_params",
     "load_weights",
     "load_scarpa_pnn",
     "apply_network",
@@ -139,21 +141,9 @@ def build_model(name: str, bands: int, *, seed: int = 0) -> nnx.Module:
     raise KeyError(name)
 
 
-def _flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
-    state = nnx.state(model, nnx.Param)
-    flat = {}
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        flat[key] = np.asarray(leaf)
-    return flat
-
-
-def save_weights(model: nnx.Module, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write the model's parameters (``.npz``) and ``meta`` (JSON string inside the file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, __meta__=np.asarray(json.dumps(meta)), **_flat_params(model))
-    return path
+def save_weights(model: nnx.Module, path: str | Path, manifest: dict[str, Any], *, force: bool = False) -> Path:
+    """Write the model's parameters with ``manifest`` as the asset ``path`` (``.npz`` + ``.json``, :mod:`jfusion.assets`)."""
+    return assets.write_asset(path, assets.params_to_arrays(nnx.state(model, nnx.Param)), manifest, force=force)
 
 
 def _sensor_key(sensor: str | None) -> str:
@@ -161,8 +151,20 @@ def _sensor_key(sensor: str | None) -> str:
 
 
 @cached_loader(maxsize=32)
-def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
-    """The shipped model of method ``name`` for ``sensor``, with its metadata.
+def _read_weights(path: str, name: str, bands: int, stamp: tuple) -> tuple[tuple, dict[str, Any]]:
+    del stamp  # part of the key only: a rewritten asset is a new entry
+    asset = assets.read_asset(path)
+    meta = asset.manifest
+    if int(meta["bands"]) != bands:
+        raise FusionInputError(
+            f"method {name!r}: the {meta['sensor']} model was trained for {meta['bands']} bands but ms has {bands}; "
+            f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
+        )
+    return assets.split_with_arrays(build_model(name, bands), asset.arrays), meta
+
+
+def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[str, Any]]:
+    """``((graphdef, params, rest), manifest)`` of the shipped model of method ``name`` for ``sensor`` (cached, immutable).
 
     Raises:
       FusionInputError: no weights for that sensor, or a band count that differs from the
@@ -171,31 +173,23 @@ def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module,
     key = _sensor_key(sensor)
     path = WEIGHTS_DIR / f"{name}-{key}.npz"
     if not path.exists():
-        have = sorted(p.stem for p in WEIGHTS_DIR.glob(f"{name}-*.npz"))
+        have = sorted(p.stem for p in assets.find_assets(WEIGHTS_DIR, f"{name}-*"))
         raise FusionInputError(
             f"method {name!r}: no shipped weights for sensor {sensor!r}; pass sensor= one of "
             f"{[h.split('-', len(name.split('-')))[-1] for h in have] or 'none available'} or train them with "
             f"`jfusion train {name} --scene <scene.mat>`."
         )
-    data = np.load(path)
-    meta = json.loads(str(data["__meta__"]))
-    if int(meta["bands"]) != bands:
-        raise FusionInputError(
-            f"method {name!r}: the {key} model was trained for {meta['bands']} bands but ms has {bands}; "
-            f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
-        )
-    model = build_model(name, bands)
-    state = nnx.state(model, nnx.Param)
-    leaves_with_path = jax.tree_util.tree_leaves_with_path(state)
-    new_leaves = []
-    for path_, leaf in leaves_with_path:
-        k = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path_)
-        arr = data[k]
-        if arr.shape != leaf.shape:
-            raise FusionInputError(f"{path}: parameter {k} has shape {arr.shape}, expected {leaf.shape}.")
-        new_leaves.append(jnp.asarray(arr))
-    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), new_leaves))
-    return model, meta
+    return _read_weights(str(path), name, bands, assets.asset_stamp(path))
+
+
+def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
+    """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest.
+
+    Raises:
+      FusionInputError: as :func:`load_params`.
+    """
+    split, meta = load_params(name, sensor, bands)
+    return nnx.merge(*split), meta
 
 
 def load_scarpa_pnn(path: str | Path) -> PNN:

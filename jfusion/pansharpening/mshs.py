@@ -21,7 +21,6 @@ high-resolution band counts and ratio match the input is used.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,6 +30,7 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
+from jfusion import assets
 from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import CNN3D
 from jfusion.ops.precision import matmul
@@ -133,32 +133,32 @@ def build_cnn3d(seed: int = 0) -> CNN3D:
 
 
 @cached_loader(maxsize=8)
+def _read_cnn3d(path: str, stamp: tuple) -> tuple[tuple, PCABasis, dict[str, Any]]:
+    del stamp  # part of the key only: a rewritten asset is a new entry
+    asset = assets.read_asset(path)
+    arrays = {k: v for k, v in asset.arrays.items() if not k.startswith("pca_")}
+    pca = PCABasis(jnp.asarray(asset.arrays["pca_mean"]), jnp.asarray(asset.arrays["pca_basis"]), float(asset.manifest["pca_scale"]))
+    return assets.split_with_arrays(build_cnn3d(), arrays), pca, asset.manifest
+
+
 def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
-    """The shipped 3-D CNN of ``scene`` with its PCA basis and metadata."""
+    """A fresh module of the shipped 3-D CNN of ``scene`` with its PCA basis and manifest.
+
+    The asset ``cnn3d-mshs-<scene>`` (:mod:`jfusion.assets`; the PCA basis ``pca_mean``,
+    ``pca_basis`` beside the network's parameters) is read once and cached as the immutable
+    ``(graphdef, params, rest)``, keyed by the files' stamps.
+    """
     path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
     if not path.exists():
-        have = sorted(p.stem.removeprefix("cnn3d-mshs-") for p in WEIGHTS_DIR.glob("cnn3d-mshs-*.npz"))
+        have = sorted(shipped_cnn3d())
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
-    data = np.load(path)
-    meta = json.loads(str(data["__meta__"]))
-    model = build_cnn3d()
-    state = nnx.state(model, nnx.Param)
-    leaves = []
-    for p, leaf in jax.tree_util.tree_leaves_with_path(state):
-        k = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
-        leaves.append(jnp.asarray(data[k]).reshape(leaf.shape))
-    nnx.update(model, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves))
-    pca = PCABasis(jnp.asarray(data["pca_mean"]), jnp.asarray(data["pca_basis"]), float(meta["pca_scale"]))
-    return model, pca, meta
+    split, pca, meta = _read_cnn3d(str(path), assets.asset_stamp(path))
+    return nnx.merge(*split), pca, meta
 
 
 def shipped_cnn3d() -> dict[str, dict[str, Any]]:
-    """Metadata of every shipped 3-D CNN, by scene key."""
-    out = {}
-    for path in sorted(WEIGHTS_DIR.glob("cnn3d-mshs-*.npz")):
-        meta = json.loads(str(np.load(path)["__meta__"]))
-        out[path.stem.removeprefix("cnn3d-mshs-")] = meta
-    return out
+    """Manifests of every shipped 3-D CNN, by scene key."""
+    return {p.stem.removeprefix("cnn3d-mshs-"): assets.read_manifest(p) for p in assets.find_assets(WEIGHTS_DIR, "cnn3d-mshs-*")}
 
 
 def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:

@@ -1,43 +1,52 @@
 """Dictionaries: the shipped convolutional dictionaries, file loading and the overcomplete DCT.
 
-Shipped dictionaries live in ``jfusion/sparse/dictionaries/<name>.npy`` with a manifest
-``<name>.json`` (recipe, seed, steps, final objective) written by ``jfusion train dictionary``.
+Shipped dictionaries are assets (:mod:`jfusion.assets`): ``jfusion/sparse/dictionaries/<name>.npz``
+(the array under key ``dictionary``) with its manifest ``<name>.json`` (recipe, seed, steps, final
+objective, sha256), written by ``jfusion train dictionary``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
 
+from jfusion import assets
+
 __all__ = ["DICTIONARY_DIR", "load_dictionary", "dictionary_manifest", "shipped_dictionaries", "dct_dictionary"]
 
 DICTIONARY_DIR = Path(__file__).resolve().parent / "dictionaries"
+ARRAY = "dictionary"  # the key of the array in a dictionary asset
 
 
 def shipped_dictionaries() -> list[str]:
     """Names of the dictionaries shipped with the package."""
-    return sorted(p.stem for p in DICTIONARY_DIR.glob("*.npy"))
+    return [p.stem for p in assets.find_assets(DICTIONARY_DIR)]
 
 
 @functools.lru_cache(maxsize=16)
+def _read_shipped(path: str, stamp: tuple) -> np.ndarray:
+    del stamp  # part of the key only: a rewritten asset is a new entry
+    return assets.read_asset(path).arrays[ARRAY]
+
+
 def load_dictionary(name_or_path: str = "csr32") -> np.ndarray:
-    """A convolutional dictionary ``(h, w, M)`` (float32) by shipped name or file path.
+    """A read-only convolutional dictionary ``(h, w, M)`` (float32) by shipped name or file path.
 
     Args:
-        name_or_path: a shipped name (:func:`shipped_dictionaries`), or a ``.npy`` file, or a
-            MATLAB ``.mat`` file holding one array (key ``D`` preferred), e.g. the CSR authors'
-            ``dict.mat``.
+        name_or_path: a shipped name (:func:`shipped_dictionaries`, an asset of
+            :mod:`jfusion.assets`, sha256 checked), or a ``.npy`` file, or a MATLAB ``.mat`` file
+            holding one array (key ``D`` preferred), e.g. the CSR authors' ``dict.mat``.
 
     Raises:
-        ValueError: unknown name, unreadable file or not a 3-D array.
+        ValueError: unknown name, unreadable file or not a 3-D array
+            (:class:`jfusion.assets.AssetError` for a shipped file that fails its checksum).
     """
     p = Path(name_or_path)
-    shipped = DICTIONARY_DIR / f"{name_or_path}.npy"
-    if shipped.exists():
-        d = np.load(shipped)
+    shipped = DICTIONARY_DIR / f"{name_or_path}.npz"
+    if name_or_path in shipped_dictionaries():
+        d = _read_shipped(str(shipped), assets.asset_stamp(shipped))
     elif p.suffix == ".npy" and p.exists():
         d = np.load(p)
     elif p.suffix == ".mat" and p.exists():
@@ -50,16 +59,17 @@ def load_dictionary(name_or_path: str = "csr32") -> np.ndarray:
             f"unknown dictionary {name_or_path!r}: give a shipped name ({', '.join(shipped_dictionaries()) or 'none'}) "
             "or a .npy/.mat file"
         )
-    d = np.asarray(d, dtype=np.float32)
     if d.ndim != 3:
         raise ValueError(f"dictionary {name_or_path!r} must be (h, w, M), got shape {d.shape}")
-    d.setflags(write=False)
+    if d.dtype != np.float32 or d.flags.writeable:
+        d = np.array(d, dtype=np.float32)
+        d.setflags(write=False)
     return d
 
 
 def dictionary_manifest(name: str = "csr32") -> dict:
-    """The manifest (recipe, seed, steps, objective) of a shipped dictionary."""
-    return json.loads((DICTIONARY_DIR / f"{name}.json").read_text())
+    """The manifest (model, config, data, command, steps, seed, scores, ..., sha256) of a shipped dictionary."""
+    return assets.read_manifest(DICTIONARY_DIR / name)
 
 
 def dct_dictionary(patch: int = 8, atoms: int = 256) -> np.ndarray:

@@ -2,15 +2,13 @@
 
 Recipe: grey crops of natural images (``shared/data/natural`` or a folder the user names),
 high-passed by the Tikhonov split (lmbda 5, pad 16, the CSR convention), learned by
-:func:`jfusion.sparse.dictlearn.learn_dictionary` (CBPDN + consensus CCMOD). Writes
-``<name>.npy`` (``(h, w, M)`` float32) and ``<name>.json`` (data, command, seed, steps,
-objective history summary, date) into the output folder.
+:func:`jfusion.sparse.dictlearn.learn_dictionary` (CBPDN + consensus CCMOD). Writes the
+asset ``<name>`` (:mod:`jfusion.assets`: ``<name>.npz`` with the ``(h, w, M)`` float32 array under
+``dictionary``, ``<name>.json`` with data, command, seed, steps, objective summary, date, sha256).
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import time
 from pathlib import Path
 
@@ -18,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jfusion import assets
 from jfusion.io import read_image
 from jfusion.ops.colour import rgb_to_gray
+from jfusion.sparse.dictionary import ARRAY
 from jfusion.sparse.dictlearn import learn_dictionary
 from jfusion.sparse.tikhonov import tikhonov_split
 
@@ -69,8 +69,12 @@ def train_dictionary(
     crop: int = 128,
     seed: int = 0,
     command: str | None = None,
+    force: bool = False,
 ) -> dict:
-    """Learn a dictionary and write ``<name>.npy`` and its manifest ``<name>.json``; returns the manifest."""
+    """Learn a dictionary and write the asset ``<name>`` (``.npz`` + manifest ``.json``, :mod:`jfusion.assets`); returns the manifest.
+
+    An existing asset of that name is replaced only with ``force=True``.
+    """
     t0 = time.time()
     imgs, used = training_images(data, num_images=num_images, crop=crop, seed=seed)
     _, detail = tikhonov_split(jnp.asarray(imgs), lmbda=5.0, npad=16)
@@ -82,13 +86,14 @@ def train_dictionary(
     obj = np.asarray(hist.objective, np.float64)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / f"{name}.npy", d)
-    manifest = {
-        "name": name,
-        "shape": list(d.shape),
-        "algorithm": "CBPDN (ADMM) + consensus CCMOD (sporco ConvBPDNDictLearn xmethod='admm', dmethod='cns' "
-        "interleaving), jfusion.sparse.dictlearn",
-        "data": {
+    command = command or (
+        f"jfusion train dictionary --data {data} --num-filters {num_filters} --filter-size {filter_size} "
+        f"--lmbda {lmbda} --iterations {num_iter} --num-images {num_images} --crop {crop} --seed {seed}"
+    )
+    manifest = assets.new_manifest(
+        model="csr-dictionary",
+        config={"num_filters": num_filters, "filter_size": filter_size, "lmbda": lmbda, "iterations": num_iter},
+        data={
             "folder": str(data),
             "num_images": num_images,
             "crop": crop,
@@ -96,18 +101,21 @@ def train_dictionary(
             "preprocessing": "Tikhonov high-pass, lmbda 5, symmetric pad 16",
             "files": [Path(f).name for f in used],
         },
-        "command": command or f"jfusion train dictionary --data {data} --num-filters {num_filters} --filter-size {filter_size} "
-        f"--lmbda {lmbda} --iterations {num_iter} --num-images {num_images} --crop {crop} --seed {seed}",
-        "lmbda": lmbda,
-        "iterations": num_iter,
-        "seed": seed,
-        "init": "jax.random.normal(jax.random.key(seed)), projected to unit norm",
-        "objective_first": float(obj[0]),
-        "objective_final": float(obj[-1]),
-        "objective_every_25": [float(v) for v in obj[::25]],
-        "seconds": round(time.time() - t0, 1),
-        "device": jax.devices()[0].platform,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    (out / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        command=command,
+        steps=num_iter,
+        seed=seed,
+        name=name,
+        shape=list(d.shape),
+        algorithm="CBPDN (ADMM) + consensus CCMOD (sporco ConvBPDNDictLearn xmethod='admm', dmethod='cns' "
+        "interleaving), jfusion.sparse.dictlearn",
+        lmbda=lmbda,
+        iterations=num_iter,
+        init="jax.random.normal(jax.random.key(seed)), projected to unit norm",
+        objective_first=float(obj[0]),
+        objective_final=float(obj[-1]),
+        objective_every_25=[float(v) for v in obj[::25]],
+        seconds=round(time.time() - t0, 1),
+        device=jax.devices()[0].platform,
+    )
+    assets.write_asset(out / name, {ARRAY: d}, manifest, force=force)
     return manifest

@@ -15,8 +15,6 @@ for the shipped multi-focus net so that its fc layer (8*8*2C x hidden) stays a f
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import os
 import platform
 from pathlib import Path
@@ -214,37 +212,40 @@ def ship(
     source: str,
     command: str,
     dtype: str = "float32",
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write ``model`` to ``folder`` with its manifest; validation is re-measured on the *stored* weights."""
-    from jfusion.weights import _cached, save_params
+    """Write ``model`` to ``folder`` as the asset ``weights`` (:mod:`jfusion.assets`); validation is re-measured on the *stored* weights.
 
-    manifest: dict[str, Any] = {
-        "name": name,
-        "model": config.model.to_dict(),
-        "train_config": config.to_dict(),
-        "data": {
+    An existing asset in ``folder`` is replaced only with ``force=True``.
+    """
+    from jfusion import assets
+    from jfusion.weights import ASSET, read_weightnet, save_params
+
+    manifest = assets.new_manifest(
+        model=name,
+        config={"model": config.model.to_dict(), "train": config.to_dict()},
+        data={
             "source": source,
             "n_train_images": data.n_train_images,
             "n_val_images": data.n_val_images,
             "synthesis": "jfusion.data.synth.sample_focus_batch (Liu 2017 progressive Gaussian blur, sigma 2, 7x7, "
             "5 levels; K-class partial-focus pairs when n_classes > 2)",
         },
-        "command": command,
-        "steps": config.steps,
-        "seed": config.seed,
-        "final_train_loss": float(np.mean([h["loss"] for h in result.history[-50:]])) if result.history else None,
-        "final_train_acc": float(np.mean([h["acc"] for h in result.history[-50:]])) if result.history else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "jax": jax.__version__,
-        "devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
-        "host": platform.machine(),
-        "deviations": __doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
-    }
-    save_params(model, folder, manifest, dtype=dtype)
-    stored = _cached.__wrapped__(str(Path(folder).resolve()))  # fresh load of what was written
+        command=command,
+        steps=config.steps,
+        seed=config.seed,
+        final_train_loss=float(np.mean([h["loss"] for h in result.history[-50:]])) if result.history else None,
+        final_train_acc=float(np.mean([h["acc"] for h in result.history[-50:]])) if result.history else None,
+        jax=jax.__version__,
+        devices=f"{jax.device_count()} x {jax.devices()[0].platform}",
+        host=platform.machine(),
+        deviations=__doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
+    )
+    save_params(model, folder, manifest, dtype=dtype, force=force)
+    stored = nnx.merge(*read_weightnet(folder))  # fresh load of what was written
     val = evaluate_pairs(stored, data.val_batch)
     val_all = evaluate_pairs(stored, data.val_batch_all)
-    manifest["validation"] = {
+    validation = {
         "pairs": int(data.val_batch["label"].shape[0]),
         "accuracy": val["acc"],
         "weight_mae": val["weight_mae"],
@@ -252,6 +253,7 @@ def ship(
         "note": "held-out images; 'accuracy' on textured patches (std >= min_std) as in training, "
         "'accuracy_incl_textureless' on all locations",
     }
-    manifest["history"] = {"validation": result.validation}
-    (Path(folder) / "manifest.json").write_text(json.dumps(dict(manifest, storage_dtype=dtype), indent=2) + "\n")
+    manifest = assets.update_manifest(
+        Path(folder) / ASSET, {"scores": {"validation": validation, "test": {}}, "history": {"validation": result.validation}}
+    )
     return manifest

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jfusion import assets
 from jfusion.models.pansharpening import receptive_margin
 from jfusion.pansharpening import learned, wald
 from jfusion.pansharpening.io import Scene, read_scene
@@ -214,11 +215,13 @@ def train_pansharpening(
     out_dir: str | Path | None = None,
     score: bool = True,
     log: Callable[[str], None] | None = print,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train method ``name`` on a scene's training part and write ``<out_dir>/<name>-<sensor>.npz``.
 
-    Returns the manifest entry (scene, split, steps, seed, loss, test-region scores of the model
-    and of EXP, date). ``score=False`` skips the scores (they need :mod:`jfusion.metrics`).
+    Returns the asset's manifest (scene, split, steps, seed, loss, ``scores.test`` of the model
+    and of EXP, date, sha256). ``score=False`` skips the scores (they need :mod:`jfusion.metrics`).
+    An existing asset of that name is replaced only with ``force=True``.
     """
     if name not in learned.SPECS:
         raise ValueError(f"unknown model {name!r}; trainable: {', '.join(MODELS)}")
@@ -268,62 +271,69 @@ def train_pansharpening(
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
     out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
-    learned.save_weights(model, out_dir / f"{name}-{sensor}.npz", meta)
+    path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
     if score and out_dir.resolve() == learned.WEIGHTS_DIR.resolve():
-        learned.load_weights.cache_clear()
-        meta["scores_test"] = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
-        meta["beats_exp"] = beats_baseline(meta["scores_test"])
-    _update_manifest(out_dir, meta)
-    return meta
+        test = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
+        return assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
+    return assets.read_manifest(path)
+
+
+_CONFIG_KEYS = ("optimizer", "batch", "patch", "lr", "loss", "max_steps")
+_DATA_KEYS = ("scene", "protocol", "train_region", "test_region")
+
+
+def asset_manifest(meta: dict[str, Any]) -> dict[str, Any]:
+    """The :mod:`jfusion.assets` manifest of a pan-sharpening / MS-HS training run's ``meta``.
+
+    ``config`` and ``data`` gather the training settings and the scene split; every key of
+    ``meta`` also stays at the top level (the loaders read ``bands``, ``sensor``, ``pca_scale``, ...);
+    test scores (``scores_test`` in old files) go under ``scores.test``.
+    """
+    flat = {k: v for k, v in meta.items() if k not in ("model", "command", "steps", "seed", "date", "scores_test")}
+    return assets.new_manifest(
+        model=meta["model"], config={k: meta[k] for k in _CONFIG_KEYS if k in meta},
+        data={k: meta[k] for k in _DATA_KEYS if k in meta}, command=meta["command"], steps=meta["steps"], seed=meta["seed"],
+        date=meta["date"], test=meta.get("scores_test"), **flat,
+    )
 
 
 def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> dict[str, Any]:
-    """Score every weight file of the package on its scene's held-out region and rebuild the manifest.
+    """Score every weight asset of the package on its scene's held-out region and write the scores into its manifest.
 
-    The manifest is rebuilt from the metadata stored in each ``.npz`` (so concurrent training runs
-    cannot lose entries). With ``prune``, weights that do not beat EXP on all of Q2n, SAM and ERGAS
-    are deleted (not shipped) and listed under ``"not_shipped"`` with their scores.
+    Each asset's manifest gets ``scores.test`` (model and EXP) and ``beats_exp``. With ``prune``,
+    weights that do not beat EXP on all of Q2n, SAM and ERGAS are deleted (not shipped) and their
+    manifests kept in ``not_shipped.json``. Returns the manifests by asset name (``"not_shipped"``:
+    the pruned ones).
 
     Args:
       data_dir: the shared data folder (default ``../shared/data`` next to the repository).
     """
     out_dir = learned.WEIGHTS_DIR
     data_dir = Path(data_dir) if data_dir else Path(__file__).resolve().parents[3] / "shared" / "data"
-    path = out_dir / "manifest.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+    dropped_path = out_dir / "not_shipped.json"
+    dropped: dict[str, Any] = json.loads(dropped_path.read_text()) if dropped_path.exists() else {}
     entries: dict[str, Any] = {}
-    dropped: dict[str, Any] = dict(old.get("not_shipped", {}))
-    learned.load_weights.cache_clear()
-    for npz in sorted(out_dir.glob("*.npz")):
-        meta = json.loads(str(np.load(npz)["__meta__"]))
+    for npz in assets.find_assets(out_dir):
+        meta = assets.read_manifest(npz)
         if meta["model"] == "cnn3d-mshs":
-            from jfusion.pansharpening import mshs
-
-            mshs.load_cnn3d.cache_clear()
             scores = score_cnn3d_mshs(data_dir / "hyperspectral" / meta["scene"], full_resolution=True)
         else:
             scene = read_scene(data_dir / "pansharpening" / meta["scene"])
             scores = {"model": score_on_test_region(scene, meta["model"]), "exp": score_on_test_region(scene, "exp")}
-        meta["scores_test"] = scores
-        meta["beats_exp"] = beats_baseline(scores)
-        key = f"{meta['model']}-{meta['sensor']}"
+        meta = assets.update_manifest(
+            npz, {"scores": {**meta["scores"], "test": scores}, "beats_exp": beats_baseline(scores)}
+        )
         if prune and not meta["beats_exp"]:
-            npz.unlink()
-            dropped[key] = meta
+            for f in assets.asset_files(npz):
+                f.unlink()
+            dropped[npz.stem] = meta
         else:
-            entries[key] = meta
-            dropped.pop(key, None)
+            entries[npz.stem] = meta
+            dropped.pop(npz.stem, None)
     if dropped:
+        dropped_path.write_text(json.dumps(dropped, indent=2, sort_keys=True) + "\n")
         entries["not_shipped"] = dropped
-    path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return entries
-
-
-def _update_manifest(out_dir: Path, meta: dict[str, Any]) -> None:
-    path = out_dir / "manifest.json"
-    entries = json.loads(path.read_text()) if path.exists() else {}
-    entries[f"{meta['model']}-{meta['sensor']}"] = meta
-    path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- 3-D CNN MS/HS fusion
@@ -389,6 +399,7 @@ def train_cnn3d_mshs(
     seed: int = 0,
     out_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train the 3-D CNN MS/HS fusion on one HS scene and write ``cnn3d-mshs-<scene key>.npz``.
 
@@ -455,12 +466,9 @@ def train_cnn3d_mshs(
         "date": datetime.date.today().isoformat(),
     }
     out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
-    path = out_dir / f"cnn3d-mshs-{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, __meta__=np.asarray(json.dumps(meta)), pca_mean=np.asarray(pca.mean), pca_basis=np.asarray(pca.basis),
-             **learned._flat_params(model))
-    _update_manifest(out_dir, meta)
-    return meta
+    arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
+    path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
+    return assets.read_manifest(path)
 
 
 def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> dict[str, dict[str, float]]:

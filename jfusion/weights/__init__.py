@@ -1,15 +1,15 @@
 """Weights trained by ``jfusion train``, shipped in the package, one folder per model.
 
-``jfusion/weights/<name>/`` holds ``params.npz`` (one array per parameter, keyed by its
-path in the model, e.g. ``branch_a/conv1/kernel``) and ``manifest.json`` (the model
-config, the data, command, steps, seed, validation scores and date). :func:`load_weightnet`
-rebuilds the :class:`~jfusion.models.WeightNet` from the manifest and fills it.
+``jfusion/weights/<name>/`` holds one :mod:`jfusion.assets` asset, ``weights.npz`` (one array per
+parameter, keyed by :func:`jfusion.assets.param_key`, e.g. ``branch_a/conv1/kernel``) and its
+manifest ``weights.json`` (model, config, data, command, steps, seed, scores, date, version,
+sha256). :func:`load_weightnet` rebuilds the :class:`~jfusion.models.WeightNet` from
+``config["model"]`` and fills it. The pan-sharpening and MS/HS assets live in ``pansharpening/``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet"]
+from jfusion import assets
+
+__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet", "read_weightnet"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
+ASSET = "weights"  # a weights folder holds the asset weights.npz + weights.json (jfusion.assets)
 
 
 def cached_loader(maxsize: int):
@@ -42,16 +45,16 @@ def cached_loader(maxsize: int):
 
 
 def available() -> list[str]:
-    """Names of the shipped weight folders (those with a manifest)."""
-    return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/manifest.json"))
+    """Names of the shipped weight folders (those holding a ``weights`` asset)."""
+    return sorted(p.parent.name for p in WEIGHTS_DIR.glob(f"*/{ASSET}.json"))
 
 
 def _folder(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
-    if (p / "manifest.json").exists():
+    if (p / f"{ASSET}.json").exists():
         return p
     q = WEIGHTS_DIR / str(name_or_path)
-    if (q / "manifest.json").exists():
+    if (q / f"{ASSET}.json").exists():
         return q
     raise FileNotFoundError(
         f"no weights named {name_or_path!r}: shipped ones are {available()}; train them with `jfusion train ...`"
@@ -60,62 +63,49 @@ def _folder(name_or_path: str | Path) -> Path:
 
 def read_manifest(name_or_path: str | Path) -> dict[str, Any]:
     """The manifest of shipped weights ``name`` (or of a weights folder path)."""
-    return json.loads((_folder(name_or_path) / "manifest.json").read_text())
+    return assets.read_manifest(_folder(name_or_path) / ASSET)
 
 
-def _key(path: tuple) -> str:
-    parts = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
-    if parts and parts[-1] == "value":
-        parts = parts[:-1]
-    return "/".join(parts)
+def save_params(
+    model: nnx.Module, folder: str | Path, manifest: dict[str, Any], *, dtype: str = "float32", force: bool = False
+) -> Path:
+    """Write ``model``'s parameters (as ``dtype``) with ``manifest`` as the asset ``folder/weights``.
 
-
-def _flat(state: nnx.State) -> dict[str, np.ndarray]:
-    return {_key(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
-
-
-def save_params(model: nnx.Module, folder: str | Path, manifest: dict[str, Any], *, dtype: str = "float32") -> Path:
-    """Write ``model``'s parameters (as ``dtype``) and ``manifest`` to ``folder``."""
+    ``manifest`` has the schema of :func:`jfusion.assets.new_manifest`; ``config["model"]`` is the
+    :class:`~jfusion.models.WeightNetConfig` dict the loader rebuilds the network from.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    flat = {k: v.astype(dtype) for k, v in _flat(nnx.state(model, nnx.Param)).items()}
-    np.savez_compressed(folder / "params.npz", **flat)
-    manifest = dict(manifest, storage_dtype=dtype)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    arrays = assets.params_to_arrays(nnx.state(model, nnx.Param), dtype=dtype)
+    assets.write_asset(folder / ASSET, arrays, dict(manifest, storage_dtype=dtype), force=force)
     return folder
 
 
 def load_params(model: nnx.Module, params: dict[str, np.ndarray]) -> nnx.Module:
     """Fill ``model``'s parameters from a flat ``{path: array}`` dict (shapes must match exactly)."""
-    state = nnx.state(model, nnx.Param)
-    flat = _flat(state)
-    missing = sorted(set(flat) - set(params))
-    extra = sorted(set(params) - set(flat))
-    if missing or extra:
-        raise ValueError(f"parameter names do not match the model: missing {missing}, unexpected {extra}")
-
-    def fill(path, leaf):
-        key = _key(path)
-        value = np.asarray(params[key], np.float32)
-        if value.shape != leaf.shape:
-            raise ValueError(f"{key}: shape {value.shape} does not match the model's {leaf.shape}")
-        return jax.numpy.asarray(value)
-
-    nnx.update(model, jax.tree_util.tree_map_with_path(fill, state))
+    nnx.update(model, assets.arrays_to_params(params, like=nnx.state(model, nnx.Param)))
     return model
+
+
+def read_weightnet(folder: str | Path) -> tuple:
+    """``(graphdef, params, rest)`` of the WeightNet asset in ``folder``, read from disk (sha256 checked, not cached)."""
+    from jfusion.models import WeightNet, WeightNetConfig
+
+    asset = assets.read_asset(Path(folder) / ASSET)
+    model = WeightNet(WeightNetConfig.from_dict(asset.manifest["config"]["model"]), rngs=nnx.Rngs(0))
+    return assets.split_with_arrays(model, asset.arrays)
 
 
 @cached_loader(maxsize=16)
-def _cached(folder: str):
-    from jfusion.models import WeightNet, WeightNetConfig
-
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    model = WeightNet(WeightNetConfig.from_dict(manifest["model"]), rngs=nnx.Rngs(0))
-    with np.load(Path(folder) / "params.npz") as z:
-        load_params(model, {k: z[k] for k in z.files})
-    return model
+def _cached(folder: str, stamp: tuple) -> tuple:
+    del stamp  # part of the key only: a rewritten asset is a new entry
+    return read_weightnet(folder)
 
 
 def load_weightnet(name_or_path: str | Path):
-    """The :class:`~jfusion.models.WeightNet` stored under shipped ``name`` or a weights folder (cached)."""
-    return _cached(str(_folder(name_or_path).resolve()))
+    """A :class:`~jfusion.models.WeightNet` of the weights under shipped ``name`` or a weights folder.
+
+    The file is read once (cached as the immutable ``(graphdef, params, rest)``, keyed by the files'
+    stamps); each call merges them into a fresh module, so no module is shared between callers.
+    """
+    folder = _folder(name_or_path).resolve()
+    return nnx.merge(*_cached(str(folder), assets.asset_stamp(folder / ASSET)))
