@@ -148,11 +148,16 @@ def _flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
     return flat
 
 
-def save_weights(model: nnx.Module, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write the model's parameters (``.npz``) and ``meta`` (JSON string inside the file)."""
+def save_weights(model: nnx.Module, path: str | Path, meta: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """Write the model's parameters (``.npz``) and ``meta`` (JSON string inside the file).
+
+    Atomic (:func:`jfusion.io.atomic_output`); an existing ``path`` is refused unless ``overwrite``.
+    """
+    from jfusion.io import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, __meta__=np.asarray(json.dumps(meta)), **_flat_params(model))
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, __meta__=np.asarray(json.dumps(meta)), **_flat_params(model))
     return path
 
 

@@ -69,8 +69,18 @@ def train_dictionary(
     crop: int = 128,
     seed: int = 0,
     command: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Learn a dictionary and write ``<name>.npy`` and its manifest ``<name>.json``; returns the manifest."""
+    """Learn a dictionary and write ``<name>.npy`` and its manifest ``<name>.json``; returns the manifest.
+
+    Both files are written atomically (the manifest last); existing ones are refused unless
+    ``overwrite``, checked before the (long) learning starts.
+    """
+    from jfusion.io import atomic_output, check_output_path, write_text
+
+    out = Path(out_dir)
+    for suffix in (".npy", ".json"):
+        check_output_path(out / f"{name}{suffix}", overwrite=overwrite)
     t0 = time.time()
     imgs, used = training_images(data, num_images=num_images, crop=crop, seed=seed)
     _, detail = tikhonov_split(jnp.asarray(imgs), lmbda=5.0, npad=16)
@@ -80,9 +90,8 @@ def train_dictionary(
     )
     d = np.asarray(d, np.float32)
     obj = np.asarray(hist.objective, np.float64)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / f"{name}.npy", d)
+    with atomic_output(out / f"{name}.npy", overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, d)
     manifest = {
         "name": name,
         "shape": list(d.shape),
@@ -109,5 +118,5 @@ def train_dictionary(
         "device": jax.devices()[0].platform,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n", overwrite=overwrite)
     return manifest

@@ -214,8 +214,13 @@ def ship(
     source: str,
     command: str,
     dtype: str = "float32",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write ``model`` to ``folder`` with its manifest; validation is re-measured on the *stored* weights."""
+    """Write ``model`` to ``folder`` with its manifest; validation is re-measured on the *stored* weights.
+
+    Existing ``params.npz`` / ``manifest.json`` in ``folder`` are refused unless ``overwrite``.
+    """
+    from jfusion.io import write_text
     from jfusion.weights import _cached, save_params
 
     manifest: dict[str, Any] = {
@@ -240,7 +245,7 @@ def ship(
         "host": platform.machine(),
         "deviations": __doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
     }
-    save_params(model, folder, manifest, dtype=dtype)
+    save_params(model, folder, manifest, dtype=dtype, overwrite=overwrite)
     stored = _cached.__wrapped__(str(Path(folder).resolve()))  # fresh load of what was written
     val = evaluate_pairs(stored, data.val_batch)
     val_all = evaluate_pairs(stored, data.val_batch_all)
@@ -253,5 +258,6 @@ def ship(
         "'accuracy_incl_textureless' on all locations",
     }
     manifest["history"] = {"validation": result.validation}
-    (Path(folder) / "manifest.json").write_text(json.dumps(dict(manifest, storage_dtype=dtype), indent=2) + "\n")
+    # this run's own manifest, completed with the validation scores
+    write_text(Path(folder) / "manifest.json", json.dumps(dict(manifest, storage_dtype=dtype), indent=2) + "\n", overwrite=True)
     return manifest

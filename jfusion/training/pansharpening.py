@@ -213,12 +213,20 @@ def train_pansharpening(
     seed: int = 0,
     out_dir: str | Path | None = None,
     score: bool = True,
+    install: bool = False,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Train method ``name`` on a scene's training part and write ``<out_dir>/<name>-<sensor>.npz``.
 
-    Returns the manifest entry (scene, split, steps, seed, loss, test-region scores of the model
-    and of EXP, date). ``score=False`` skips the scores (they need :mod:`jfusion.metrics`).
+    ``out_dir`` defaults to ``./runs/<name>`` (never the package). ``install=True`` then copies the
+    weights into the package (``jfusion/weights/pansharpening``), scores them on the held-out
+    region and records them in the package manifest. Existing weight files, in ``out_dir`` or
+    in the package, are refused unless ``overwrite``; both are checked before training starts.
+
+    Returns the manifest entry (scene, split, steps, seed, loss, date; with the package
+    installed or ``out_dir`` the package folder, the test-region scores of the model and of EXP).
+    ``score=False`` skips the scores (they need :mod:`jfusion.metrics`).
     """
     if name not in learned.SPECS:
         raise ValueError(f"unknown model {name!r}; trainable: {', '.join(MODELS)}")
@@ -228,6 +236,7 @@ def train_pansharpening(
             cfg[k] = v
     scene = read_scene(scene_path)
     sensor = wald.sensor_mtf(scene.sensor).name
+    out_dir, shipped = _check_targets(out_dir, name, f"{name}-{sensor}.npz", install=install, overwrite=overwrite)
     (ms_tr, pan_tr), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
     spec = learned.SPECS[name]
     bands = 1 if spec.kind == "sae" else scene.ms.shape[-1]
@@ -267,14 +276,40 @@ def train_pansharpening(
     }
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
-    out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
-    learned.save_weights(model, out_dir / f"{name}-{sensor}.npz", meta)
-    if score and out_dir.resolve() == learned.WEIGHTS_DIR.resolve():
-        learned.load_weights.cache_clear()
-        meta["scores_test"] = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
-        meta["beats_exp"] = beats_baseline(meta["scores_test"])
+    path = learned.save_weights(model, out_dir / f"{name}-{sensor}.npz", meta, overwrite=overwrite)
     _update_manifest(out_dir, meta)
+    if shipped is not None:
+        _install_file(path, shipped, overwrite=overwrite)
+        learned.load_weights.cache_clear()
+        if score:
+            meta["scores_test"] = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
+            meta["beats_exp"] = beats_baseline(meta["scores_test"])
+            _update_manifest(out_dir, meta)
+        _update_manifest(shipped.parent, meta)
     return meta
+
+
+def _check_targets(
+    out_dir: str | Path | None, run_name: str, filename: str, *, install: bool, overwrite: bool
+) -> tuple[Path, Path | None]:
+    """The run folder and (when installing) the package path of ``filename``, both checked before any work."""
+    from jfusion.io import check_output_path
+    from jfusion.weights import default_run_dir
+
+    out = Path(out_dir) if out_dir is not None else default_run_dir(run_name)
+    check_output_path(out / filename, overwrite=overwrite)
+    in_package = out.resolve() == learned.WEIGHTS_DIR.resolve()
+    shipped = learned.WEIGHTS_DIR / filename if (install or in_package) else None
+    if shipped is not None and not in_package:
+        check_output_path(shipped, overwrite=overwrite)
+    return out, shipped
+
+
+def _install_file(path: Path, shipped: Path, *, overwrite: bool) -> None:
+    from jfusion.io import copy_file
+
+    if path.resolve() != shipped.resolve():
+        copy_file(path, shipped, overwrite=overwrite)
 
 
 def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> dict[str, Any]:
@@ -315,15 +350,20 @@ def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> 
             dropped.pop(key, None)
     if dropped:
         entries["not_shipped"] = dropped
-    path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    from jfusion.io import write_text
+
+    write_text(path, json.dumps(entries, indent=2, sort_keys=True) + "\n", overwrite=True)
     return entries
 
 
 def _update_manifest(out_dir: Path, meta: dict[str, Any]) -> None:
+    """Add or replace ``meta``'s entry in ``out_dir/manifest.json`` (rewritten atomically)."""
+    from jfusion.io import write_text
+
     path = out_dir / "manifest.json"
     entries = json.loads(path.read_text()) if path.exists() else {}
     entries[f"{meta['model']}-{meta['sensor']}"] = meta
-    path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(entries, indent=2, sort_keys=True) + "\n", overwrite=True)
 
 
 # ----------------------------------------------------------------------------- 3-D CNN MS/HS fusion
@@ -388,9 +428,15 @@ def train_cnn3d_mshs(
     select_steps: bool = False,
     seed: int = 0,
     out_dir: str | Path | None = None,
+    install: bool = False,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Train the 3-D CNN MS/HS fusion on one HS scene and write ``cnn3d-mshs-<scene key>.npz``.
+
+    Written to ``out_dir`` (default ``./runs/cnn3d-mshs``, never the package); ``install=True``
+    also copies it into the package and its manifest. Existing weight files are refused unless
+    ``overwrite``, checked before training starts.
 
     The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
     out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
@@ -405,6 +451,8 @@ def train_cnn3d_mshs(
     """
     from jfusion.pansharpening import mshs
 
+    name = mshs.scene_key(str(hs_path))
+    out_dir, shipped = _check_targets(out_dir, "cnn3d-mshs", f"cnn3d-mshs-{name}.npz", install=install, overwrite=overwrite)
     scene, first, col, q = _hs_parts(hs_path)
     r = scene.ratio
     hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
@@ -432,7 +480,6 @@ def train_cnn3d_mshs(
     x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
     model, history, _ = _fit_cnn3d(x, y, steps=final_steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log)
     n_pc = int(y.shape[-1])
-    name = mshs.scene_key(str(hs_path))
     w = scene.hs.shape[1]
     if r > 1:
         protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
@@ -454,12 +501,17 @@ def train_cnn3d_mshs(
         + (" --select-steps" if select_steps else ""),
         "date": datetime.date.today().isoformat(),
     }
-    out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
+    from jfusion.io import atomic_output
+
     path = out_dir / f"cnn3d-mshs-{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, __meta__=np.asarray(json.dumps(meta)), pca_mean=np.asarray(pca.mean), pca_basis=np.asarray(pca.basis),
-             **learned._flat_params(model))
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, __meta__=np.asarray(json.dumps(meta)), pca_mean=np.asarray(pca.mean), pca_basis=np.asarray(pca.basis),
+                 **learned._flat_params(model))
     _update_manifest(out_dir, meta)
+    if shipped is not None:
+        _install_file(path, shipped, overwrite=overwrite)
+        mshs.load_cnn3d.cache_clear()
+        _update_manifest(shipped.parent, meta)
     return meta
 
 

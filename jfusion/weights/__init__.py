@@ -17,7 +17,17 @@ import jax
 import numpy as np
 from flax import nnx
 
-__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet"]
+__all__ = [
+    "WEIGHTS_DIR",
+    "available",
+    "cached_loader",
+    "default_run_dir",
+    "install",
+    "load_params",
+    "load_weightnet",
+    "read_manifest",
+    "save_params",
+]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -39,6 +49,14 @@ def cached_loader(maxsize: int):
         return functools.lru_cache(maxsize=maxsize)(concrete)
 
     return decorate
+
+
+def default_run_dir(name: str) -> Path:
+    """Where ``jfusion train <name>`` writes by default: ``./runs/<name>`` under the working directory.
+
+    Training never writes into the package unless asked (``--install`` / ``install=True``).
+    """
+    return Path("runs") / name
 
 
 def available() -> list[str]:
@@ -74,15 +92,45 @@ def _flat(state: nnx.State) -> dict[str, np.ndarray]:
     return {_key(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
 
 
-def save_params(model: nnx.Module, folder: str | Path, manifest: dict[str, Any], *, dtype: str = "float32") -> Path:
-    """Write ``model``'s parameters (as ``dtype``) and ``manifest`` to ``folder``."""
+def save_params(
+    model: nnx.Module, folder: str | Path, manifest: dict[str, Any], *, dtype: str = "float32", overwrite: bool = False
+) -> Path:
+    """Write ``model``'s parameters (as ``dtype``) and ``manifest`` to ``folder``.
+
+    Both files are written atomically (:func:`jfusion.io.atomic_output`), the manifest last, so a
+    folder with a manifest always has complete weights. Existing files are refused unless
+    ``overwrite``; both are checked before either is written.
+    """
+    from jfusion.io import atomic_output, check_output_path, write_text
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("params.npz", "manifest.json"):
+        check_output_path(folder / name, overwrite=overwrite)
     flat = {k: v.astype(dtype) for k, v in _flat(nnx.state(model, nnx.Param)).items()}
-    np.savez_compressed(folder / "params.npz", **flat)
+    with atomic_output(folder / "params.npz", overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **flat)
     manifest = dict(manifest, storage_dtype=dtype)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    write_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n", overwrite=overwrite)
     return folder
+
+
+def install(files: list[str | Path], dest: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy trained files (a run folder's weights and manifest) into ``dest`` (e.g. the package).
+
+    Every target is checked before anything is copied: an existing file is refused unless
+    ``overwrite`` (shipped weights are never replaced by accident). Each copy is atomic; the
+    model caches are cleared so the next load reads the new files.
+    """
+    from jfusion.io import check_output_path, copy_file
+
+    dest = Path(dest)
+    targets = [dest / Path(f).name for f in files]
+    for t in targets:
+        check_output_path(t, overwrite=overwrite)
+    for f, t in zip(files, targets):
+        copy_file(f, t, overwrite=overwrite)
+    _cached.cache_clear()
+    return targets
 
 
 def load_params(model: nnx.Module, params: dict[str, np.ndarray]) -> nnx.Module:
