@@ -17,6 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.data.synth import sample_focus_batch
+from jfusion.io import atomic_output, write_text
 
 __all__ = ["write_focus_shards", "read_shards"]
 
@@ -58,10 +59,11 @@ def write_focus_shards(
             jax.random.fold_in(key, i), pool, batch=n, patch=patch, n_classes=n_classes, min_std=min_std
         )
         path = out / f"focus-{i:05d}.npz"
-        np.savez_compressed(path, **{k: np.asarray(v) for k, v in batch.items()})
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:  # a killed run leaves no truncated shard
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in batch.items()})
         paths.append(path)
     info = {"pairs": pairs, "shards": n_shards, "patch": patch, "n_classes": n_classes, "min_std": min_std}
-    (out / "info.json").write_text(json.dumps(info, indent=2))
+    write_text(out / "info.json", json.dumps(info, indent=2))
     return paths
 
 

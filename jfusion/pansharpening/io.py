@@ -9,6 +9,7 @@ Conventions (hold them everywhere in :mod:`jfusion.pansharpening`):
   their inputs divided by ``2**bit_depth`` (the convention of the PNN family's released code).
 * Files keep their scale: reading never rescales, writing rounds to 16-bit unsigned by
   default (or 8 / float32), and GeoTIFF georeferencing tags are carried from input to output.
+  Multi-page TIFFs are read as a stack of bands ``(H, W, pages)``.
 """
 
 from __future__ import annotations
@@ -164,14 +165,19 @@ class GeoInfo:
     tags: tuple[tuple[int, int, int, Any], ...]
 
 
-def read_multiband(path: str | os.PathLike) -> tuple[np.ndarray, GeoInfo | None]:
+def read_multiband(path: str | os.PathLike, *, keep_dtype: bool = False) -> tuple[np.ndarray, GeoInfo | None]:
     """Read a (multiband) TIFF / GeoTIFF as float32 ``(H, W)`` or ``(H, W, B)`` in its stored scale.
 
-    Band-sequential files (``(B, H, W)`` with planar configuration "separate") are returned
-    bands last. The GeoTIFF tags, if any, come back as :class:`GeoInfo` so that
-    :func:`write_multiband` can write them to the output.
+    Band-sequential files (``(B, H, W)`` with planar configuration "separate") and multi-page
+    files (one band per page) are returned bands last, ``(H, W, B)``. The GeoTIFF tags of the
+    first page, if any, come back as :class:`GeoInfo` so that :func:`write_multiband` can write
+    them to the output. ``keep_dtype=True`` returns the stored dtype (e.g. uint16, float32)
+    instead of float32, so that callers can apply the bit-depth rule of
+    :func:`jfusion.pansharpening.validate_pair` (integer data: inferred depth; float data: none).
     """
     import tifffile
+
+    from jfusion.io import _tiff_array
 
     path = Path(path)
     if not path.exists():
@@ -180,9 +186,8 @@ def read_multiband(path: str | os.PathLike) -> tuple[np.ndarray, GeoInfo | None]
         raise FusionInputError(f"{path}: multiband images are read from .tif/.tiff files.")
     try:
         with tifffile.TiffFile(path) as tif:
+            arr = _tiff_array(tif)
             page = tif.pages[0]
-            arr = page.asarray()
-            planar_separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
             tags = []
             for code in _GEO_TAGS:
                 tag = page.tags.get(code)
@@ -191,12 +196,12 @@ def read_multiband(path: str | os.PathLike) -> tuple[np.ndarray, GeoInfo | None]
     except Exception as err:
         raise FusionInputError(f"{path}: cannot be read as a TIFF: {err}") from err
     arr = np.asarray(arr)
-    if arr.ndim == 3 and planar_separate:
-        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise FusionInputError(f"{path}: holds an array of shape {arr.shape}; expected one (H, W) or (H, W, B) image.")
     if arr.dtype.kind not in "uif":
         raise FusionInputError(f"{path}: unsupported pixel type {arr.dtype}.")
     geo = GeoInfo(tuple(tags)) if tags else None
-    return arr.astype(np.float32), geo
+    return (arr if keep_dtype else arr.astype(np.float32)), geo
 
 
 def write_multiband(
@@ -205,6 +210,7 @@ def write_multiband(
     *,
     geo: GeoInfo | None = None,
     bit_depth: int = 16,
+    overwrite: bool = True,
 ) -> Path:
     """Write ``(H, W)`` / ``(H, W, B)`` data in sensor units to a TIFF (GeoTIFF when ``geo`` is given).
 
@@ -213,12 +219,16 @@ def write_multiband(
       image: values in the sensor's scale.
       geo: georeferencing read by :func:`read_multiband`, written back unchanged.
       bit_depth: 16 (rounded, clipped to [0, 65535]; the default), 8, or 32 (float32).
+      overwrite: ``False`` refuses an existing ``path``. Either way the file is written under a
+        temporary name and moved into place atomically (:func:`jfusion.io.atomic_output`).
     """
     import tifffile
 
+    from jfusion.io import FusionOutputError, atomic_output
+
     path = Path(path)
     if path.suffix.lower() not in (".tif", ".tiff"):
-        raise FusionInputError(f"{path}: multiband output must be a .tif/.tiff file.")
+        raise FusionOutputError(f"{path}: multiband output must be a .tif/.tiff file.")
     img = np.asarray(image, np.float64)
     if img.ndim not in (2, 3) or img.size == 0 or not np.all(np.isfinite(img)):
         raise FusionInputError(f"image: shape {img.shape} with finite values expected, (H, W) or (H, W, B).")
@@ -230,7 +240,7 @@ def write_multiband(
     else:
         raise FusionInputError(f"bit_depth must be 8, 16 or 32, got {bit_depth}.")
     extratags = [(code, dtype, count, value, True) for code, dtype, count, value in (geo.tags if geo else ())]
-    path.parent.mkdir(parents=True, exist_ok=True)
     planar = "contig" if out.ndim == 3 else None
-    tifffile.imwrite(path, out, photometric="minisblack", planarconfig=planar, extratags=extratags)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tifffile.imwrite(tmp, out, photometric="minisblack", planarconfig=planar, extratags=extratags)
     return path

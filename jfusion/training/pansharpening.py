@@ -214,14 +214,17 @@ def train_pansharpening(
     seed: int = 0,
     out_dir: str | Path | None = None,
     score: bool = True,
+    install: bool = False,
     log: Callable[[str], None] | None = print,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Train method ``name`` on a scene's training part and write ``<out_dir>/<name>-<sensor>.npz``.
+    """Train method ``name`` on a scene's training part and write the asset ``<out_dir>/<name>-<sensor>``.
 
+    ``out_dir`` defaults to ``./runs/<name>``; ``install=True`` also copies the asset into the
+    package (where ``jfusion.pansharpen`` finds it) and then scores it on the held-out region.
     Returns the asset's manifest (scene, split, steps, seed, loss, ``scores.test`` of the model
-    and of EXP, date, sha256). ``score=False`` skips the scores (they need :mod:`jfusion.metrics`).
-    An existing asset of that name is replaced only with ``force=True``.
+    and of EXP when installed and ``score``, date, sha256). Existing assets (in the run folder or
+    the package) are refused before training starts unless ``force=True``.
     """
     if name not in learned.SPECS:
         raise ValueError(f"unknown model {name!r}; trainable: {', '.join(MODELS)}")
@@ -231,6 +234,7 @@ def train_pansharpening(
             cfg[k] = v
     scene = read_scene(scene_path)
     sensor = wald.sensor_mtf(scene.sensor).name
+    out_dir, shipped = _check_targets(out_dir, name, f"{name}-{sensor}", install=install, force=force)
     (ms_tr, pan_tr), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
     spec = learned.SPECS[name]
     bands = 1 if spec.kind == "sae" else scene.ms.shape[-1]
@@ -270,9 +274,11 @@ def train_pansharpening(
     }
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
-    out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
     path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
-    if score and out_dir.resolve() == learned.WEIGHTS_DIR.resolve():
+    if shipped is None:
+        return assets.read_manifest(path)
+    path = _install_asset(path, shipped, force=force)
+    if score:
         test = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
         return assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
     return assets.read_manifest(path)
@@ -295,6 +301,30 @@ def asset_manifest(meta: dict[str, Any]) -> dict[str, Any]:
         data={k: meta[k] for k in _DATA_KEYS if k in meta}, command=meta["command"], steps=meta["steps"], seed=meta["seed"],
         date=meta["date"], test=meta.get("scores_test"), **flat,
     )
+
+
+def _check_targets(
+    out_dir: str | Path | None, run_name: str, asset: str, *, install: bool, force: bool
+) -> tuple[Path, Path | None]:
+    """The run folder and (when installing) the package path of the asset ``asset``, both checked before any work."""
+    from jfusion.io import check_output_path
+    from jfusion.weights import default_run_dir
+
+    out = Path(out_dir) if out_dir is not None else default_run_dir(run_name)
+    in_package = out.resolve() == learned.WEIGHTS_DIR.resolve()
+    targets = [out / asset] + ([learned.WEIGHTS_DIR / asset] if install and not in_package else [])
+    for target in targets:
+        for suffix in (".npz", ".json"):
+            check_output_path(target.with_name(target.name + suffix), overwrite=force)
+    return out, (learned.WEIGHTS_DIR / asset if (install or in_package) else None)
+
+
+def _install_asset(path: Path, shipped: Path, *, force: bool) -> Path:
+    """Copy the asset at ``path`` (its ``.npz`` and ``.json``) to ``shipped``; returns the installed asset's path."""
+    if path.resolve() == shipped.resolve():
+        return path
+    arrays = assets.read_asset(path)
+    return assets.write_asset(shipped, dict(arrays.arrays), arrays.manifest, force=force)
 
 
 def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> dict[str, Any]:
@@ -398,10 +428,15 @@ def train_cnn3d_mshs(
     select_steps: bool = False,
     seed: int = 0,
     out_dir: str | Path | None = None,
+    install: bool = False,
     log: Callable[[str], None] | None = print,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Train the 3-D CNN MS/HS fusion on one HS scene and write ``cnn3d-mshs-<scene key>.npz``.
+    """Train the 3-D CNN MS/HS fusion on one HS scene and write the asset ``cnn3d-mshs-<scene key>``.
+
+    Written to ``out_dir`` (default ``./runs/cnn3d-mshs``, never the package); ``install=True``
+    also copies it into the package. Existing assets are refused unless ``force``, checked
+    before training starts.
 
     The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
     out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
@@ -416,6 +451,8 @@ def train_cnn3d_mshs(
     """
     from jfusion.pansharpening import mshs
 
+    name = mshs.scene_key(str(hs_path))
+    out_dir, shipped = _check_targets(out_dir, "cnn3d-mshs", f"cnn3d-mshs-{name}", install=install, force=force)
     scene, first, col, q = _hs_parts(hs_path)
     r = scene.ratio
     hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
@@ -443,7 +480,6 @@ def train_cnn3d_mshs(
     x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
     model, history, _ = _fit_cnn3d(x, y, steps=final_steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log)
     n_pc = int(y.shape[-1])
-    name = mshs.scene_key(str(hs_path))
     w = scene.hs.shape[1]
     if r > 1:
         protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
@@ -465,9 +501,10 @@ def train_cnn3d_mshs(
         + (" --select-steps" if select_steps else ""),
         "date": datetime.date.today().isoformat(),
     }
-    out_dir = Path(out_dir) if out_dir is not None else learned.WEIGHTS_DIR
     arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
     path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
+    if shipped is not None:
+        path = _install_asset(path, shipped, force=force)
     return assets.read_manifest(path)
 
 

@@ -19,7 +19,7 @@ from flax import nnx
 
 from jfusion import assets
 
-__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet", "read_weightnet"]
+__all__ = ["WEIGHTS_DIR", "available", "cached_loader", "read_manifest", "save_params", "load_params", "load_weightnet", "read_weightnet", "default_run_dir", "install"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 ASSET = "weights"  # a weights folder holds the asset weights.npz + weights.json (jfusion.assets)
@@ -42,6 +42,14 @@ def cached_loader(maxsize: int):
         return functools.lru_cache(maxsize=maxsize)(concrete)
 
     return decorate
+
+
+def default_run_dir(name: str) -> Path:
+    """Where ``jfusion train <name>`` writes by default: ``./runs/<name>`` under the working directory.
+
+    Training never writes into the package unless asked (``--install`` / ``install=True``).
+    """
+    return Path("runs") / name
 
 
 def available() -> list[str]:
@@ -78,6 +86,24 @@ def save_params(
     arrays = assets.params_to_arrays(nnx.state(model, nnx.Param), dtype=dtype)
     assets.write_asset(folder / ASSET, arrays, dict(manifest, storage_dtype=dtype), force=force)
     return folder
+
+
+def install(files: list[str | Path], dest: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy trained files (a run folder's weights and manifest) into ``dest`` (e.g. the package).
+
+    Every target is checked before anything is copied: an existing file is refused unless
+    ``overwrite`` (shipped weights are never replaced by accident). Each copy is atomic; the
+    loaders' caches are keyed by the files' stamps, so the next load reads the new files.
+    """
+    from jfusion.io import check_output_path, copy_file
+
+    dest = Path(dest)
+    targets = [dest / Path(f).name for f in files]
+    for t in targets:
+        check_output_path(t, overwrite=overwrite)
+    for f, t in zip(files, targets):
+        copy_file(f, t, overwrite=overwrite)
+    return targets
 
 
 def load_params(model: nnx.Module, params: dict[str, np.ndarray]) -> nnx.Module:
