@@ -150,9 +150,8 @@ def _sensor_key(sensor: str | None) -> str:
     return sensor_mtf(sensor).name
 
 
-@cached_loader(maxsize=32)
-def _read_weights(path: str, name: str, bands: int, stamp: tuple) -> tuple[tuple, dict[str, Any]]:
-    del stamp  # part of the key only: a rewritten asset is a new entry
+@cached_loader(maxsize=32, asset=True)
+def _read_weights(path: str, name: str, bands: int) -> tuple[tuple, dict[str, Any]]:
     asset = assets.read_asset(path)
     meta = asset.manifest
     if int(meta["bands"]) != bands:
@@ -179,7 +178,7 @@ def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[
             f"{[h.split('-', len(name.split('-')))[-1] for h in have] or 'none available'} or train them with "
             f"`jfusion train {name} --scene <scene.mat>`."
         )
-    return _read_weights(str(path), name, bands, assets.asset_stamp(path))
+    return _read_weights(path, name, bands)
 
 
 def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:

@@ -132,9 +132,8 @@ def build_cnn3d(seed: int = 0) -> CNN3D:
     return CNN3D(features=(16, 8), kernels=((5, 5, 3), (3, 3, 3), (3, 3, 3)), residual=True, rngs=nnx.Rngs(seed))
 
 
-@cached_loader(maxsize=8)
-def _read_cnn3d(path: str, stamp: tuple) -> tuple[tuple, PCABasis, dict[str, Any]]:
-    del stamp  # part of the key only: a rewritten asset is a new entry
+@cached_loader(maxsize=8, asset=True)
+def _read_cnn3d(path: str) -> tuple[tuple, PCABasis, dict[str, Any]]:
     asset = assets.read_asset(path)
     arrays = {k: v for k, v in asset.arrays.items() if not k.startswith("pca_")}
     pca = PCABasis(jnp.asarray(asset.arrays["pca_mean"]), jnp.asarray(asset.arrays["pca_basis"]), float(asset.manifest["pca_scale"]))
@@ -152,7 +151,7 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     if not path.exists():
         have = sorted(shipped_cnn3d())
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
-    split, pca, meta = _read_cnn3d(str(path), assets.asset_stamp(path))
+    split, pca, meta = _read_cnn3d(path)
     return nnx.merge(*split), pca, meta
 
 

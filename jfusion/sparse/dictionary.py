@@ -7,12 +7,12 @@ objective, sha256), written by ``jfusion train dictionary``.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 
 from jfusion import assets
+from jfusion.weights import cached_loader
 
 __all__ = ["DICTIONARY_DIR", "load_dictionary", "dictionary_manifest", "shipped_dictionaries", "dct_dictionary"]
 
@@ -25,9 +25,8 @@ def shipped_dictionaries() -> list[str]:
     return [p.stem for p in assets.find_assets(DICTIONARY_DIR)]
 
 
-@functools.lru_cache(maxsize=16)
-def _read_shipped(path: str, stamp: tuple) -> np.ndarray:
-    del stamp  # part of the key only: a rewritten asset is a new entry
+@cached_loader(maxsize=16, asset=True)
+def _read_shipped(path: str) -> np.ndarray:
     return assets.read_asset(path).arrays[ARRAY]
 
 
@@ -46,7 +45,7 @@ def load_dictionary(name_or_path: str = "csr32") -> np.ndarray:
     p = Path(name_or_path)
     shipped = DICTIONARY_DIR / f"{name_or_path}.npz"
     if name_or_path in shipped_dictionaries():
-        d = _read_shipped(str(shipped), assets.asset_stamp(shipped))
+        d = _read_shipped(shipped)
     elif p.suffix == ".npy" and p.exists():
         d = np.load(p)
     elif p.suffix == ".mat" and p.exists():

@@ -25,21 +25,37 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 ASSET = "weights"  # a weights folder holds the asset weights.npz + weights.json (jfusion.assets)
 
 
-def cached_loader(maxsize: int):
+def cached_loader(maxsize: int, *, asset: bool = False):
     """``functools.lru_cache`` for functions that build models or arrays from files.
 
     The body runs under ``jax.ensure_compile_time_eval()``, so its arrays are concrete even when
     the first call comes from inside a ``jit`` trace; a plain cache would keep that trace's
     tracers and every later call would fail. ``cache_clear`` works as on ``lru_cache``.
+
+    With ``asset=True`` the first argument is the path of a :mod:`jfusion.assets` asset, and the
+    files' stamps (:func:`jfusion.assets.asset_stamp`) join the cache key: a rewritten asset is
+    read again, so no one ever has to clear the cache after training.
     """
 
     def decorate(fn):
         @functools.wraps(fn)
         def concrete(*args, **kwargs):
+            if asset:
+                args = (args[0], *args[2:])  # the stamp is part of the key only
             with jax.ensure_compile_time_eval():
                 return fn(*args, **kwargs)
 
-        return functools.lru_cache(maxsize=maxsize)(concrete)
+        cached = functools.lru_cache(maxsize=maxsize)(concrete)
+        if not asset:
+            return cached
+
+        @functools.wraps(fn)
+        def keyed(path, *args, **kwargs):
+            return cached(str(path), assets.asset_stamp(path), *args, **kwargs)
+
+        keyed.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        keyed.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        return keyed
 
     return decorate
 
@@ -121,10 +137,9 @@ def read_weightnet(folder: str | Path) -> tuple:
     return assets.split_with_arrays(model, asset.arrays)
 
 
-@cached_loader(maxsize=16)
-def _cached(folder: str, stamp: tuple) -> tuple:
-    del stamp  # part of the key only: a rewritten asset is a new entry
-    return read_weightnet(folder)
+@cached_loader(maxsize=16, asset=True)
+def _cached(path: str) -> tuple:
+    return read_weightnet(Path(path).parent)
 
 
 def load_weightnet(name_or_path: str | Path):
@@ -134,4 +149,4 @@ def load_weightnet(name_or_path: str | Path):
     stamps); each call merges them into a fresh module, so no module is shared between callers.
     """
     folder = _folder(name_or_path).resolve()
-    return nnx.merge(*_cached(str(folder), assets.asset_stamp(folder / ASSET)))
+    return nnx.merge(*_cached(folder / ASSET))
