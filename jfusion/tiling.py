@@ -27,7 +27,7 @@ from jax.typing import ArrayLike
 from jfusion.errors import FusionInputError, validate_sources
 from jfusion.methods.registry import get_info
 
-__all__ = ["fuse_tiled", "tile_windows"]
+__all__ = ["fuse_tiled", "tile_windows", "job_batches"]
 
 
 def tile_windows(length: int, tile: int, halo: int) -> list[tuple[int, int, int]]:
@@ -47,9 +47,16 @@ def _batched(method: str, options: tuple[tuple[str, Any], ...]):
     return jax.jit(jax.vmap(functools.partial(fn, **dict(options))))
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def job_batches(jobs: list, batch: int, *, progress: bool = False, desc: str = "tiles") -> Iterator[tuple[list, list]]:
+    """``(group, padded)`` per batch of ``jobs``: ``padded`` repeats the last job up to ``batch`` entries,
+    so every batch has one shape and a ``jit(vmap(...))`` compiles once. Optional progress bar."""
+    groups: Any = [jobs[i : i + batch] for i in range(0, len(jobs), batch)]
+    if progress:
+        from tqdm import tqdm
+
+        groups = tqdm(groups, desc=desc)
+    for group in groups:
+        yield group, group + [group[-1]] * (batch - len(group))
 
 
 def fuse_tiled(
@@ -95,15 +102,8 @@ def fuse_tiled(
     jobs = [(r, c) for r in rows for c in cols]
     fn = _batched(method, tuple(sorted(options.items())))
     out = np.zeros((hp, wp) + stack.shape[3:], np.float32)
-    it = _batches(jobs, batch)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, total=-(-len(jobs) // batch), desc=f"tiles ({method})")
-    for group in it:
-        windows = [stack[:, r[0] : r[0] + wh, c[0] : c[0] + ww] for r, c in group]
-        windows += [windows[-1]] * (batch - len(windows))
-        fused = np.asarray(fn(np.stack(windows)))
+    for group, padded in job_batches(jobs, batch, progress=progress, desc=f"tiles ({method})"):
+        fused = np.asarray(fn(np.stack([stack[:, r[0] : r[0] + wh, c[0] : c[0] + ww] for r, c in padded])))
         for (r, c), f in zip(group, fused):
             out[r[0] + r[1] : r[0] + r[2], c[0] + c[1] : c[0] + c[2]] = f[r[1] : r[2], c[1] : c[2]]
     return out[:h, :w]

@@ -94,7 +94,7 @@ def pansharpen_tiled(
         MS/HS method, or a non-local method without ``local_statistics=True``.
     """
     from jfusion.pansharpening import prepare
-    from jfusion.tiling import tile_windows
+    from jfusion.tiling import job_batches, tile_windows
 
     for name, value, low in (("tile", tile, 1), ("halo", halo, 0), ("batch", batch, 1)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
@@ -120,13 +120,7 @@ def pansharpen_tiled(
     row_idx = {a: _window_index(a, wh, h, wrap) for a in rows}
     col_idx = {b: _window_index(b, ww, w, wrap) for b in cols}
     out = np.zeros((h * r, w * r, bands), np.float32)
-    groups = [jobs[i : i + batch] for i in range(0, len(jobs), batch)]
-    if progress:
-        from tqdm import tqdm
-
-        groups = tqdm(groups, desc=f"windows ({method})")
-    for group in groups:
-        sel = group + [group[-1]] * (batch - len(group))
+    for group, sel in job_batches(jobs, batch, progress=progress, desc=f"windows ({method})"):
         ms_w = np.stack([ms_f[np.ix_(row_idx[a], col_idx[b])] for a, b in sel])
         pan_w = np.stack([pan_f[a[0] * r : (a[0] + wh) * r, b[0] * r : (b[0] + ww) * r] for a, b in sel])
         fused = np.asarray(fn(ms_w, pan_w))
