@@ -2,7 +2,7 @@
 
 One module per family: ``statistics`` (EN, SD, SF, AG, EI), ``information`` (CE, MI, NMI, TE,
 NCIE), ``error`` (RMSE, PSNR), ``gradient`` (Q^AB/F, Q_SF), ``structural`` (SSIM, MS-SSIM,
-Piella, Q_C, Q_Y), ``perceptual`` (Q_CB, Q_CV, VIFF), ``mef`` (MEF-SSIM), ``feature`` (Q_P, FMI), ``remote`` (SAM, ERGAS,
+Piella, Q_C, Q_Y), ``correlation`` (SCD), ``perceptual`` (Q_CB, Q_CV, VIFF), ``mef`` (MEF-SSIM), ``feature`` (Q_P, FMI), ``remote`` (SAM, ERGAS,
 UIQI, Q2n, sCC, CC, D_lambda, D_s, QNR). Each is registered with its direction, whether it
 needs a reference and its default convention (the implementation published numbers come
 from); :func:`evaluate` runs any set of them by name.
@@ -11,8 +11,9 @@ General metric functions take ``sources (S, H, W)`` and one fused channel ``(H, 
 ``[0, data_range]`` (``data_range=1`` by default) and compute on the 0..255 grey scale.
 """
 
-from jfusion.metrics import error, feature, gradient, information, mef, perceptual, remote, statistics, structural  # noqa: F401
+from jfusion.metrics import correlation, error, feature, gradient, information, mef, perceptual, remote, statistics, structural  # noqa: F401
 from jfusion.metrics._registry import MetricInfo, get_metric_info, list_metrics, metric_names
+from jfusion.metrics.correlation import scd
 from jfusion.metrics.error import psnr, rmse
 from jfusion.metrics.evaluate import DEFAULT_METRICS, VIFB_METRICS, evaluate, evaluate_batch
 from jfusion.metrics.feature import fmi, phase_congruency, qp
@@ -49,6 +50,7 @@ __all__ = [
     "qnr",
     "rmse_rs",
     "sam",
+    "scd",
     "scc",
     "uiqi",
     "cross_entropy",

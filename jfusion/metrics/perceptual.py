@@ -216,12 +216,19 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
 
 
 @register_metric("vifp", direction="higher", convention="sewar")
-def vifp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma_nsq: float = 2.0) -> jax.Array:
+def vifp(
+    sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma_nsq: float = 2.0, convention: str = "mean"
+) -> jax.Array:
     """VIF-P (Sheikh & Bovik 2006, pixel domain; sewar 0.4.10 ``vifp``) of F against each source, mean over sources.
 
     Same four Gaussian scales as VIFF; per source ``sum_s sum num / sum_s sum den`` with visual noise
     variance ``sigma_nsq`` (sewar's default 2, on the 0..255 scale). A full-reference IQA index,
     not a fusion metric: included for comparisons with sewar and papers that report it.
+
+    Args:
+      convention: ``"mean"`` (default): the mean of the per-source values; ``"sum"``: their sum,
+        the "VIF" that infrared/visible fusion papers report (``vifp_mscale(ir, F) + vifp_mscale(vis, F)``
+        in Tang's SeAFusion/PIAFusion evaluation scripts), in ``[0, S]`` rather than ``[0, 1]``.
     """
     x = to_grey_levels(sources, data_range)
     num = jnp.zeros(x.shape[0], x.dtype)
@@ -230,4 +237,5 @@ def vifp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma
         _, n_, d_ = jax.vmap(lambda xs: _viff_scale_terms(xs, f, k, sigma_nsq))(x)
         num = num + jnp.sum(n_, axis=(-2, -1))
         den = den + jnp.sum(d_, axis=(-2, -1))
-    return jnp.mean(num / den)
+    per_source = num / den
+    return jnp.sum(per_source) if convention == "sum" else jnp.mean(per_source)
