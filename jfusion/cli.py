@@ -434,6 +434,7 @@ def pansharpen_cmd(
     method: str = typer.Option("gsa", "-m", "--method", help="Pan-sharpening method (see jfusion.pansharpening.list_pansharpening_methods())."),
     out: str = typer.Option(..., "-o", "--out", help="Output TIFF; GeoTIFF tags of the PAN (same grid) are kept."),
     sensor: str = typer.Option(None, "--sensor", help="QB, IKONOS, GeoEye1, WV2, WV3 (MTF gains / learned weights)."),
+    scene: str = typer.Option(None, "--scene", help="MS/HS methods (cnn3d-mshs): the scene model, houston, paris-ms or paris-pan (default: picked by band counts)."),
     bit_depth: int = typer.Option(None, "--bit-depth", help="Radiometric depth of the data (default: as jfusion.pansharpen decides: inferred for 8/16-bit integer files, none for float files; learned methods on float data need it)."),
     out_bit_depth: int = typer.Option(None, "--out-bit-depth", help="8, 16 or 32 (float32); default: the input's (integer files: 8 or 16 bits, float files: float32)."),
     evaluate: str = typer.Option(None, "--eval", help="Also print quality indices: 'reduced' (Wald's protocol: Q2n, SAM, ERGAS, sCC, Q), 'full' (D_lambda, D_s, QNR) or 'both'."),
@@ -461,6 +462,8 @@ def pansharpen_cmd(
             info = get_info(method)
         except ValueError as err:
             raise FusionInputError(str(err)) from None
+        if scene is not None and info.family != "mshs":
+            raise FusionInputError(f"--scene {scene}: only the MS/HS methods (cnn3d-mshs) are per scene; {method!r} takes --sensor.")
         ms_arr, _ = read_multiband(ms, keep_dtype=True)
         pan_arr, pan_geo = read_multiband(pan, keep_dtype=True)
         is_float = ms_arr.dtype.kind == "f" or pan_arr.dtype.kind == "f"
@@ -486,7 +489,8 @@ def pansharpen_cmd(
                 "(--out-bit-depth 32, the default for float input)."
             )
         try:
-            fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth)
+            extra = {"scene": scene} if scene is not None else {}
+            fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth, **extra)
         except FusionInputError as err:
             raise FusionInputError(f"{ms} / {pan}: {err}".replace("bit_depth=", "--bit-depth ")) from None
         write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth, overwrite=force)

@@ -24,7 +24,7 @@ for model in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
 for scene, (L, C, r) in {"houston": (48, 3, 4), "paris-ms": (128, 9, 3), "paris-pan": (128, 1, 3)}.items():
     hs = jnp.asarray(1000 * rng.random((12, 12, L)), jnp.float32)
     hr = jnp.asarray(200 * rng.random((12 * r, 12 * r, C)), jnp.float32)
-    out[f"cnn3d-mshs-{scene}"] = np.asarray(mshs.cnn3d_mshs(hs, hr, ratio=r, sensor=scene))
+    out[f"cnn3d-mshs-{scene}"] = np.asarray(mshs.cnn3d_mshs(hs, hr, ratio=r, scene=scene))
 for name in ("focus_cnn", "focus_cnn_direct", "weight_net"):
     a = jnp.asarray(rng.random((48, 48)), jnp.float32)
     b = jnp.asarray(rng.random((48, 48)), jnp.float32)

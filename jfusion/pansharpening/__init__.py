@@ -212,7 +212,17 @@ def prepare(
     info = get_info(method)
     options = dict(options or {})
     if info.family == "mshs":
+        if sensor is not None:
+            # `sensor` names a sensor (MTF gains, per-sensor weights); the MS/HS models are per scene.
+            raise FusionInputError(
+                f"method {method!r}: sensor={sensor!r} names a pan-sharpening sensor; the MS/HS models are trained per "
+                f"scene: pass scene= one of {sorted(mshs.shipped_cnn3d())} (or none to pick by band counts)."
+            )
         hs_f, hr_f, r = validate_hs_pair(ms, pan, ratio=ratio)
+        if options.get("scene") is not None:
+            options["scene"] = str(options["scene"]).lower()
+            if options["scene"] not in mshs.shipped_cnn3d():
+                raise FusionInputError(f"method {method!r}: no weights for scene={options['scene']!r}; pass scene= one of {sorted(mshs.shipped_cnn3d())}.")
         return info, hs_f, hr_f, r, options
     try:
         sensor_mtf(sensor)
@@ -232,4 +242,6 @@ def prepare(
                 f"was trained), or the data as uint8/uint16 in sensor units."
             )
         options["bit_depth"] = depth
+        if info.family == "learned":
+            learned.check_radiometry(method, sensor, ms_in, pan_in, bit_depth=depth)
     return info, ms_in, pan_in, r, options

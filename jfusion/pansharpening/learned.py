@@ -181,6 +181,61 @@ def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[
     return _read_weights(path, name, bands)
 
 
+# How far (as a factor) the normalised mean brightness of the input may be from the training data's
+# before a learned model refuses it: 6x is past any scene-to-scene variation of one sensor (the three
+# shipped scenes' training means span 0.20-0.26 of full scale) and short of a wrong bit depth by 3 bits (8x).
+RADIOMETRY_FACTOR = 6.0
+
+
+def radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, Any]:
+    """The radiometric statistics a learned model records of its training data (normalised by ``2**bit_depth``).
+
+    Returns ``{"normalisation": "2**bit_depth", "bit_depth", "ms_mean" (per band), "ms_mean_all",
+    "pan_mean", "ms_p99", "pan_p99"}`` as plain floats (manifest field ``radiometry``).
+    """
+    scale = 2.0**bit_depth
+    ms_n = np.asarray(ms, np.float64) / scale
+    pan_n = np.asarray(pan, np.float64) / scale
+    return {
+        "normalisation": "2**bit_depth",
+        "bit_depth": int(bit_depth),
+        "ms_mean": [round(float(v), 6) for v in ms_n.reshape(-1, ms_n.shape[-1]).mean(0)],
+        "ms_mean_all": round(float(ms_n.mean()), 6),
+        "pan_mean": round(float(pan_n.mean()), 6),
+        "ms_p99": round(float(np.percentile(ms_n, 99)), 6),
+        "pan_p99": round(float(np.percentile(pan_n, 99)), 6),
+    }
+
+
+def check_radiometry(name: str, sensor: str | None, ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> None:
+    """Refuse input whose normalised brightness is far from the data the shipped model was trained on.
+
+    Called at the eager boundary (:func:`jfusion.pansharpening.prepare`) with the validated float
+    arrays. A model normalises by ``2**bit_depth``; data of another depth (8-bit values in a
+    16-bit container read as 11-bit, say) or of another radiometry give it inputs it never saw
+    and silently wrong images, so a mean more than :data:`RADIOMETRY_FACTOR` times off is a
+    :class:`FusionInputError` that says which bit depth would match.
+    """
+    path = WEIGHTS_DIR / f"{name}-{_sensor_key(sensor)}.npz"
+    if not path.exists():
+        return  # the method itself names the sensors it has weights for
+    meta = assets.read_manifest(path)
+    rad = meta.get("radiometry")
+    if not rad:
+        return
+    mean = float(np.mean(ms, dtype=np.float64)) / 2.0**bit_depth
+    train = float(rad["ms_mean_all"])
+    if mean <= 0 or not (1.0 / RADIOMETRY_FACTOR <= mean / train <= RADIOMETRY_FACTOR):
+        raw = mean * 2.0**bit_depth
+        suggest = int(np.clip(np.round(np.log2(max(raw, 1e-12) / train)), 1, 16))
+        raise FusionInputError(
+            f"ms: normalised by 2**{bit_depth} its mean is {mean:.3g} of full scale, {mean / train if mean > 0 else 0:.2g}x "
+            f"the {meta.get('sensor', sensor)} data {name!r} was trained on ({train:.3g}); the model would return a wrong "
+            f"image. Pass the data's true bit depth (bit_depth={suggest} brings the mean to the training range), or data "
+            "of the sensor the model was trained for."
+        )
+
+
 def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
     """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest.
 

@@ -13,7 +13,7 @@ Training pairs (:func:`training_pair`) follow the protocol of each scene:
 * HS and MS on one grid (Paris Hyperion HS + ALI MS, HySure's protocol): the HS is degraded by
   ``SIMULATED_RATIO`` (3), the MS is kept, the original HS is the target.
 
-Registered as ``cnn3d-mshs``: ``pansharpen(hs, hr, "cnn3d-mshs", sensor=<scene key>)`` where the
+Registered as ``cnn3d-mshs``: ``pansharpen(hs, hr, "cnn3d-mshs", scene=<scene key>)`` where the
 second argument is ``(H, W, C)`` or a PAN ``(H, W)``; weights per scene key (:data:`SCENE_KEYS`:
 ``houston``, ``paris-ms``, ``paris-pan``). With ``sensor=None`` the shipped model whose HS and
 high-resolution band counts and ratio match the input is used.
@@ -150,7 +150,7 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
     if not path.exists():
         have = sorted(shipped_cnn3d())
-        raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
+        raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass scene= one of {have or 'none available'}.")
     split, pca, meta = _read_cnn3d(path)
     return nnx.merge(*split), pca, meta
 
@@ -168,13 +168,20 @@ def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:
     desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
     raise FusionInputError(
         f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
-        f"band(s) at ratio {ratio}; pass sensor= one of: {desc or 'none available'}."
+        f"band(s) at ratio {ratio}; pass scene= one of: {desc or 'none available'}."
     )
 
 
 @register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017")
 def cnn3d_mshs(
-    hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int | None = None, interp: Interp = "bicubic"
+    hs: ArrayLike,
+    ms: ArrayLike,
+    *,
+    ratio: int = 4,
+    scene: str | None = None,
+    sensor: str | None = None,
+    bit_depth: int | None = None,
+    interp: Interp = "bicubic",
 ) -> jax.Array:
     """3-D CNN MS/HS fusion: HS ``(h, w, L)`` + high-resolution MS/RGB/PAN ``(r h, r w, C)`` -> ``(r h, r w, L)``.
 
@@ -182,19 +189,20 @@ def cnn3d_mshs(
       hs: low-resolution HS cube in the scene's units.
       ms: high-resolution image ``(r h, r w, C)``, or a PAN ``(r h, r w)``.
       ratio: ``r``; must be the ratio the model was trained for.
-      sensor: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
+      scene: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
         the one shipped model whose band counts and ratio match the input.
+      sensor: unused (a pan-sharpening sensor name; the MS/HS models are per scene, ``scene=``).
 
     Raises:
-      FusionInputError: no weights for ``sensor``, or band counts / ratio that differ from the
+      FusionInputError: no weights for ``scene``, or band counts / ratio that differ from the
         model's.
     """
-    del bit_depth
+    del bit_depth, sensor
     hs = jnp.asarray(hs, jnp.float32)
     ms = jnp.asarray(ms, jnp.float32)
     if ms.ndim == 2:
         ms = ms[..., None]
-    key = str(sensor).lower() if sensor is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    key = str(scene).lower() if scene is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
     model, pca, meta = load_cnn3d(key)
     if hs.shape[-1] != pca.mean.shape[0] or ms.shape[-1] != int(meta["ms_bands"]):
         raise FusionInputError(

@@ -527,7 +527,7 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     hs_te, hr_te = scene.hs[:, col:], scene.hr[:, col * r :]
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=r)
     name = mshs.scene_key(str(hs_path))
-    out = jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", sensor=name)
+    out = jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", scene=name)
     exp = wald.upsample_ms(hs_lr, q, "bicubic")
     ref = jnp.asarray(hs_te)
     use_q2n = hs_te.shape[1] >= 32 and hs_te.shape[-1] <= 64
@@ -540,7 +540,7 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     if full_resolution and r > 1 and hr_te.shape[-1] == 1:
         hs_up = wald.upsample_ms(hs_te, r, "bicubic")
         pan = jnp.asarray(hr_te).mean(-1)
-        full = jfusion.pansharpen(hs_te, hr_te, "cnn3d-mshs", sensor=name)
+        full = jfusion.pansharpen(hs_te, hr_te, "cnn3d-mshs", scene=name)
 
         hb, wb = pan.shape[0] // 32 * 32, pan.shape[1] // 32 * 32  # whole 32x32 blocks (PST block size)
 
