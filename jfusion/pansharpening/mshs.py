@@ -41,7 +41,7 @@ from jfusion.weights import cached_loader
 
 __all__ = [
     "PCABasis", "SCENE_KEYS", "SIMULATED_RATIO", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d",
-    "load_cnn3d", "shipped_cnn3d", "cnn3d_mshs", "degrade_hs_ms", "training_pair", "split_columns", "scene_key",
+    "check_inputs", "load_cnn3d", "shipped_cnn3d", "cnn3d_mshs", "degrade_hs_ms", "training_pair", "split_columns", "scene_key",
 ]
 
 N_COMPONENTS = 8
@@ -145,13 +145,11 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
 
     The asset ``cnn3d-mshs-<scene>`` (:mod:`jfusion.assets`; the PCA basis ``pca_mean``,
     ``pca_basis`` beside the network's parameters) is read once and cached as the immutable
-    ``(graphdef, params, rest)``, keyed by the files' stamps.
+    ``(graphdef, params, rest)``, keyed by the files' stamps. No checks (the pure method calls
+    it while tracing; :func:`check_inputs` is the boundary's): a missing scene is a
+    ``FileNotFoundError``.
     """
-    path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
-    if not path.exists():
-        have = sorted(shipped_cnn3d())
-        raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
-    split, pca, meta = _read_cnn3d(path)
+    split, pca, meta = _read_cnn3d(WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz")
     return nnx.merge(*split), pca, meta
 
 
@@ -160,19 +158,50 @@ def shipped_cnn3d() -> dict[str, dict[str, Any]]:
     return {p.stem.removeprefix("cnn3d-mshs-"): assets.read_manifest(p) for p in assets.find_assets(WEIGHTS_DIR, "cnn3d-mshs-*")}
 
 
-def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:
+def _fitting_scenes(have: dict[str, dict[str, Any]], hs_bands: int, hr_bands: int, ratio: int) -> list[str]:
+    return [k for k, m in have.items() if int(m["bands"]) == hs_bands and int(m["ms_bands"]) == hr_bands and int(m.get("ratio", 4)) == ratio]
+
+
+def _scene(sensor: str | None, hs_bands: int, hr_bands: int, ratio: int) -> str:
+    """The scene key of the weights: ``sensor`` itself, or the one shipped model that fits the input."""
+    if sensor is not None:
+        return str(sensor).lower()
+    return _fitting_scenes(shipped_cnn3d(), hs_bands, hr_bands, ratio)[0]
+
+
+def check_inputs(hs_shape: tuple[int, ...], hr_shape: tuple[int, ...], *, ratio: int, sensor: str | None, options: dict[str, Any]) -> None:
+    """The registered boundary check of ``cnn3d-mshs`` (run by :func:`jfusion.pansharpening.prepare`).
+
+    Raises:
+      FusionInputError: no weights for ``sensor`` (or not exactly one shipped model fitting the
+        band counts and ratio when ``sensor`` is ``None``), or band counts / ratio that differ
+        from the model's.
+    """
+    del options
+    hs_bands, hr_bands = int(hs_shape[-1]), int(hr_shape[-1]) if len(hr_shape) == 3 else 1
     have = shipped_cnn3d()
-    fits = [k for k, m in have.items() if int(m["bands"]) == hs_bands and int(m["ms_bands"]) == hr_bands and int(m.get("ratio", 4)) == ratio]
-    if len(fits) == 1:
-        return fits[0]
-    desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
-    raise FusionInputError(
-        f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
-        f"band(s) at ratio {ratio}; pass sensor= one of: {desc or 'none available'}."
-    )
+    if sensor is None:
+        fits = _fitting_scenes(have, hs_bands, hr_bands, ratio)
+        if len(fits) != 1:
+            desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
+            raise FusionInputError(
+                f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
+                f"band(s) at ratio {ratio}; pass sensor= one of: {desc or 'none available'}."
+            )
+    key = _scene(sensor, hs_bands, hr_bands, ratio)
+    if key not in have:
+        raise FusionInputError(f"method 'cnn3d-mshs': no weights for {key!r}; pass sensor= one of {sorted(have) or 'none available'}.")
+    meta = have[key]
+    if hs_bands != int(meta["bands"]) or hr_bands != int(meta["ms_bands"]):
+        raise FusionInputError(
+            f"cnn3d-mshs ({key}): trained for {meta['bands']} HS bands and {meta['ms_bands']} high-resolution band(s), "
+            f"got {hs_bands} and {hr_bands}; pass data of that sensor pair."
+        )
+    if int(meta.get("ratio", 4)) != ratio:
+        raise FusionInputError(f"cnn3d-mshs ({key}): trained for ratio {meta.get('ratio', 4)}, got ratio {ratio}; pass images {meta.get('ratio', 4)} apart.")
 
 
-@register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017")
+@register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017", check=check_inputs)
 def cnn3d_mshs(
     hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int | None = None, interp: Interp = "bicubic"
 ) -> jax.Array:
@@ -185,24 +214,16 @@ def cnn3d_mshs(
       sensor: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
         the one shipped model whose band counts and ratio match the input.
 
-    Raises:
-      FusionInputError: no weights for ``sensor``, or band counts / ratio that differ from the
-        model's.
+    The boundary (:func:`jfusion.pansharpen`) checks the weights, band counts and ratio
+    (:func:`check_inputs`); this pure function does not.
     """
     del bit_depth
     hs = jnp.asarray(hs, jnp.float32)
     ms = jnp.asarray(ms, jnp.float32)
     if ms.ndim == 2:
         ms = ms[..., None]
-    key = str(sensor).lower() if sensor is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    key = _scene(sensor, int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
     model, pca, meta = load_cnn3d(key)
-    if hs.shape[-1] != pca.mean.shape[0] or ms.shape[-1] != int(meta["ms_bands"]):
-        raise FusionInputError(
-            f"cnn3d-mshs ({key}): trained for {pca.mean.shape[0]} HS bands and {meta['ms_bands']} high-resolution band(s), "
-            f"got {hs.shape[-1]} and {ms.shape[-1]}; pass data of that sensor pair."
-        )
-    if int(meta.get("ratio", 4)) != ratio:
-        raise FusionInputError(f"cnn3d-mshs ({key}): trained for ratio {meta.get('ratio', 4)}, got ratio {ratio}; pass images {meta.get('ratio', 4)} apart.")
     x = volume(hs, ms, pca, ratio=ratio, ms_scale=float(meta["ms_scale"]), interp=interp)
     z = apply_network(model, x)[..., : pca.basis.shape[1], 0]
     return from_components(z, pca)
