@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_sources
-from jfusion.methods.registry import MethodInfo, get_info, get_method
+from jfusion.methods.registry import MethodInfo, check_size, get_info, get_method
 from jfusion.registry import TASKS, Info, check_tasks
 
 __all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo", "TASKS"]
@@ -61,10 +61,16 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
 
     Raises:
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty
-        images, NaN/Inf, unsupported dtypes or values outside [0, 1].
+        images, NaN/Inf, unsupported dtypes or values outside [0, 1], images smaller than
+        the method's ``min_size``.
+
+    Sources already on a device (``jax.Array``) are validated there and never copied to the
+    host and back.
     """
     info = get_info(method)
-    stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
+    stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources, keep_device=True)
+    check_size(info, stack.shape, options=options)
+    stack = jnp.asarray(stack)
     try:
         key = tuple(sorted(options.items()))
         hash(key)

@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_sources
-from jfusion.methods.registry import get_info
+from jfusion.methods.registry import check_size, get_info
 
 __all__ = ["fuse_tiled", "tile_windows", "job_batches"]
 
@@ -92,6 +92,7 @@ def fuse_tiled(
         raise FusionInputError(f"tile ({tile}) and halo ({halo}) must be multiples of align ({align}).")
     info = get_info(method)
     stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources)
+    check_size(info, stack.shape, options=options)
     h, w = stack.shape[1:3]
     hp, wp = -(-h // align) * align, -(-w // align) * align
     if (hp, wp) != (h, w):
@@ -99,6 +100,7 @@ def fuse_tiled(
         stack = np.pad(stack, pad, mode="symmetric")
     rows, cols = tile_windows(hp, tile, halo), tile_windows(wp, tile, halo)
     wh, ww = min(tile + 2 * halo, hp), min(tile + 2 * halo, wp)
+    check_size(info, (0, wh, ww), options=options, what="tiles (tile + 2 halo)")
     jobs = [(r, c) for r in rows for c in cols]
     fn = _batched(method, tuple(sorted(options.items())))
     out = np.zeros((hp, wp) + stack.shape[3:], np.float32)

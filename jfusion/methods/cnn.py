@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.errors import FusionInputError
 from jfusion.methods.colour import fuse_chroma
 from jfusion.methods.registry import register
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
@@ -258,15 +257,6 @@ def _grey(x: jax.Array) -> jax.Array:
     return jnp.mean(x, axis=-1)
 
 
-def _check_size(sources: jax.Array, min_size: int, method: str) -> None:
-    """Static-shape check (runs at trace time): the network needs images of at least ``min_size``."""
-    h, w = sources.shape[1], sources.shape[2]
-    if h < min_size or w < min_size:
-        raise FusionInputError(
-            f"sources: {method} needs images of at least {min_size}x{min_size} pixels, got {h}x{w}"
-        )
-
-
 def _sequential(sources: jax.Array, fuse_two) -> jax.Array:
     """Fuse ``S >= 2`` sources pairwise in order: ((1, 2), 3), ... (static Python loop over S)."""
     out = fuse_two(sources[0], sources[1])
@@ -297,6 +287,7 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     "Inf. Fusion 36 (2017) 191-207",
     colour="native",
     weights="focus_cnn",
+    min_size=PATCH,
 )
 def cnn_focus(
     sources: ArrayLike,
@@ -318,7 +309,6 @@ def cnn_focus(
       The fused image, shape of one source.
     """
     sources = jnp.asarray(sources, jnp.float32)
-    _check_size(sources, PATCH, "cnn-focus")
     model = _load(weights)
 
     def two(x, y):
@@ -336,6 +326,7 @@ def cnn_focus(
     "neural network, IEEE Access 5 (2017) 15750-15761",
     colour="native",
     weights="focus_cnn",
+    min_size=lambda options: max(options["scales"]),
 )
 def cnn_focus_multiscale(
     sources: ArrayLike,
@@ -361,7 +352,6 @@ def cnn_focus_multiscale(
       area_ratio, radius, eps: as :func:`cnn_focus`.
     """
     sources = jnp.asarray(sources, jnp.float32)
-    _check_size(sources, max(scales), "cnn-focus-multiscale")
     model = _load(weights)
 
     def two(x, y):
@@ -375,7 +365,6 @@ def cnn_focus_multiscale(
 
 def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     sources = jnp.asarray(sources, jnp.float32)
-    _check_size(sources, PATCH, "this CNN method")
     if colour_mode not in ("ycbcr", "rgb"):
         raise ValueError(f"colour_mode must be 'ycbcr' or 'rgb', got {colour_mode!r}")
 
@@ -404,6 +393,7 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     "networks, IJWMIP 16(3) 2018",
     colour="native",
     weights="focus_cnn_direct",
+    min_size=PATCH,
 )
 def cnn_medical(
     sources: ArrayLike,
@@ -444,6 +434,7 @@ def cnn_medical(
     "(2018), Fig. 5 (classification-type weight-map network, K weight-assignment classes)",
     colour="native",
     weights="weight_net",
+    min_size=PATCH,
 )
 def cnn_weights(
     sources: ArrayLike,

@@ -14,15 +14,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import jax
 
+from jfusion.errors import FusionInputError
 from jfusion.methods.colour import fuse_channels
 from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
-__all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "TASKS"]
+__all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "check_size", "TASKS"]
 
 TASKS = GENERAL_TASKS
 
@@ -38,6 +39,10 @@ class MethodInfo(Info):
       colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
       min_sources, max_sources: how many sources it takes.
       weights: the shipped asset it loads, if any.
+      min_size: the smallest image side it takes: a number, or a function of the call's
+        options (the core's defaults filled in) for sizes an option sets. The eager
+        boundary (:func:`jfusion.fuse`, :func:`jfusion.fuse_tiled`) checks it with
+        :func:`check_size`; the pure ``fn`` never does.
     """
 
     core: Callable[..., jax.Array]
@@ -45,6 +50,24 @@ class MethodInfo(Info):
     min_sources: int = 2
     max_sources: int | None = None
     weights: str | None = None
+    min_size: int | Callable[[Mapping[str, Any]], int] = 1
+
+    def required_size(self, options: Mapping[str, Any] | None = None) -> int:
+        """The smallest image side this method takes with ``options``."""
+        if not callable(self.min_size):
+            return int(self.min_size)
+        defaults = {
+            k: p.default for k, p in inspect.signature(self.core).parameters.items() if p.default is not p.empty
+        }
+        return int(self.min_size({**defaults, **dict(options or {})}))
+
+
+def check_size(info: MethodInfo, shape: tuple[int, ...], *, options: Mapping[str, Any] | None = None, what: str = "images") -> None:
+    """Raise :class:`FusionInputError` if the ``(S, H, W[, C])`` ``shape`` is below ``info``'s ``min_size``."""
+    need = info.required_size(options)
+    h, w = int(shape[1]), int(shape[2])
+    if h < need or w < need:
+        raise FusionInputError(f"sources: {info.name} needs {what} of at least {need}x{need} pixels, got {h}x{w}")
 
 
 REGISTRY: Registry[MethodInfo] = Registry("method", loader="jfusion.methods", namespace=METHOD_NAMESPACE)
@@ -59,8 +82,12 @@ def register(
     min_sources: int = 2,
     max_sources: int | None = None,
     weights: str | None = None,
+    min_size: int | Callable[[Mapping[str, Any]], int] = 1,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    """Decorator registering a core fusion function under ``name``; returns the public function."""
+    """Decorator registering a core fusion function under ``name``; returns the public function.
+
+    ``min_size`` declares the smallest image side (see :class:`MethodInfo`); the boundary checks it.
+    """
     check_tasks(tasks, allowed=TASKS)
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
@@ -87,6 +114,7 @@ def register(
             min_sources=min_sources,
             max_sources=max_sources,
             weights=weights,
+            min_size=min_size,
             summary=first_line(core),
         ))
         return public

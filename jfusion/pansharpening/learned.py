@@ -17,6 +17,7 @@ rest)``; :func:`load_weights` merges it into a fresh module. The assets are prod
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "network_inputs",
     "build_model",
     "save_weights",
+    "check_inputs",
+    "check_weights",
     "load_params",
     "load_weights",
     "load_scarpa_pnn",
@@ -94,12 +97,13 @@ SPECS: dict[str, ModelSpec] = {
 
 
 def _band_roles(n_bands: int) -> tuple[int, int, int]:
-    """Indices of (green, red, NIR) bands: 4-band B,G,R,NIR sensors or the 8-band WorldView-2/3 order."""
+    """Indices of (green, red, NIR) bands: 4-band B,G,R,NIR sensors or the 8-band WorldView-2/3 order.
+
+    Needs ``n_bands >= 4`` (the boundary checks it, see :func:`check_inputs`; fewer bands give an IndexError).
+    """
     if n_bands >= 8:
         return 2, 4, 6
-    if n_bands >= 4:
-        return 1, 2, 3
-    raise FusionInputError(f"ms: {n_bands} band(s); radiometric indices need green, red and NIR bands (4 or 8 bands).")
+    return 1, 2, 3
 
 
 def radiometric_indices(ms_up: jax.Array) -> jax.Array:
@@ -153,24 +157,21 @@ def _sensor_key(sensor: str | None) -> str:
 @cached_loader(maxsize=32, asset=True)
 def _read_weights(path: str, name: str, bands: int) -> tuple[tuple, dict[str, Any]]:
     asset = assets.read_asset(path)
-    meta = asset.manifest
-    if int(meta["bands"]) != bands:
-        raise FusionInputError(
-            f"method {name!r}: the {meta['sensor']} model was trained for {meta['bands']} bands but ms has {bands}; "
-            f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
-        )
-    return assets.split_with_arrays(build_model(name, bands), asset.arrays), meta
+    return assets.split_with_arrays(build_model(name, bands), asset.arrays), asset.manifest
 
 
-def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[str, Any]]:
-    """``((graphdef, params, rest), manifest)`` of the shipped model of method ``name`` for ``sensor`` (cached, immutable).
+def _weights_path(name: str, sensor: str | None) -> Path:
+    return WEIGHTS_DIR / f"{name}-{_sensor_key(sensor)}.npz"
+
+
+def check_weights(name: str, sensor: str | None, bands: int) -> None:
+    """The eager check that method ``name`` has shipped weights for ``sensor`` trained for ``bands`` bands.
 
     Raises:
       FusionInputError: no weights for that sensor, or a band count that differs from the
         one the model was trained for.
     """
-    key = _sensor_key(sensor)
-    path = WEIGHTS_DIR / f"{name}-{key}.npz"
+    path = _weights_path(name, sensor)
     if not path.exists():
         have = sorted(p.stem for p in assets.find_assets(WEIGHTS_DIR, f"{name}-*"))
         raise FusionInputError(
@@ -178,7 +179,38 @@ def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[
             f"{[h.split('-', len(name.split('-')))[-1] for h in have] or 'none available'} or train them with "
             f"`jfusion train {name} --scene <scene.mat>`."
         )
-    return _read_weights(path, name, bands)
+    meta = assets.read_manifest(path)
+    if int(meta["bands"]) != bands:
+        raise FusionInputError(
+            f"method {name!r}: the {meta['sensor']} model was trained for {meta['bands']} bands but ms has {bands}; "
+            f"pass the sensor's {meta['bands']}-band MS image or a model trained for {bands} bands."
+        )
+
+
+def check_inputs(name: str) -> Callable[..., None]:
+    """The registered boundary check of learned method ``name`` (run by :func:`jfusion.pansharpening.prepare`).
+
+    Radiometric-index inputs need 4 or 8 bands; the shipped weights must exist for the
+    sensor and match the band count (:func:`check_weights`).
+    """
+
+    def check(ms_shape: tuple[int, ...], pan_shape: tuple[int, ...], *, ratio: int, sensor: str | None, options: dict[str, Any]) -> None:
+        del pan_shape, ratio, options
+        bands = int(ms_shape[-1])
+        if SPECS[name].indices and bands < 4:
+            raise FusionInputError(f"ms: {bands} band(s); radiometric indices need green, red and NIR bands (4 or 8 bands).")
+        check_weights(name, sensor, 1 if SPECS[name].kind == "sae" else bands)
+
+    return check
+
+
+def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[str, Any]]:
+    """``((graphdef, params, rest), manifest)`` of the shipped model of method ``name`` for ``sensor`` (cached, immutable).
+
+    No checks (the pure methods call it while tracing): :func:`check_weights` is the eager
+    check the boundary runs first; a missing file here is a ``FileNotFoundError``.
+    """
+    return _read_weights(_weights_path(name, sensor), name, bands)
 
 
 # How far (as a factor) the normalised mean brightness of the input may be from the training data's
@@ -207,7 +239,7 @@ def radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, 
     }
 
 
-def check_radiometry(name: str, sensor: str | None, ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> None:
+def check_radiometry(name: str, sensor: str | None, ms: np.ndarray | jax.Array, pan: np.ndarray | jax.Array, *, bit_depth: int) -> None:
     """Refuse input whose normalised brightness is far from the data the shipped model was trained on.
 
     Called at the eager boundary (:func:`jfusion.pansharpening.prepare`) with the validated float
@@ -223,7 +255,9 @@ def check_radiometry(name: str, sensor: str | None, ms: np.ndarray, pan: np.ndar
     rad = meta.get("radiometry")
     if not rad:
         return
-    mean = float(np.mean(ms, dtype=np.float64)) / 2.0**bit_depth
+    # One scalar from the device for jax.Array input (explicit, so transfer guards allow it).
+    total = jax.device_get(jnp.mean(ms)) if isinstance(ms, jax.Array) else np.mean(ms, dtype=np.float64)
+    mean = float(total) / 2.0**bit_depth
     train = float(rad["ms_mean_all"])
     if mean <= 0 or not (1.0 / RADIOMETRY_FACTOR <= mean / train <= RADIOMETRY_FACTOR):
         raw = mean * 2.0**bit_depth
@@ -237,11 +271,7 @@ def check_radiometry(name: str, sensor: str | None, ms: np.ndarray, pan: np.ndar
 
 
 def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
-    """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest.
-
-    Raises:
-      FusionInputError: as :func:`load_params`.
-    """
+    """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest (as :func:`load_params`)."""
     split, meta = load_params(name, sensor, bands)
     return nnx.merge(*split), meta
 
@@ -292,25 +322,25 @@ def _pnn_family(name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth
     return apply_network(model, x, margin) * 2.0**bit_depth
 
 
-@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True)
+@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"))
 def pnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
     return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
 
 
-@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True)
+@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"))
 def pnn_residual(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
     return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
 
 
-@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True)
+@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"))
 def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
     return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
 
 
-@register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016")
+@register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016", check=check_inputs("srcnn-gs"))
 def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic") -> jax.Array:
     """SRCNN + GS: an SRCNN super-resolves the bicubic MS, then Gram-Schmidt fuses it with the PAN.
 
@@ -354,7 +384,7 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
     return fold_patches(out.reshape(patches.shape), band.shape, patch, stride)
 
 
-@register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)")
+@register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)", check=check_inputs("sae"))
 def sae(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
     interp: Interp = "23tap", stride: int = 2,

@@ -15,7 +15,7 @@ Training pairs (:func:`training_pair`) follow the protocol of each scene:
 
 Registered as ``cnn3d-mshs``: ``pansharpen(hs, hr, "cnn3d-mshs", scene=<scene key>)`` where the
 second argument is ``(H, W, C)`` or a PAN ``(H, W)``; weights per scene key (:data:`SCENE_KEYS`:
-``houston``, ``paris-ms``, ``paris-pan``). With ``sensor=None`` the shipped model whose HS and
+``houston``, ``paris-ms``, ``paris-pan``). With ``scene=None`` the shipped model whose HS and
 high-resolution band counts and ratio match the input is used.
 """
 
@@ -41,7 +41,7 @@ from jfusion.weights import cached_loader
 
 __all__ = [
     "PCABasis", "SCENE_KEYS", "SIMULATED_RATIO", "fit_pca", "to_components", "from_components", "volume", "build_cnn3d",
-    "load_cnn3d", "shipped_cnn3d", "cnn3d_mshs", "degrade_hs_ms", "training_pair", "split_columns", "scene_key",
+    "check_inputs", "load_cnn3d", "shipped_cnn3d", "cnn3d_mshs", "degrade_hs_ms", "training_pair", "split_columns", "scene_key",
 ]
 
 N_COMPONENTS = 8
@@ -145,13 +145,11 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
 
     The asset ``cnn3d-mshs-<scene>`` (:mod:`jfusion.assets`; the PCA basis ``pca_mean``,
     ``pca_basis`` beside the network's parameters) is read once and cached as the immutable
-    ``(graphdef, params, rest)``, keyed by the files' stamps.
+    ``(graphdef, params, rest)``, keyed by the files' stamps. No checks (the pure method calls
+    it while tracing; :func:`check_inputs` is the boundary's): a missing scene is a
+    ``FileNotFoundError``.
     """
-    path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
-    if not path.exists():
-        have = sorted(shipped_cnn3d())
-        raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass scene= one of {have or 'none available'}.")
-    split, pca, meta = _read_cnn3d(path)
+    split, pca, meta = _read_cnn3d(WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz")
     return nnx.merge(*split), pca, meta
 
 
@@ -160,19 +158,51 @@ def shipped_cnn3d() -> dict[str, dict[str, Any]]:
     return {p.stem.removeprefix("cnn3d-mshs-"): assets.read_manifest(p) for p in assets.find_assets(WEIGHTS_DIR, "cnn3d-mshs-*")}
 
 
-def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:
+def _fitting_scenes(have: dict[str, dict[str, Any]], hs_bands: int, hr_bands: int, ratio: int) -> list[str]:
+    return [k for k, m in have.items() if int(m["bands"]) == hs_bands and int(m["ms_bands"]) == hr_bands and int(m.get("ratio", 4)) == ratio]
+
+
+def _scene(scene: str | None, hs_bands: int, hr_bands: int, ratio: int) -> str:
+    """The scene key of the weights: ``scene`` itself, or the one shipped model that fits the input."""
+    if scene is not None:
+        return str(scene).lower()
+    return _fitting_scenes(shipped_cnn3d(), hs_bands, hr_bands, ratio)[0]
+
+
+def check_inputs(hs_shape: tuple[int, ...], hr_shape: tuple[int, ...], *, ratio: int, sensor: str | None, options: dict[str, Any]) -> None:
+    """The registered boundary check of ``cnn3d-mshs`` (run by :func:`jfusion.pansharpening.prepare`).
+
+    Raises:
+      FusionInputError: no weights for ``options["scene"]`` (or not exactly one shipped model fitting
+        the band counts and ratio when it is ``None``), or band counts / ratio that differ
+        from the model's.
+    """
+    del sensor  # refused for MS/HS methods by the boundary: they are per scene
+    scene = options.get("scene")
+    hs_bands, hr_bands = int(hs_shape[-1]), int(hr_shape[-1]) if len(hr_shape) == 3 else 1
     have = shipped_cnn3d()
-    fits = [k for k, m in have.items() if int(m["bands"]) == hs_bands and int(m["ms_bands"]) == hr_bands and int(m.get("ratio", 4)) == ratio]
-    if len(fits) == 1:
-        return fits[0]
-    desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
-    raise FusionInputError(
-        f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
-        f"band(s) at ratio {ratio}; pass scene= one of: {desc or 'none available'}."
-    )
+    if scene is None:
+        fits = _fitting_scenes(have, hs_bands, hr_bands, ratio)
+        if len(fits) != 1:
+            desc = ", ".join(f"{k} ({m['bands']} HS + {m['ms_bands']} high-res bands, ratio {m.get('ratio', 4)})" for k, m in have.items())
+            raise FusionInputError(
+                f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
+                f"band(s) at ratio {ratio}; pass scene= one of: {desc or 'none available'}."
+            )
+    key = _scene(scene, hs_bands, hr_bands, ratio)
+    if key not in have:
+        raise FusionInputError(f"method 'cnn3d-mshs': no weights for scene={key!r}; pass scene= one of {sorted(have) or 'none available'}.")
+    meta = have[key]
+    if hs_bands != int(meta["bands"]) or hr_bands != int(meta["ms_bands"]):
+        raise FusionInputError(
+            f"cnn3d-mshs ({key}): trained for {meta['bands']} HS bands and {meta['ms_bands']} high-resolution band(s), "
+            f"got {hs_bands} and {hr_bands}; pass data of that sensor pair."
+        )
+    if int(meta.get("ratio", 4)) != ratio:
+        raise FusionInputError(f"cnn3d-mshs ({key}): trained for ratio {meta.get('ratio', 4)}, got ratio {ratio}; pass images {meta.get('ratio', 4)} apart.")
 
 
-@register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017")
+@register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017", check=check_inputs)
 def cnn3d_mshs(
     hs: ArrayLike,
     ms: ArrayLike,
@@ -193,24 +223,16 @@ def cnn3d_mshs(
         the one shipped model whose band counts and ratio match the input.
       sensor: unused (a pan-sharpening sensor name; the MS/HS models are per scene, ``scene=``).
 
-    Raises:
-      FusionInputError: no weights for ``scene``, or band counts / ratio that differ from the
-        model's.
+    The boundary (:func:`jfusion.pansharpen`) checks the weights, band counts and ratio
+    (:func:`check_inputs`); this pure function does not.
     """
     del bit_depth, sensor
     hs = jnp.asarray(hs, jnp.float32)
     ms = jnp.asarray(ms, jnp.float32)
     if ms.ndim == 2:
         ms = ms[..., None]
-    key = str(scene).lower() if scene is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    key = _scene(scene, int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
     model, pca, meta = load_cnn3d(key)
-    if hs.shape[-1] != pca.mean.shape[0] or ms.shape[-1] != int(meta["ms_bands"]):
-        raise FusionInputError(
-            f"cnn3d-mshs ({key}): trained for {pca.mean.shape[0]} HS bands and {meta['ms_bands']} high-resolution band(s), "
-            f"got {hs.shape[-1]} and {ms.shape[-1]}; pass data of that sensor pair."
-        )
-    if int(meta.get("ratio", 4)) != ratio:
-        raise FusionInputError(f"cnn3d-mshs ({key}): trained for ratio {meta.get('ratio', 4)}, got ratio {ratio}; pass images {meta.get('ratio', 4)} apart.")
     x = volume(hs, ms, pca, ratio=ratio, ms_scale=float(meta["ms_scale"]), interp=interp)
     z = apply_network(model, x)[..., : pca.basis.shape[1], 0]
     return from_components(z, pca)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 
@@ -35,24 +35,29 @@ class PansharpeningInfo(Info):
       local: its output at a pixel depends only on inputs within a bounded neighbourhood (no
         image-wide statistics), so :func:`jfusion.pansharpening.tiling.pansharpen_tiled` equals
         whole-image pan-sharpening; ``False`` for methods with global moments, regressions or PCA.
+      check: the method's own requirements, ``check(ms_shape, pan_shape, *, ratio, sensor,
+        options)`` raising :class:`jfusion.FusionInputError` (band counts, shipped weights for
+        the sensor); run eagerly by :func:`jfusion.pansharpening.prepare`, never by ``fn``.
     """
 
     family: Family
     learned: bool = False
     local: bool = False
+    check: Callable[..., None] | None = None
 
 
 REGISTRY: Registry[PansharpeningInfo] = Registry("pan-sharpening method", loader="jfusion.pansharpening", namespace=METHOD_NAMESPACE)
 
 
 def register(
-    name: str, *, family: Family, reference: str, local: bool = False
+    name: str, *, family: Family, reference: str, local: bool = False, check: Callable[..., Any] | None = None
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name``."""
+    """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name`` (``check``: see :class:`PansharpeningInfo`)."""
 
     def deco(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         REGISTRY.add(PansharpeningInfo(
             name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"), local=local,
+            check=check,
             tasks=("mshs",) if family == "mshs" else ("pansharpening",), summary=first_line(fn),
         ))
         return fn

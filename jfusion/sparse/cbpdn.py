@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jfusion.errors import FusionInputError
+from jfusion.errors import FusionInputError, is_traced
 
 __all__ = [
     "Problem",
@@ -623,7 +623,12 @@ def _cbpdn_scan_jit(dictionary, signal, lmbda, rho, weight, *, num_iter: int, op
     return _to_sporco_layout(coefficients(final, problem, opts), jnp.ndim(dictionary) == 4, signal.ndim), stats, hist
 
 
-def _check(dictionary, signal) -> None:
+def _check(dictionary, signal, fft_groups: int | None = None) -> None:
+    """Eager argument checks of :func:`cbpdn` / :func:`cbpdn_scan`; skipped while tracing (``jit``/``vmap``/``grad``)."""
+    if is_traced(dictionary, signal):
+        return
+    if fft_groups is not None and int(fft_groups) < 1:
+        raise FusionInputError(f"fft_groups must be a positive integer or None, got {fft_groups}")
     d_shape, s_shape = jnp.shape(dictionary), jnp.shape(signal)
     d_nd, s_nd = len(d_shape), len(s_shape)
     if d_nd not in (3, 4) or s_nd not in (2, 3):
@@ -657,6 +662,9 @@ def cbpdn(
 ) -> tuple[jax.Array, Stats]:
     """Convolutional BPDN by ADMM, the sporco ``ConvBPDN`` algorithm (jitted, vmap-able).
 
+    Called eagerly it checks its arguments (:class:`jfusion.FusionInputError`); inside
+    ``jit``/``vmap``/``grad`` it assumes them valid and checks nothing.
+
     Args:
         dictionary: filters ``(h, w, M)`` or ``(h, w, C, M)`` (sporco layout).
         signal: ``(H, W)`` or ``(H, W, C)`` image (any real range; usually a high-pass layer).
@@ -677,9 +685,7 @@ def cbpdn(
         ``(coef, stats)``: coefficient maps ``y`` of shape ``(H, W, M)`` (``(H, W, C, M)`` for a
         multi-channel signal with a single-channel dictionary) and a :class:`Stats` record.
     """
-    _check(dictionary, signal)
-    if fft_groups is not None and int(fft_groups) < 1:
-        raise FusionInputError(f"fft_groups must be a positive integer or None, got {fft_groups}")
+    _check(dictionary, signal, fft_groups)
     opts = _options(
         relax, auto_rho, tol, nonneg, rho_period, rho_ratio, rho_scaling, auto_scaling, rho_target, fft_groups
     )
