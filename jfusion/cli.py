@@ -723,6 +723,83 @@ def eval_cmd(
         _fail(str(err))
 
 
+# ---------------------------------------------------------------------------
+# bench: methods x datasets x metrics (jfusion.bench)
+# ---------------------------------------------------------------------------
+def _bench_config_from_flags(task: str, datasets: list[str], methods: list[str], results: list[str], metrics: str,
+                             colour: str, dtype: str, batch: int) -> dict[str, Any]:
+    """The config dict of ``jfusion bench`` flags (the same keys as a TOML file)."""
+    ds = []
+    for d in datasets:
+        adapter, sep, path = d.partition("=")
+        if not sep:
+            _fail(f"--dataset {d!r}: write ADAPTER=PATH, e.g. vifb=../shared/data/vifb.")
+        ds.append({"name": adapter, "adapter": adapter, "path": path})
+    ms: list[dict[str, Any]] = []
+    for m in methods:
+        label, sep, rest = m.partition("=")
+        name, _, opts = (rest if sep else m).partition(":")
+        options = parse_options([o for o in opts.split(",") if o]) if opts else {}
+        ms.append({"name": name, "label": label if sep else name + (":" + opts if opts else ""), "options": options})
+    for r in results:
+        label, sep, folder = r.partition("=")
+        ms.append({"folder": folder, "label": label} if sep else {"folder": label})
+    raw: dict[str, Any] = {"task": task, "datasets": ds, "methods": ms, "batch": batch,
+                           "metrics": {"colour": colour, "dtype": dtype}}
+    if metrics:
+        raw["metrics"]["names"] = metrics
+    return raw
+
+
+@app.command("bench")
+def bench_cmd(
+    config: Optional[Path] = typer.Argument(None, help="Benchmark config (.toml; .yaml with PyYAML). Or give the flags below."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (tables, figures, report, cache)."),
+    force: bool = typer.Option(False, "--force", help="Recompute every fused image and metric value (ignore the cache)."),
+    task: str = typer.Option("general", "--task", help="Without CONFIG: the task (jfusion.registry.TASKS)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Without CONFIG: ADAPTER=PATH (repeatable), e.g. vifb=../shared/data/vifb."),
+    method: Optional[list[str]] = typer.Option(None, "--method", "-m", help="Without CONFIG: [LABEL=]NAME[:KEY=VALUE,...] (repeatable)."),
+    results: Optional[list[str]] = typer.Option(None, "--results", "-r", help="Without CONFIG: [LABEL=]FOLDER of an external method's fused images (repeatable)."),
+    metrics: str = typer.Option("", "--metrics", help="Without CONFIG: comma-separated metric names (default: the task's set)."),
+    colour: str = typer.Option("vifb", "--colour", help="Without CONFIG: colour rule (vifb, channels, mefb, gray)."),
+    dtype: str = typer.Option("float32", "--dtype", help="Without CONFIG: float32 or float64 metrics."),
+    batch: int = typer.Option(8, "--batch", help="Without CONFIG: scenes per metric call."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Statistics, figures and the HTML report (as the config's [report] asks)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars with the remaining time."),
+) -> None:
+    """Benchmark methods x datasets x metrics: fuse what is missing, evaluate in batches, write tables and a report.
+
+    Results are cached under OUT by scene, method, options and jfusion version: a killed run
+    resumes where it stopped and writes the same tables; --force recomputes.
+    """
+    from jfusion.bench import config_from_dict, load_config, run
+    from jfusion.errors import FusionInputError
+
+    try:
+        if config is not None:
+            if dataset or method or results:
+                _fail("pass a CONFIG file or --dataset/--method/--results flags, not both.")
+            cfg = load_config(config)
+        else:
+            if not dataset or not (method or results):
+                _fail("pass a CONFIG file, or --dataset ADAPTER=PATH and --method NAME / --results FOLDER.")
+            cfg = config_from_dict(_bench_config_from_flags(task, dataset, method or [], results or [], metrics, colour, dtype, batch))
+        res = run(cfg, out=out, force=force, progress=progress, report=report)
+    except FusionInputError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished results are cached, run the same command again to resume.", code=130)
+    for m in res.missing:
+        _warn(f"not evaluated: {m}")
+    for ds in res.scenes:
+        md = res.out / "tables" / ds / "mean.md"
+        if md.exists():
+            typer.echo(f"{ds} (mean over {len(res.scenes[ds])} scenes):")
+            typer.echo(md.read_text())
+    typer.echo(f"computed {res.computed.get('fused', 0)} fused image(s) and {res.computed.get('metrics', 0)} metric row(s) "
+               f"in {res.seconds['total']:.1f} s; tables and report in {res.out}")
+
+
 @data_app.command("build-focus")
 def data_build_focus_cmd(
     images: Path = typer.Option(..., "--images", help="Folder of natural images (searched recursively)."),

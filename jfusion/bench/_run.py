@@ -1,0 +1,354 @@
+"""``jfusion.bench.run``: fuse what is missing, evaluate in shape buckets, write the tables.
+
+Layout of the output folder::
+
+    fused/<dataset>/<method>/<scene>.png      registered methods' outputs (8-bit, 16-bit for 16-bit sources)
+    cache/fused/<dataset>/<method>/<scene>.json   their keys
+    cache/metrics/<dataset>/<method>/<scene>.json metric values with their key
+    tables/<dataset>/mean.{csv,md,tex}, per_image.{csv,md,tex}, ranks.csv
+    bench.json                                 settings, versions, timings, missing scenes
+
+Registered methods' outputs are written as image files and evaluated from those files, as the
+published toolkits evaluate saved images. Metric evaluation goes through
+:func:`jfusion.metrics.evaluate_batch`: the scenes of all methods of a dataset are bucketed by
+shape and dtype, and each bucket is evaluated in chunks of ``batch`` scenes (the last chunk
+padded by repeating a scene), so the metric program compiles once per distinct scene shape and
+a resumed run evaluates the remaining scenes with the same program (same values, bit for bit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jfusion.bench import _cache
+from jfusion.bench._config import BenchConfig, DatasetSpec, MethodSpec, load_config
+from jfusion.bench.datasets import REGISTRY as ADAPTERS
+from jfusion.bench.datasets import Item, _images, load_dataset
+from jfusion.errors import FusionInputError
+
+__all__ = ["BenchResult", "run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    """What a benchmark produced.
+
+    Attributes:
+      config: the settings run.
+      out: the output folder.
+      metrics: metric names (column order); ``directions`` their registered directions.
+      values: ``values[dataset][method][scene][metric]`` -> float.
+      scenes: ``scenes[dataset]``: the scene names in order.
+      methods: method labels in the config's order.
+      missing: ``"dataset / method / scene: reason"`` for every scene not evaluated.
+      files: the tables, figures and report written.
+      seconds: wall time per stage (``fuse``, ``evaluate``, ``report``) and ``total``.
+      computed: how many fused images / metric entries were computed (not from the cache).
+      sources: ``sources[dataset][scene]``: the source files (general fusion).
+      fused: ``fused[dataset][method][scene]``: the fused image files evaluated.
+    """
+
+    config: BenchConfig
+    out: Path
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    values: dict[str, dict[str, dict[str, dict[str, float]]]]
+    scenes: dict[str, tuple[str, ...]]
+    methods: tuple[str, ...]
+    missing: tuple[str, ...]
+    files: tuple[Path, ...]
+    seconds: dict[str, float]
+    computed: dict[str, int]
+    sources: dict[str, dict[str, tuple[Path, ...]]] = dataclasses.field(default_factory=dict)
+    fused: dict[str, dict[str, dict[str, Path]]] = dataclasses.field(default_factory=dict)
+
+
+def _version() -> str:
+    import jfusion
+
+    return jfusion.__version__
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="scene", disable=not enabled or total < 2, leave=False)
+
+
+def _native(path: Path) -> np.ndarray:
+    """An image file's stored values (uint8 / uint16 / float), alpha dropped, ``(H, W)`` or ``(H, W, C)``."""
+    from jfusion.io import _load
+
+    a = np.asarray(_load(path))
+    if a.ndim == 3 and a.shape[2] == 4 and path.suffix.lower() not in (".tif", ".tiff"):
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise FusionInputError(f"{path}: has shape {a.shape}; expected one image (H, W[, C]).")
+    return a
+
+
+def _to_unit(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "u":
+        return (a.astype(np.float64) / np.iinfo(a.dtype).max).astype(np.float32)
+    return a.astype(np.float32)
+
+
+def _stack_sources(paths: tuple[Path, ...]) -> np.ndarray:
+    """Sources of one scene as ``(S, H, W[, C])``, in their stored dtype when all share it (grey promoted next to RGB)."""
+    arrs = [_native(p) for p in paths]
+    if len({a.dtype for a in arrs}) > 1:
+        arrs = [_to_unit(a) for a in arrs]
+    sizes = {a.shape[:2] for a in arrs}
+    if len(sizes) > 1:
+        raise FusionInputError(f"{' + '.join(map(str, paths))}: the sources differ in size ({sorted(sizes)}).")
+    chans = {1 if a.ndim == 2 else a.shape[2] for a in arrs}
+    if chans == {1, 3}:
+        arrs = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrs]
+    elif len(chans) > 1:
+        raise FusionInputError(f"{' + '.join(map(str, paths))}: band counts differ ({sorted(chans)}).")
+    return np.stack(arrs)
+
+
+def _metric_names(cfg: BenchConfig, kind: str) -> tuple[str, ...]:
+    from jfusion.bench._pansharpening import protocol_metrics
+    from jfusion.metrics import DEFAULT_METRICS
+
+    if cfg.metrics.names is not None:
+        return cfg.metrics.names
+    return protocol_metrics(cfg.protocol) if kind == "pansharpening" else tuple(DEFAULT_METRICS)
+
+
+@dataclasses.dataclass
+class _Job:
+    """One (dataset, method, scene) to evaluate: its files and cache entry."""
+
+    dataset: str
+    method: str
+    item: Item
+    fused: Path
+    entry: Path
+    key: str
+
+
+def _external_file(spec: MethodSpec, ds: DatasetSpec, several: bool, index_cache: dict) -> Callable[[str], Path | None]:
+    assert spec.folder is not None
+    base = spec.folder / ds.label if several and (spec.folder / ds.label).is_dir() else spec.folder
+    if base not in index_cache:
+        if not base.is_dir():
+            raise FusionInputError(f"methods {spec.label}: {base} is not a folder of fused images (<scene>.png / .jpg ...).")
+        index_cache[base] = _images(base)
+    idx = index_cache[base]
+    return idx.get
+
+
+def _fuse_item(item: Item, spec: MethodSpec, target: Path) -> None:
+    import jfusion
+    from jfusion.io import read_image_info
+
+    sources = [jfusion.read_image(p) for p in item.sources]
+    fused = np.clip(np.asarray(jfusion.fuse(sources, method=spec.method, **spec.kwargs())), 0.0, 1.0)
+    depth = 16 if any(read_image_info(p).bit_depth == 16 for p in item.sources) else 8
+    jfusion.write_image(target, fused, bit_depth=depth, overwrite=True)
+
+
+def _evaluate(jobs: list[_Job], cfg: BenchConfig, names: tuple[str, ...], progress: bool) -> dict[int, dict[str, float]]:
+    """Metric values of ``jobs`` (index -> {metric: value}), bucketed by shape, ``cfg.batch`` scenes per call."""
+    import jax
+
+    from jfusion.metrics import evaluate_batch
+
+    loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    buckets: dict[tuple, list[int]] = {}
+    srcs: dict[tuple[str, str], np.ndarray] = {}
+    for i, job in enumerate(jobs):
+        k = (job.dataset, job.item.name)
+        if k not in srcs:
+            srcs[k] = _stack_sources(job.item.sources)
+        s, f = srcs[k], _native(job.fused)
+        if f.shape[:2] != s.shape[1:3]:
+            raise FusionInputError(f"{job.fused}: size {f.shape[:2]} differs from the sources' {s.shape[1:3]} (scene {job.item.name}).")
+        if f.dtype != s.dtype:
+            s, f = _to_unit(s), _to_unit(f)
+        loaded[i] = (s, f)
+        buckets.setdefault((s.shape, s.dtype.str, f.shape, f.dtype.str), []).append(i)
+    out: dict[int, dict[str, float]] = {}
+    bar = _progress(len(jobs), "metrics", progress)
+    with jax.enable_x64(cfg.metrics.dtype == "float64"):
+        for idx in buckets.values():
+            for c in range(0, len(idx), cfg.batch):
+                chunk = idx[c:c + cfg.batch]
+                pad = chunk + [chunk[-1]] * (cfg.batch - len(chunk))
+                try:
+                    res = evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), names,
+                                         colour=cfg.metrics.colour, options=cfg.metrics.kwargs())
+                except FusionInputError as err:
+                    first = jobs[chunk[0]]
+                    raise FusionInputError(f"{first.dataset} / {first.method} / {first.item.name} (and its bucket): {err}") from None
+                for n, i in enumerate(chunk):
+                    vals = {k: float(res[k][n]) for k in names}
+                    _cache.write_entry(jobs[i].entry, jobs[i].key, vals)
+                    out[i] = vals
+                bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def run(
+    config: BenchConfig | str | Path,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+    report: bool = True,
+) -> BenchResult:
+    """Run a benchmark: fuse what is missing, evaluate what is not cached, write tables (and report).
+
+    Args:
+      config: a :class:`BenchConfig` or the path of a TOML / YAML config file.
+      out: the output folder (default: the config's ``out``).
+      force: recompute every fused image and metric value (the cache is rewritten).
+      progress: show progress bars with the remaining time.
+      report: also write statistics, figures and the HTML report as the config's ``[report]`` asks.
+
+    Returns:
+      A :class:`BenchResult`.
+
+    Raises:
+      FusionInputError: bad settings, datasets that do not match their adapter's layout, no output folder.
+    """
+    t_start = time.perf_counter()
+    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    out_dir = Path(out) if out is not None else cfg.out
+    if out_dir is None:
+        raise FusionInputError("out: pass an output folder (jfusion bench CONFIG --out DIR, or out = ... in the config).")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FusionInputError(f"out: {out_dir} is a file; pass a folder.")
+    from jfusion.io import probe_folder
+
+    probe_folder(out_dir)
+    version = _version()
+    kinds = {ADAPTERS.get(d.adapter).kind for d in cfg.datasets}
+    if len(kinds) > 1:
+        raise FusionInputError("datasets: mix of image-fusion and pan-sharpening datasets; run them as two benchmarks.")
+    kind = kinds.pop()
+    names = _metric_names(cfg, kind)
+    if kind == "pansharpening":
+        from jfusion.bench._pansharpening import run_pansharpening
+
+        values, scenes, missing, computed, seconds, files_in = run_pansharpening(cfg, out_dir, names, version, force=force, progress=progress)
+    else:
+        values, scenes, missing, computed, seconds, files_in = _run_fusion(cfg, out_dir, names, version, force=force, progress=progress)
+    from jfusion.metrics import get_metric_info
+
+    directions = tuple(get_metric_info(n).direction for n in names)
+    result = BenchResult(cfg, out_dir, names, directions, values, scenes, tuple(m.label for m in cfg.methods), tuple(missing),
+                         (), seconds, computed, files_in[0], files_in[1])
+    from jfusion.bench._outputs import write_outputs
+
+    t0 = time.perf_counter()
+    files = write_outputs(result, report=report)
+    seconds["report"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+    result = dataclasses.replace(result, files=tuple(files), seconds=seconds)
+    summary = {
+        "jfusion": version,
+        "task": cfg.task,
+        "datasets": {d.label: {"adapter": d.adapter, "path": str(d.path), "scenes": len(scenes.get(d.label, ()))} for d in cfg.datasets},
+        "methods": [{"label": m.label, "method": m.method, "options": m.kwargs(), "folder": str(m.folder) if m.folder else None} for m in cfg.methods],
+        "metrics": {"names": list(names), "colour": cfg.metrics.colour, "dtype": cfg.metrics.dtype, "options": cfg.metrics.kwargs()},
+        "protocol": cfg.protocol if kind == "pansharpening" else None,
+        "missing": list(missing),
+        "computed": computed,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+    from jfusion.io import write_text
+
+    write_text(out_dir / "bench.json", json.dumps(summary, indent=1, default=str) + "\n", overwrite=True)
+    return result
+
+
+def _run_fusion(cfg: BenchConfig, out_dir: Path, names: tuple[str, ...], version: str, *, force: bool, progress: bool):
+    metric_key = _cache.digest(names, cfg.metrics.colour, cfg.metrics.dtype, cfg.metrics.kwargs(), version)
+    several = len(cfg.datasets) > 1
+    values: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    scenes: dict[str, tuple[str, ...]] = {}
+    missing: list[str] = []
+    jobs: list[_Job] = []
+    computed = {"fused": 0, "metrics": 0}
+    seconds = {"fuse": 0.0, "evaluate": 0.0}
+    index_cache: dict = {}
+    fingerprints: dict[tuple[str, str], str] = {}
+    sources: dict[str, dict[str, tuple[Path, ...]]] = {}
+    fused_files: dict[str, dict[str, dict[str, Path]]] = {}
+    for ds in cfg.datasets:
+        items = load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs())
+        scenes[ds.label] = tuple(it.name for it in items)
+        sources[ds.label] = {it.name: it.sources for it in items}
+        values[ds.label] = {m.label: {} for m in cfg.methods}
+        fused_files[ds.label] = {m.label: {} for m in cfg.methods}
+        for spec in cfg.methods:
+            lookup = _external_file(spec, ds, several, index_cache) if spec.external else None
+            to_fuse: list[tuple[Item, Path, Path, str]] = []
+            ready: list[tuple[Item, Path, str]] = []
+            for it in items:
+                if lookup is not None:
+                    f = lookup(it.name)
+                    if f is None:
+                        missing.append(f"{ds.label} / {spec.label} / {it.name}: no fused image named {it.name}.* in {spec.folder}")
+                        continue
+                    ready.append((it, f, _cache.file_digest(f)))
+                    continue
+                fp = fingerprints.setdefault((ds.label, it.name), it.fingerprint())
+                fkey = _cache.digest("fused", spec.method, spec.kwargs(), fp, version)
+                target = out_dir / "fused" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.png"
+                entry = out_dir / "cache" / "fused" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.json"
+                if not force and target.exists() and _cache.read_entry(entry, fkey) is not None:
+                    ready.append((it, target, fkey))
+                else:
+                    to_fuse.append((it, target, entry, fkey))
+            if to_fuse:
+                t0 = time.perf_counter()
+                bar = _progress(len(to_fuse), f"fusing {ds.label} / {spec.label}", progress)
+                for it, target, entry, fkey in to_fuse:
+                    try:
+                        _fuse_item(it, spec, target)
+                    except FusionInputError as err:
+                        missing.append(f"{ds.label} / {spec.label} / {it.name}: fusion failed: {err}")
+                        bar.update(1)
+                        continue
+                    _cache.write_entry(entry, fkey, {"method": spec.method, "options": spec.kwargs(), "jfusion": version})
+                    ready.append((it, target, fkey))
+                    computed["fused"] += 1
+                    bar.update(1)
+                bar.close()
+                seconds["fuse"] += time.perf_counter() - t0
+            for it, fused, fkey in ready:
+                fused_files[ds.label][spec.label][it.name] = fused
+                fp = fingerprints.setdefault((ds.label, it.name), it.fingerprint())
+                key = _cache.digest(metric_key, fp, fkey)
+                entry = out_dir / "cache" / "metrics" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.json"
+                hit = None if force else _cache.read_entry(entry, key)
+                if hit is not None and all(n in hit for n in names):
+                    values[ds.label][spec.label][it.name] = {n: float(hit[n]) for n in names}
+                else:
+                    jobs.append(_Job(ds.label, spec.label, it, fused, entry, key))
+    if jobs:
+        t0 = time.perf_counter()
+        res = _evaluate(jobs, cfg, names, progress)
+        for i, job in enumerate(jobs):
+            values[job.dataset][job.method][job.item.name] = res[i]
+        computed["metrics"] = len(jobs)
+        seconds["evaluate"] = time.perf_counter() - t0
+    for ds in values:  # scene order of the dataset, whatever order the values came in
+        for m in values[ds]:
+            values[ds][m] = {s: values[ds][m][s] for s in scenes[ds] if s in values[ds][m]}
+    return values, scenes, missing, computed, seconds, (sources, fused_files)
