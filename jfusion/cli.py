@@ -612,6 +612,28 @@ def _metric_table_rows(rows: list[tuple[str, dict[str, float]]], names: list[str
     return out
 
 
+def _text_table(header: list[str], body: list[list[str]], *, width: int = 80) -> str:
+    """A plain-text table no wider than ``width``: metric columns that do not fit go to a further block
+    (each block repeats the first column)."""
+    cols = list(zip(header, *body))
+    widths = [max(len(c) for c in col) for col in cols]
+    blocks: list[list[int]] = [[]]
+    used = widths[0]
+    for j in range(1, len(cols)):
+        if blocks[-1] and used + 2 + widths[j] > width:
+            blocks.append([])
+            used = widths[0]
+        blocks[-1].append(j)
+        used += 2 + widths[j]
+    out = []
+    for block in blocks:
+        idx = [0, *block]
+        fmt = lambda row: "  ".join(str(row[j]).ljust(widths[j]) if j == 0 else str(row[j]).rjust(widths[j]) for j in idx)  # noqa: E731
+        lines = [fmt(header), "  ".join("-" * widths[j] for j in idx)] + [fmt(r) for r in body]
+        out.append("\n".join(line.rstrip() for line in lines))
+    return "\n\n".join(out)
+
+
 @app.command("eval")
 def eval_cmd(
     sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
@@ -627,15 +649,12 @@ def eval_cmd(
 ) -> None:
     """Objective fusion metrics of fused images against their sources: a table per image plus the mean.
 
-    In folder mode, files without a counterpart (a source missing in one folder, a missing fused
+    Scenes are evaluated in batches of one shape (the `jfusion bench` path); the table is
+    printed in blocks of at most 80 columns. In folder mode, files without a counterpart (a source missing in one folder, a missing fused
     image) are listed on stderr and the matched scenes are evaluated; none matched is an error.
     """
     import csv
     import io
-
-    from rich.console import Console
-    from rich.progress import track
-    from rich.table import Table
 
     from jfusion.errors import FusionInputError
     from jfusion.io import read_image
@@ -687,23 +706,27 @@ def eval_cmd(
         scenes = [(fused.stem, list(sources), fused)]
     else:
         _fail("pass only files (one scene) or only folders (sources and fused) with matching names.")
-    rows: list[tuple[str, dict[str, float]]] = []
-    for stem, src_paths, fused_path in track(scenes, description="evaluating", disable=len(scenes) == 1):
-        try:
-            srcs = [read_image(p) for p in src_paths]
-            rows.append((stem, evaluate(srcs, read_image(fused_path), metrics=names, colour=colour, options=per_metric)))
-        except FusionInputError as err:
-            msg = str(err).replace("fused:", f"{fused_path}:", 1) if str(err).startswith("fused:") else str(err)
-            _fail(_name_files(msg, [*src_paths, fused_path]))
+    from jfusion.bench import ChunkError, evaluate_files
+
+    try:  # the bench's batched path: scenes bucketed by shape, one metric program per shape
+        values = evaluate_files([(stem, tuple(src), f) for stem, src, f in scenes], tuple(names), colour=colour,
+                                options=per_metric, progress=len(scenes) > 1)
+    except ChunkError as err:
+        for job in err.jobs:  # name the files of the scene that fails
+            try:
+                evaluate([read_image(p) for p in job.item.sources], read_image(job.fused), metrics=names, colour=colour, options=per_metric)
+            except FusionInputError as one:
+                msg = str(one).replace("fused:", f"{job.fused}:", 1) if str(one).startswith("fused:") else str(one)
+                _fail(_name_files(msg, [*job.item.sources, job.fused]))
+        _fail(str(err))
+    except FusionInputError as err:
+        _fail(str(err))
+    rows = [(stem, values[stem]) for stem, _, _ in scenes]
     arrows = {"higher": "↑", "lower": "↓", "zero": "→0"}
     header = ["image"] + [f"{n} {arrows[i.direction]}" for n, i in zip(names, infos)]
     body = _metric_table_rows(rows, names)
-    table = Table(title=f"jfusion eval ({colour} colour rule)")
-    for h in header:
-        table.add_column(h, justify="left" if h == "image" else "right")
-    for r in body:
-        table.add_row(*r)
-    Console().print(table)
+    typer.echo(f"jfusion eval ({colour} colour rule, {len(rows)} scene(s))")
+    typer.echo(_text_table(header, body, width=80))
     from jfusion.io import write_text
 
     try:

@@ -8,12 +8,13 @@ figures and a self-contained HTML report. Datasets are adapters over local folde
 """
 
 from jfusion.bench._config import BenchConfig, DatasetSpec, MethodSpec, MetricSpec, ReportSpec, config_from_dict, load_config
-from jfusion.bench._run import BenchResult, run
+from jfusion.bench._run import BenchResult, ChunkError, evaluate_files, run
 from jfusion.bench.datasets import Item, dataset_names, load_dataset
 
 __all__ = [
     "BenchConfig",
     "BenchResult",
+    "ChunkError",
     "DatasetSpec",
     "Item",
     "MethodSpec",
@@ -21,6 +22,7 @@ __all__ = [
     "ReportSpec",
     "config_from_dict",
     "dataset_names",
+    "evaluate_files",
     "load_config",
     "load_dataset",
     "run",

@@ -9,6 +9,7 @@ A config file::
     name = "vifb"                        # label in the tables
     adapter = "vifb"                     # jfusion.bench.datasets.dataset_names()
     path = "../../../shared/data/vifb"   # relative to the config file; $VARS expanded
+    scenes = ["walking", "snow"]         # optional: a subset of the scenes
 
     [[methods]]
     label = "GFF"                        # external: a folder of fused images named like the scenes
@@ -65,12 +66,14 @@ def _thaw(v: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset: ``label`` in the tables, the registered ``adapter``, its root ``path`` and adapter ``options``."""
+    """One dataset: ``label`` in the tables, the registered ``adapter``, its root ``path``, adapter ``options``
+    and optionally the ``scenes`` (names) to keep (default: all)."""
 
     label: str
     adapter: str
     path: Path
     options: tuple = ()
+    scenes: tuple[str, ...] | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return _thaw(self.options) if self.options else {}
@@ -166,10 +169,11 @@ def config_from_dict(raw: Mapping[str, Any], *, base: str | Path = ".") -> Bench
     check_tasks((task,))
     datasets = []
     for i, d in enumerate(raw.get("datasets") or []):
-        _known(d, {"name", "adapter", "path", "options"}, f"datasets[{i}]")
+        _known(d, {"name", "adapter", "path", "options", "scenes"}, f"datasets[{i}]")
         adapter = str(d.get("adapter", d.get("name", "")))
         ADAPTERS.get(adapter)
-        datasets.append(DatasetSpec(str(d.get("name", adapter)), adapter, _path(d.get("path"), base, f"datasets[{i}].path"), _freeze(d.get("options", {}))))
+        datasets.append(DatasetSpec(str(d.get("name", adapter)), adapter, _path(d.get("path"), base, f"datasets[{i}].path"), _freeze(d.get("options", {})),
+                                    tuple(map(str, d["scenes"])) if d.get("scenes") is not None else None))
     if not datasets:
         raise FusionInputError("config: no [[datasets]]; add one with adapter and path.")
     methods = []

@@ -82,7 +82,7 @@ def _scores(which: str, names: tuple[str, ...], sc: dict, fused: np.ndarray, ref
 
 def run_pansharpening(cfg, out_dir: Path, names: tuple[str, ...], version: str, *, force: bool, progress: bool):
     """Values, scenes, missing, counts and timings of a pan-sharpening benchmark (see the module docstring)."""
-    from jfusion.bench._run import _progress
+    from jfusion.bench._run import _progress, select_scenes
     from jfusion.pansharpening.wald import reduced_resolution
 
     if any(m.external for m in cfg.methods):
@@ -101,7 +101,7 @@ def run_pansharpening(cfg, out_dir: Path, names: tuple[str, ...], version: str, 
     seconds = {"fuse": 0.0, "evaluate": 0.0}
     fused_files: dict = {}
     for ds in cfg.datasets:
-        items = load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs())
+        items = select_scenes(load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs()), ds)
         scenes[ds.label] = tuple(it.name for it in items)
         values[ds.label] = {m.label: {} for m in cfg.methods}
         fused_files[ds.label] = {m.label: {} for m in cfg.methods}

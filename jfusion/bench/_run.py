@@ -33,7 +33,7 @@ from jfusion.bench.datasets import REGISTRY as ADAPTERS
 from jfusion.bench.datasets import Item, _images, load_dataset
 from jfusion.errors import FusionInputError
 
-__all__ = ["BenchResult", "run"]
+__all__ = ["BenchResult", "ChunkError", "evaluate_files", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +118,18 @@ def _stack_sources(paths: tuple[Path, ...]) -> np.ndarray:
     return np.stack(arrs)
 
 
+def select_scenes(items: tuple[Item, ...], ds: DatasetSpec) -> tuple[Item, ...]:
+    """The items named in ``ds.scenes`` (all when None); a name the dataset lacks is an error."""
+    if ds.scenes is None:
+        return items
+    names = {it.name for it in items}
+    unknown = [s for s in ds.scenes if s not in names]
+    if unknown:
+        raise FusionInputError(f"datasets {ds.label}: scenes {unknown} are not in {ds.path} (it has {len(names)} scenes, e.g. {sorted(names)[:5]}).")
+    keep = set(ds.scenes)
+    return tuple(it for it in items if it.name in keep)
+
+
 def _metric_names(cfg: BenchConfig, kind: str) -> tuple[str, ...]:
     from jfusion.bench._pansharpening import protocol_metrics
     from jfusion.metrics import DEFAULT_METRICS
@@ -135,7 +147,7 @@ class _Job:
     method: str
     item: Item
     fused: Path
-    entry: Path
+    entry: Path | None
     key: str
 
 
@@ -160,11 +172,15 @@ def _fuse_item(item: Item, spec: MethodSpec, target: Path) -> None:
     jfusion.write_image(target, fused, bit_depth=depth, overwrite=True)
 
 
-def _evaluate(jobs: list[_Job], cfg: BenchConfig, names: tuple[str, ...], progress: bool) -> dict[int, dict[str, float]]:
-    """Metric values of ``jobs`` (index -> {metric: value}), bucketed by shape, ``cfg.batch`` scenes per call."""
+def _evaluate(jobs: list[_Job], names: tuple[str, ...], *, colour: str, options: dict, dtype: str, batch: int,
+              progress: bool) -> dict[int, dict[str, float]]:
+    """Metric values of ``jobs`` (index -> {metric: value}), bucketed by shape, ``batch`` scenes per call.
+
+    Each job's cache entry is written (when it has one) as soon as its chunk is done.
+    """
     import jax
 
-    from jfusion.metrics import evaluate_batch
+    from jfusion import metrics as jm
 
     loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     buckets: dict[tuple, list[int]] = {}
@@ -182,24 +198,63 @@ def _evaluate(jobs: list[_Job], cfg: BenchConfig, names: tuple[str, ...], progre
         buckets.setdefault((s.shape, s.dtype.str, f.shape, f.dtype.str), []).append(i)
     out: dict[int, dict[str, float]] = {}
     bar = _progress(len(jobs), "metrics", progress)
-    with jax.enable_x64(cfg.metrics.dtype == "float64"):
+    with jax.enable_x64(dtype == "float64"):
         for idx in buckets.values():
-            for c in range(0, len(idx), cfg.batch):
-                chunk = idx[c:c + cfg.batch]
-                pad = chunk + [chunk[-1]] * (cfg.batch - len(chunk))
+            for c in range(0, len(idx), batch):
+                chunk = idx[c:c + batch]
+                pad = chunk + [chunk[-1]] * (batch - len(chunk))
                 try:
-                    res = evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), names,
-                                         colour=cfg.metrics.colour, options=cfg.metrics.kwargs())
+                    res = jm.evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), names,
+                                            colour=colour, options=options)
                 except FusionInputError as err:
-                    first = jobs[chunk[0]]
-                    raise FusionInputError(f"{first.dataset} / {first.method} / {first.item.name} (and its bucket): {err}") from None
+                    raise ChunkError(err, [jobs[i] for i in chunk]) from None
                 for n, i in enumerate(chunk):
                     vals = {k: float(res[k][n]) for k in names}
-                    _cache.write_entry(jobs[i].entry, jobs[i].key, vals)
+                    if jobs[i].entry is not None:
+                        _cache.write_entry(jobs[i].entry, jobs[i].key, vals)
                     out[i] = vals
                 bar.update(len(chunk))
     bar.close()
     return out
+
+
+class ChunkError(FusionInputError):
+    """A metric call failed on a chunk of scenes; ``jobs`` are the scenes it held."""
+
+    def __init__(self, err: FusionInputError, jobs: list[_Job]) -> None:
+        first = jobs[0]
+        where = " / ".join(x for x in (first.dataset, first.method, first.item.name) if x)
+        super().__init__(f"{where} (or another scene of its batch): {err}")
+        self.cause = err
+        self.jobs = jobs
+
+
+def evaluate_files(
+    scenes: list[tuple[str, tuple[Path, ...], Path]],
+    metrics: tuple[str, ...],
+    *,
+    colour: str = "vifb",
+    options: dict | None = None,
+    dtype: str = "float32",
+    batch: int = 8,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Metrics of fused image files against their source files, batched as in :func:`run` (no cache).
+
+    Args:
+      scenes: ``(name, source files, fused file)`` per scene.
+      metrics: registered general fusion metric names.
+
+    Returns:
+      ``{scene name: {metric: value}}`` in the order given.
+
+    Raises:
+      ChunkError: a metric call failed (its ``jobs`` name the scenes of the failing batch).
+      FusionInputError: unreadable files, sizes that differ.
+    """
+    jobs = [_Job("", "", Item("", name, tuple(map(Path, src))), Path(fused), None, "") for name, src, fused in scenes]
+    res = _evaluate(jobs, tuple(metrics), colour=colour, options=options or {}, dtype=dtype, batch=batch, progress=progress)
+    return {jobs[i].item.name: res[i] for i in range(len(jobs))}
 
 
 def run(
@@ -290,7 +345,7 @@ def _run_fusion(cfg: BenchConfig, out_dir: Path, names: tuple[str, ...], version
     sources: dict[str, dict[str, tuple[Path, ...]]] = {}
     fused_files: dict[str, dict[str, dict[str, Path]]] = {}
     for ds in cfg.datasets:
-        items = load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs())
+        items = select_scenes(load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs()), ds)
         scenes[ds.label] = tuple(it.name for it in items)
         sources[ds.label] = {it.name: it.sources for it in items}
         values[ds.label] = {m.label: {} for m in cfg.methods}
@@ -343,7 +398,8 @@ def _run_fusion(cfg: BenchConfig, out_dir: Path, names: tuple[str, ...], version
                     jobs.append(_Job(ds.label, spec.label, it, fused, entry, key))
     if jobs:
         t0 = time.perf_counter()
-        res = _evaluate(jobs, cfg, names, progress)
+        res = _evaluate(jobs, names, colour=cfg.metrics.colour, options=cfg.metrics.kwargs(), dtype=cfg.metrics.dtype,
+                        batch=cfg.batch, progress=progress)
         for i, job in enumerate(jobs):
             values[job.dataset][job.method][job.item.name] = res[i]
         computed["metrics"] = len(jobs)
