@@ -310,6 +310,9 @@ def run(
     from jfusion.bench._outputs import write_outputs
 
     t0 = time.perf_counter()
+    if _processes()[0] != 0:  # under jax.distributed, process 0 writes the tables and report
+        seconds["total"] = time.perf_counter() - t_start
+        return dataclasses.replace(result, seconds=seconds)
     files = write_outputs(result, report=report)
     seconds["report"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
@@ -331,19 +334,65 @@ def run(
     return result
 
 
+def _processes() -> tuple[int, int]:
+    """``(this process's index, process count)`` of ``jax.distributed`` (``(0, 1)`` on one host)."""
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+_BARRIER_TIMEOUT_MS = 24 * 3600 * 1000
+_BARRIERS: dict[str, int] = {}
+
+
+def _barrier(name: str) -> None:
+    """Wait for every process (no-op on one host).
+
+    A barrier of ``jax.distributed``'s coordination service with a long timeout: processes may
+    reach it far apart (one fuses or compiles longer), which ``multihost_utils.sync_global_devices``
+    (a collective whose context times out after 30 s on CPU) does not allow.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the coordination client of jax.distributed.initialize
+
+    client = distributed.global_state.client
+    _BARRIERS[name] = _BARRIERS.get(name, 0) + 1  # a barrier id is used once: number the repeats
+    if client is not None and hasattr(client, "wait_at_barrier"):
+        client.wait_at_barrier(f"{name}-{_BARRIERS[name]}", _BARRIER_TIMEOUT_MS)
+    else:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def _run_fusion(cfg: BenchConfig, out_dir: Path, names: tuple[str, ...], version: str, *, force: bool, progress: bool):
+    """Fuse what is missing, evaluate what is not cached.
+
+    Under ``jax.distributed`` (several processes sharing ``out_dir``) process ``p`` of ``P`` fuses
+    and evaluates every ``P``-th pending scene on its local devices and writes the cache; after a
+    barrier every process reads the others' entries.
+    """
+    rank, world = _processes()
     metric_key = _cache.digest(names, cfg.metrics.colour, cfg.metrics.dtype, cfg.metrics.kwargs(), version)
     several = len(cfg.datasets) > 1
     values: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     scenes: dict[str, tuple[str, ...]] = {}
     missing: list[str] = []
-    jobs: list[_Job] = []
     computed = {"fused": 0, "metrics": 0}
     seconds = {"fuse": 0.0, "evaluate": 0.0}
     index_cache: dict = {}
     fingerprints: dict[tuple[str, str], str] = {}
     sources: dict[str, dict[str, tuple[Path, ...]]] = {}
     fused_files: dict[str, dict[str, dict[str, Path]]] = {}
+    ready: list[tuple[str, MethodSpec, Item, Path, str]] = []
+    to_fuse: list[tuple[str, MethodSpec, Item, Path, Path, str]] = []
+
+    def fp(ds: str, it: Item) -> str:
+        return fingerprints.setdefault((ds, it.name), it.fingerprint())
+
     for ds in cfg.datasets:
         items = select_scenes(load_dataset(ds.adapter, ds.path, label=ds.label, **ds.kwargs()), ds)
         scenes[ds.label] = tuple(it.name for it in items)
@@ -352,57 +401,70 @@ def _run_fusion(cfg: BenchConfig, out_dir: Path, names: tuple[str, ...], version
         fused_files[ds.label] = {m.label: {} for m in cfg.methods}
         for spec in cfg.methods:
             lookup = _external_file(spec, ds, several, index_cache) if spec.external else None
-            to_fuse: list[tuple[Item, Path, Path, str]] = []
-            ready: list[tuple[Item, Path, str]] = []
+            folder = (_cache.safe_name(ds.label), _cache.safe_name(spec.label))
             for it in items:
                 if lookup is not None:
                     f = lookup(it.name)
                     if f is None:
                         missing.append(f"{ds.label} / {spec.label} / {it.name}: no fused image named {it.name}.* in {spec.folder}")
-                        continue
-                    ready.append((it, f, _cache.file_digest(f)))
+                    else:
+                        ready.append((ds.label, spec, it, f, _cache.file_digest(f)))
                     continue
-                fp = fingerprints.setdefault((ds.label, it.name), it.fingerprint())
-                fkey = _cache.digest("fused", spec.method, spec.kwargs(), fp, version)
-                target = out_dir / "fused" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.png"
-                entry = out_dir / "cache" / "fused" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.json"
+                fkey = _cache.digest("fused", spec.method, spec.kwargs(), fp(ds.label, it), version)
+                target = out_dir.joinpath("fused", *folder, f"{_cache.safe_name(it.name)}.png")
+                entry = out_dir.joinpath("cache", "fused", *folder, f"{_cache.safe_name(it.name)}.json")
                 if not force and target.exists() and _cache.read_entry(entry, fkey) is not None:
-                    ready.append((it, target, fkey))
+                    ready.append((ds.label, spec, it, target, fkey))
                 else:
-                    to_fuse.append((it, target, entry, fkey))
-            if to_fuse:
-                t0 = time.perf_counter()
-                bar = _progress(len(to_fuse), f"fusing {ds.label} / {spec.label}", progress)
-                for it, target, entry, fkey in to_fuse:
-                    try:
-                        _fuse_item(it, spec, target)
-                    except FusionInputError as err:
-                        missing.append(f"{ds.label} / {spec.label} / {it.name}: fusion failed: {err}")
-                        bar.update(1)
-                        continue
-                    _cache.write_entry(entry, fkey, {"method": spec.method, "options": spec.kwargs(), "jfusion": version})
-                    ready.append((it, target, fkey))
-                    computed["fused"] += 1
-                    bar.update(1)
-                bar.close()
-                seconds["fuse"] += time.perf_counter() - t0
-            for it, fused, fkey in ready:
-                fused_files[ds.label][spec.label][it.name] = fused
-                fp = fingerprints.setdefault((ds.label, it.name), it.fingerprint())
-                key = _cache.digest(metric_key, fp, fkey)
-                entry = out_dir / "cache" / "metrics" / _cache.safe_name(ds.label) / _cache.safe_name(spec.label) / f"{_cache.safe_name(it.name)}.json"
-                hit = None if force else _cache.read_entry(entry, key)
-                if hit is not None and all(n in hit for n in names):
-                    values[ds.label][spec.label][it.name] = {n: float(hit[n]) for n in names}
-                else:
-                    jobs.append(_Job(ds.label, spec.label, it, fused, entry, key))
+                    to_fuse.append((ds.label, spec, it, target, entry, fkey))
+    if to_fuse:
+        t0 = time.perf_counter()
+        mine = to_fuse[rank::world]
+        bar = _progress(len(mine), "fusing", progress)
+        for ds_label, spec, it, target, entry, fkey in mine:
+            bar.set_postfix_str(f"{spec.label} / {it.name}", refresh=False)
+            try:
+                _fuse_item(it, spec, target)
+            except FusionInputError as err:
+                _cache.write_entry(entry, fkey, {"error": str(err)})
+            else:
+                _cache.write_entry(entry, fkey, {"method": spec.method, "options": spec.kwargs(), "jfusion": version})
+                computed["fused"] += 1
+            bar.update(1)
+        bar.close()
+        _barrier("jfusion-bench-fused")
+        for ds_label, spec, it, target, entry, fkey in to_fuse:
+            got = _cache.read_entry(entry, fkey)
+            if got is None or "error" in got:
+                reason = got["error"] if got else "no output (a process did not finish)"
+                missing.append(f"{ds_label} / {spec.label} / {it.name}: fusion failed: {reason}")
+            else:
+                ready.append((ds_label, spec, it, target, fkey))
+        seconds["fuse"] += time.perf_counter() - t0
+    jobs: list[_Job] = []
+    for ds_label, spec, it, fused, fkey in ready:
+        fused_files[ds_label][spec.label][it.name] = fused
+        key = _cache.digest(metric_key, fp(ds_label, it), fkey)
+        entry = out_dir.joinpath("cache", "metrics", _cache.safe_name(ds_label), _cache.safe_name(spec.label), f"{_cache.safe_name(it.name)}.json")
+        hit = None if force else _cache.read_entry(entry, key)
+        if hit is not None and all(n in hit for n in names):
+            values[ds_label][spec.label][it.name] = {n: float(hit[n]) for n in names}
+        else:
+            jobs.append(_Job(ds_label, spec.label, it, fused, entry, key))
     if jobs:
         t0 = time.perf_counter()
-        res = _evaluate(jobs, names, colour=cfg.metrics.colour, options=cfg.metrics.kwargs(), dtype=cfg.metrics.dtype,
-                        batch=cfg.batch, progress=progress)
-        for i, job in enumerate(jobs):
-            values[job.dataset][job.method][job.item.name] = res[i]
-        computed["metrics"] = len(jobs)
+        mine = jobs[rank::world]
+        res = _evaluate(mine, names, colour=cfg.metrics.colour, options=cfg.metrics.kwargs(), dtype=cfg.metrics.dtype,
+                        batch=cfg.batch, progress=progress) if mine else {}
+        computed["metrics"] = len(mine)
+        _barrier("jfusion-bench-metrics")
+        local = {id(j): res[i] for i, j in enumerate(mine)}
+        for job in jobs:
+            vals = local.get(id(job)) or _cache.read_entry(job.entry, job.key)  # type: ignore[arg-type]
+            if vals is None:
+                missing.append(f"{job.dataset} / {job.method} / {job.item.name}: no metric values (a process did not finish)")
+                continue
+            values[job.dataset][job.method][job.item.name] = vals
         seconds["evaluate"] = time.perf_counter() - t0
     for ds in values:  # scene order of the dataset, whatever order the values came in
         for m in values[ds]:

@@ -46,7 +46,9 @@ def spearman_matrix(values: Mapping, methods: Sequence[str], metrics: Sequence[s
     if rows.shape[0] < 3 or len(metrics) < 2:
         return np.full((len(metrics), len(metrics)), np.nan)
     rho = np.asarray(spearmanr(rows).statistic, float)
-    return rho.reshape(len(metrics), len(metrics))
+    if rho.ndim == 0:  # two metrics: scipy returns the one coefficient
+        rho = np.array([[1.0, float(rho)], [float(rho), 1.0]])
+    return rho
 
 
 def _num(v: float, fmt: str) -> str:
