@@ -321,6 +321,27 @@ def test_bench_report_figures_and_efficiency(full_run):
     assert res.files
 
 
+def test_report_opens_in_headless_chromium(full_run):
+    """The report renders in a real browser: a headless Chromium screenshot, and the DOM it built holds every figure."""
+    import shutil
+    import subprocess
+
+    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    if exe is None:
+        pytest.skip("no Chromium on PATH (apt-get install -y chromium)")
+    _, out = full_run
+    report = (out / "report.html").resolve()
+    shot = out.parent / "report.png"
+    flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,4000"]
+    subprocess.run([*flags, f"--screenshot={shot}", report.as_uri()], check=True, capture_output=True, timeout=300)
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], check=True, capture_output=True, text=True, timeout=300).stdout
+    import imageio.v3 as iio
+
+    img = iio.imread(shot)
+    assert img.shape[0] >= 1000 and img.shape[1] >= 1000 and img[..., :3].std() > 10  # not a blank page
+    assert dom.count("<img") == 3 and dom.count("data:image/png;base64,") == 3 and "<table>" in dom
+
+
 def test_bench_cli_flags_and_config(small, tmp_path):
     from typer.testing import CliRunner
 
@@ -412,6 +433,7 @@ print("computed", res.computed["fused"], res.computed["metrics"])
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not FULL, reason="two JAX processes compile on their own (about 130 s on the shared CPU); runs with JFUSION_FULL=1")
 def test_bench_two_processes_jax_distributed(small, tmp_path):
     import os
     import socket
@@ -445,3 +467,46 @@ def test_bench_two_processes_jax_distributed(small, tmp_path):
     for ra, rb in zip(a, b):
         assert float(ra["en"]) == pytest.approx(float(rb["en"]), rel=1e-6) and float(ra["sd"]) == pytest.approx(float(rb["sd"]), rel=1e-6)
     assert (tmp_path / "dist" / "tables" / "small" / "mean.md").read_text() == (tmp_path / "one" / "tables" / "small" / "mean.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FULL, reason="compiles 8 remote-sensing programs twice (about 450 s on the shared CPU); runs with JFUSION_FULL=1")
+def test_pansharpening_bench_matches_the_evaluation_module(tmp_path):
+    """protocol = "both" on a small synthetic .mat scene: the values of jfusion.pansharpening.evaluation."""
+    import scipy.io as sio
+    from scipy.ndimage import gaussian_filter
+
+    from jfusion.pansharpening.evaluation import evaluate_full, evaluate_reduced
+
+    rng = np.random.default_rng(3)
+    pan = gaussian_filter(rng.random((128, 128)), 2.0) * 1500 + 200
+    ms = np.stack([pan.reshape(32, 4, 32, 4).mean(axis=(1, 3)) * (0.6 + 0.2 * b) + 30 * rng.random((32, 32)) for b in range(4)], -1)
+    sio.savemat(tmp_path / "scene.mat", {"I_MS": ms.astype(np.uint16), "I_PAN": pan.astype(np.uint16), "L": 11, "ratio": 4, "sensor": "none"})
+    cfg = config_from_dict({"task": "pansharpening", "datasets": [{"adapter": "mat", "path": str(tmp_path / "scene.mat")}],
+                            "methods": [{"name": "brovey"}], "pansharpening": {"protocol": "both"},
+                            "report": {"figures": True, "html": False, "stats": False}})
+    res = run(cfg, out=tmp_path / "out")
+    got = res.values["mat"]["brovey"]["scene"]
+    from jfusion.pansharpening.io import read_scene
+
+    sc = read_scene(tmp_path / "scene.mat")
+    want = {**evaluate_reduced(sc.ms, sc.pan, "brovey", ratio=4, bit_depth=11), **evaluate_full(sc.ms, sc.pan, "brovey", ratio=4, bit_depth=11)}
+    want["uiqi"] = want.pop("q")
+    assert list(got) == ["q2n", "sam", "ergas", "scc", "uiqi", "d_lambda", "d_s", "qnr"]
+    for k, v in got.items():
+        assert v == pytest.approx(want[k], rel=1e-6, abs=1e-9), k
+    assert (tmp_path / "out" / "figures" / "mat" / "distortion_plane.png").exists()
+
+
+def test_eval_table_fits_80_columns():
+    from jfusion.cli import _text_table
+
+    names = ["ce", "en", "mi", "psnr", "ag", "ei", "qabf", "sd", "sf", "rmse", "ssim", "qcb", "qcv"]
+    header = ["image", *(f"{n} ↑" for n in names)]
+    body = [["walkingnight", *(f"{1234.5678 / (i + 1):.6g}" for i in range(13))], ["mean", *(["0.5"] * 13)]]
+    text = _text_table(header, body, width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2 and all(b.startswith("image") for b in blocks)
+    assert sum(b.splitlines()[0].count("↑") for b in blocks) == 13  # every metric once
+    assert all(b.splitlines()[2].startswith("walkingnight") for b in blocks)

@@ -85,8 +85,8 @@ def csv_per_image(values: Values, methods: Sequence[str], metrics: Sequence[str]
     return _csv(rows)
 
 
-def _md(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+def _md(header: list[str], body: list[list[str]], n_text: int = 1) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < n_text else "---:" for i in range(len(header))) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body]) + "\n"
 
 
@@ -113,7 +113,7 @@ def markdown_per_image(values: Values, methods: Sequence[str], metrics: Sequence
         best = [best_index(arr[:, j], d) for j, d in enumerate(directions)]
         for i, m in enumerate(ms):
             body.append([s, m, *(f"**{_fmt(v)}**" if i in best[j] else _fmt(v) for j, v in enumerate(arr[i]))])
-    return _md(["image", "method", *(f"{k} {ARROWS[d]}" for k, d in zip(metrics, directions))], body)
+    return _md(["image", "method", *(f"{k} {ARROWS[d]}" for k, d in zip(metrics, directions))], body, 2)
 
 
 def _tex(s: str) -> str:
