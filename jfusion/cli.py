@@ -616,6 +616,28 @@ def _metric_table_rows(rows: list[tuple[str, dict[str, float]]], names: list[str
     return out
 
 
+def _text_table(header: list[str], body: list[list[str]], *, width: int = 80) -> str:
+    """A plain-text table no wider than ``width``: metric columns that do not fit go to a further block
+    (each block repeats the first column)."""
+    cols = list(zip(header, *body))
+    widths = [max(len(c) for c in col) for col in cols]
+    blocks: list[list[int]] = [[]]
+    used = widths[0]
+    for j in range(1, len(cols)):
+        if blocks[-1] and used + 2 + widths[j] > width:
+            blocks.append([])
+            used = widths[0]
+        blocks[-1].append(j)
+        used += 2 + widths[j]
+    out = []
+    for block in blocks:
+        idx = [0, *block]
+        fmt = lambda row: "  ".join(str(row[j]).ljust(widths[j]) if j == 0 else str(row[j]).rjust(widths[j]) for j in idx)  # noqa: E731
+        lines = [fmt(header), "  ".join("-" * widths[j] for j in idx)] + [fmt(r) for r in body]
+        out.append("\n".join(line.rstrip() for line in lines))
+    return "\n\n".join(out)
+
+
 @app.command("eval")
 def eval_cmd(
     sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
@@ -631,15 +653,12 @@ def eval_cmd(
 ) -> None:
     """Objective fusion metrics of fused images against their sources: a table per image plus the mean.
 
-    In folder mode, files without a counterpart (a source missing in one folder, a missing fused
+    Scenes are evaluated in batches of one shape (the `jfusion bench` path); the table is
+    printed in blocks of at most 80 columns. In folder mode, files without a counterpart (a source missing in one folder, a missing fused
     image) are listed on stderr and the matched scenes are evaluated; none matched is an error.
     """
     import csv
     import io
-
-    from rich.console import Console
-    from rich.progress import track
-    from rich.table import Table
 
     from jfusion.errors import FusionInputError
     from jfusion.io import read_image
@@ -691,23 +710,27 @@ def eval_cmd(
         scenes = [(fused.stem, list(sources), fused)]
     else:
         _fail("pass only files (one scene) or only folders (sources and fused) with matching names.")
-    rows: list[tuple[str, dict[str, float]]] = []
-    for stem, src_paths, fused_path in track(scenes, description="evaluating", disable=len(scenes) == 1):
-        try:
-            srcs = [read_image(p) for p in src_paths]
-            rows.append((stem, evaluate(srcs, read_image(fused_path), metrics=names, colour=colour, options=per_metric)))
-        except FusionInputError as err:
-            msg = str(err).replace("fused:", f"{fused_path}:", 1) if str(err).startswith("fused:") else str(err)
-            _fail(_name_files(msg, [*src_paths, fused_path]))
+    from jfusion.bench import ChunkError, evaluate_files
+
+    try:  # the bench's batched path: scenes bucketed by shape, one metric program per shape
+        values = evaluate_files([(stem, tuple(src), f) for stem, src, f in scenes], tuple(names), colour=colour,
+                                options=per_metric, progress=len(scenes) > 1)
+    except ChunkError as err:
+        for job in err.jobs:  # name the files of the scene that fails
+            try:
+                evaluate([read_image(p) for p in job.item.sources], read_image(job.fused), metrics=names, colour=colour, options=per_metric)
+            except FusionInputError as one:
+                msg = str(one).replace("fused:", f"{job.fused}:", 1) if str(one).startswith("fused:") else str(one)
+                _fail(_name_files(msg, [*job.item.sources, job.fused]))
+        _fail(str(err))
+    except FusionInputError as err:
+        _fail(str(err))
+    rows = [(stem, values[stem]) for stem, _, _ in scenes]
     arrows = {"higher": "↑", "lower": "↓", "zero": "→0"}
     header = ["image"] + [f"{n} {arrows[i.direction]}" for n, i in zip(names, infos)]
     body = _metric_table_rows(rows, names)
-    table = Table(title=f"jfusion eval ({colour} colour rule)")
-    for h in header:
-        table.add_column(h, justify="left" if h == "image" else "right")
-    for r in body:
-        table.add_row(*r)
-    Console().print(table)
+    typer.echo(f"jfusion eval ({colour} colour rule, {len(rows)} scene(s))")
+    typer.echo(_text_table(header, body, width=80))
     from jfusion.io import write_text
 
     try:
@@ -725,6 +748,83 @@ def eval_cmd(
             typer.echo(f"wrote {md_path}")
     except FusionInputError as err:
         _fail(str(err))
+
+
+# ---------------------------------------------------------------------------
+# bench: methods x datasets x metrics (jfusion.bench)
+# ---------------------------------------------------------------------------
+def _bench_config_from_flags(task: str, datasets: list[str], methods: list[str], results: list[str], metrics: str,
+                             colour: str, dtype: str, batch: int) -> dict[str, Any]:
+    """The config dict of ``jfusion bench`` flags (the same keys as a TOML file)."""
+    ds = []
+    for d in datasets:
+        adapter, sep, path = d.partition("=")
+        if not sep:
+            _fail(f"--dataset {d!r}: write ADAPTER=PATH, e.g. vifb=../shared/data/vifb.")
+        ds.append({"name": adapter, "adapter": adapter, "path": path})
+    ms: list[dict[str, Any]] = []
+    for m in methods:
+        label, sep, rest = m.partition("=")
+        name, _, opts = (rest if sep else m).partition(":")
+        options = parse_options([o for o in opts.split(",") if o]) if opts else {}
+        ms.append({"name": name, "label": label if sep else name + (":" + opts if opts else ""), "options": options})
+    for r in results:
+        label, sep, folder = r.partition("=")
+        ms.append({"folder": folder, "label": label} if sep else {"folder": label})
+    raw: dict[str, Any] = {"task": task, "datasets": ds, "methods": ms, "batch": batch,
+                           "metrics": {"colour": colour, "dtype": dtype}}
+    if metrics:
+        raw["metrics"]["names"] = metrics
+    return raw
+
+
+@app.command("bench")
+def bench_cmd(
+    config: Optional[Path] = typer.Argument(None, help="Benchmark config (.toml; .yaml with PyYAML). Or give the flags below."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (tables, figures, report, cache)."),
+    force: bool = typer.Option(False, "--force", help="Recompute every fused image and metric value (ignore the cache)."),
+    task: str = typer.Option("general", "--task", help="Without CONFIG: the task (jfusion.registry.TASKS)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Without CONFIG: ADAPTER=PATH (repeatable), e.g. vifb=../shared/data/vifb."),
+    method: Optional[list[str]] = typer.Option(None, "--method", "-m", help="Without CONFIG: [LABEL=]NAME[:KEY=VALUE,...] (repeatable)."),
+    results: Optional[list[str]] = typer.Option(None, "--results", "-r", help="Without CONFIG: [LABEL=]FOLDER of an external method's fused images (repeatable)."),
+    metrics: str = typer.Option("", "--metrics", help="Without CONFIG: comma-separated metric names (default: the task's set)."),
+    colour: str = typer.Option("vifb", "--colour", help="Without CONFIG: colour rule (vifb, channels, mefb, gray)."),
+    dtype: str = typer.Option("float32", "--dtype", help="Without CONFIG: float32 or float64 metrics."),
+    batch: int = typer.Option(8, "--batch", help="Without CONFIG: scenes per metric call."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Statistics, figures and the HTML report (as the config's [report] asks)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars with the remaining time."),
+) -> None:
+    """Benchmark methods x datasets x metrics: fuse what is missing, evaluate in batches, write tables and a report.
+
+    Results are cached under OUT by scene, method, options and jfusion version: a killed run
+    resumes where it stopped and writes the same tables; --force recomputes.
+    """
+    from jfusion.bench import config_from_dict, load_config, run
+    from jfusion.errors import FusionInputError
+
+    try:
+        if config is not None:
+            if dataset or method or results:
+                _fail("pass a CONFIG file or --dataset/--method/--results flags, not both.")
+            cfg = load_config(config)
+        else:
+            if not dataset or not (method or results):
+                _fail("pass a CONFIG file, or --dataset ADAPTER=PATH and --method NAME / --results FOLDER.")
+            cfg = config_from_dict(_bench_config_from_flags(task, dataset, method or [], results or [], metrics, colour, dtype, batch))
+        res = run(cfg, out=out, force=force, progress=progress, report=report)
+    except FusionInputError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished results are cached, run the same command again to resume.", code=130)
+    for m in res.missing:
+        _warn(f"not evaluated: {m}")
+    for ds in res.scenes:
+        md = res.out / "tables" / ds / "mean.md"
+        if md.exists():
+            typer.echo(f"{ds} (mean over {len(res.scenes[ds])} scenes):")
+            typer.echo(md.read_text())
+    typer.echo(f"computed {res.computed.get('fused', 0)} fused image(s) and {res.computed.get('metrics', 0)} metric row(s) "
+               f"in {res.seconds['total']:.1f} s; tables and report in {res.out}")
 
 
 @data_app.command("build-focus")
