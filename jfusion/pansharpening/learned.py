@@ -47,6 +47,7 @@ __all__ = [
     "load_weights",
     "load_scarpa_pnn",
     "apply_network",
+    "network_pansharpen",
     "sae_patch_size",
 ]
 
@@ -67,6 +68,7 @@ class ModelSpec:
       indices: append NDVI and NDWI to the input (PNN's radiometric-index variant).
       features, kernels: layer sizes.
       loss: training loss, ``"l2"`` or ``"l1"``.
+      build: see below (``None``: the layout of ``kind``).
     """
 
     kind: str
@@ -75,6 +77,9 @@ class ModelSpec:
     features: tuple[int, ...] = (64, 32)
     kernels: tuple[int, ...] = (9, 5, 5)
     loss: str = "l2"
+    build: Any = None
+    """Optional ``build(bands, rngs) -> nnx.Module`` of a new architecture (``kind`` then names its input
+    convention: ``"pnn"`` 'valid' nets on [MS~, PAN (, indices)], ``"drpnn"`` 'same' nets on the same input)."""
 
 
 # Layer widths are narrower than the papers' (64/32 for PNN, 64 for DRPNN) so that each model
@@ -124,10 +129,12 @@ def sae_patch_size(spec: ModelSpec) -> int:
     return spec.kernels[0]
 
 
-def build_model(name: str, bands: int, *, seed: int = 0) -> nnx.Module:
-    """A freshly initialised model of method ``name`` for ``bands`` MS bands."""
-    spec = SPECS[name]
+def build_model(name: str, bands: int, *, seed: int = 0, spec: ModelSpec | None = None) -> nnx.Module:
+    """A freshly initialised model of method ``name`` (architecture ``spec``, default ``SPECS[name]``) for ``bands`` MS bands."""
+    spec = SPECS[name] if spec is None else spec
     rngs = nnx.Rngs(seed)
+    if spec.build is not None:
+        return spec.build(bands, rngs)
     if spec.kind == "pnn":
         c_in = bands + 1 + (2 if spec.indices else 0)
         return PNN(c_in, bands, features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
@@ -162,13 +169,20 @@ def _read_weights(path: str, name: str, bands: int) -> tuple[tuple, dict[str, An
     return assets.split_with_arrays(build_model(name, bands), asset.arrays), meta
 
 
-def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[str, Any]]:
+def load_params(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> tuple[tuple, dict[str, Any]]:
     """``((graphdef, params, rest), manifest)`` of the shipped model of method ``name`` for ``sensor`` (cached, immutable).
+
+    ``weights`` names another asset (e.g. a training run's ``runs/pnn/pnn-IKONOS``) instead of the shipped one.
 
     Raises:
       FusionInputError: no weights for that sensor, or a band count that differs from the
         one the model was trained for.
     """
+    if weights is not None:
+        path = assets.asset_files(weights)[0]
+        if not path.exists():
+            raise FusionInputError(f"weights={weights!r}: no asset {path}; pass the path of a trained asset (.npz + .json).")
+        return _read_weights(path, name, bands)
     key = _sensor_key(sensor)
     path = WEIGHTS_DIR / f"{name}-{key}.npz"
     if not path.exists():
@@ -181,13 +195,13 @@ def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[
     return _read_weights(path, name, bands)
 
 
-def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
-    """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest.
+def load_weights(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> tuple[nnx.Module, dict[str, Any]]:
+    """A fresh module of the shipped model of method ``name`` for ``sensor`` (or of the asset ``weights``), with its manifest.
 
     Raises:
       FusionInputError: as :func:`load_params`.
     """
-    split, meta = load_params(name, sensor, bands)
+    split, meta = load_params(name, sensor, bands, weights=weights)
     return nnx.merge(*split), meta
 
 
@@ -228,35 +242,58 @@ def apply_network(model: nnx.Module, x: jax.Array, margin: int = 0) -> jax.Array
     return _apply_jit(graphdef, state, x[None])[0]
 
 
-def _pnn_family(name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap") -> jax.Array:
+def network_pansharpen(
+    name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None
+) -> jax.Array:
+    """The learned method ``name`` of a PNN-style network (``SPECS[name].kind`` ``"pnn"`` or ``"drpnn"``).
+
+    Input ``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` (:func:`network_inputs`), 'valid' nets padded by
+    their margin, output scaled back by ``2**bit_depth``; weights: the shipped asset of ``sensor``
+    or the asset ``weights``.
+    """
     spec = SPECS[name]
     ms = jnp.asarray(ms, jnp.float32)
-    model, _ = load_weights(name, sensor, int(ms.shape[-1]))
+    model, _ = load_weights(name, sensor, int(ms.shape[-1]), weights=weights)
     x = network_inputs(ms, pan, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
-    margin = model.margin if spec.kind == "pnn" else 0
+    margin = getattr(model, "margin", 0) if spec.kind == "pnn" else 0
     return apply_network(model, x, margin) * 2.0**bit_depth
 
 
+_pnn_family = network_pansharpen
+
+
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True)
-def pnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def pnn(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
-    return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True)
-def pnn_residual(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def pnn_residual(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
-    return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True)
-def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def drpnn(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
-    return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016")
-def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic") -> jax.Array:
+def srcnn_gs(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic",
+    weights: str | None = None,
+) -> jax.Array:
     """SRCNN + GS: an SRCNN super-resolves the bicubic MS, then Gram-Schmidt fuses it with the PAN.
 
     1. MS~ = bicubic MS; enhanced MS = SRCNN(MS~) (residual 9-5-5 network, all B bands in and
@@ -275,7 +312,7 @@ def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | Non
     """
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]))
+    model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]), weights=weights)
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)
     enhanced = apply_network(model, ms_up / scale) * scale
@@ -302,7 +339,7 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
 @register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)")
 def sae(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
-    interp: Interp = "23tap", stride: int = 2,
+    interp: Interp = "23tap", stride: int = 2, weights: str | None = None,
 ) -> jax.Array:
     """Stacked sparse denoising AE (trained LR-PAN -> HR-PAN) restores each interpolated MS band.
 
@@ -314,7 +351,7 @@ def sae(
 
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    model, meta = load_weights("sae", sensor, 1)
+    model, meta = load_weights("sae", sensor, 1, weights=weights)
     patch = int(meta.get("patch", 7))
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)

@@ -140,14 +140,16 @@ def _read_cnn3d(path: str) -> tuple[tuple, PCABasis, dict[str, Any]]:
     return assets.split_with_arrays(build_cnn3d(), arrays), pca, asset.manifest
 
 
-def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
+def load_cnn3d(scene: str, *, weights: str | None = None) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     """A fresh module of the shipped 3-D CNN of ``scene`` with its PCA basis and manifest.
 
     The asset ``cnn3d-mshs-<scene>`` (:mod:`jfusion.assets`; the PCA basis ``pca_mean``,
     ``pca_basis`` beside the network's parameters) is read once and cached as the immutable
     ``(graphdef, params, rest)``, keyed by the files' stamps.
     """
-    path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz"
+    path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz" if weights is None else assets.asset_files(weights)[0]
+    if weights is not None and not path.exists():
+        raise FusionInputError(f"weights={weights!r}: no asset {path}; pass the path of a trained cnn3d-mshs asset.")
     if not path.exists():
         have = sorted(shipped_cnn3d())
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for {scene!r}; pass sensor= one of {have or 'none available'}.")
@@ -174,7 +176,8 @@ def _pick_scene(hs_bands: int, hr_bands: int, ratio: int) -> str:
 
 @register("cnn3d-mshs", family="mshs", reference="Palsson, Sveinsson, Ulfarsson, IEEE GRSL 14(5) 2017")
 def cnn3d_mshs(
-    hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int | None = None, interp: Interp = "bicubic"
+    hs: ArrayLike, ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int | None = None, interp: Interp = "bicubic",
+    weights: str | None = None,
 ) -> jax.Array:
     """3-D CNN MS/HS fusion: HS ``(h, w, L)`` + high-resolution MS/RGB/PAN ``(r h, r w, C)`` -> ``(r h, r w, L)``.
 
@@ -184,6 +187,7 @@ def cnn3d_mshs(
       ratio: ``r``; must be the ratio the model was trained for.
       sensor: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
         the one shipped model whose band counts and ratio match the input.
+      weights: the path of another cnn3d-mshs asset (e.g. a training run's) instead of a shipped one.
 
     Raises:
       FusionInputError: no weights for ``sensor``, or band counts / ratio that differ from the
@@ -194,8 +198,11 @@ def cnn3d_mshs(
     ms = jnp.asarray(ms, jnp.float32)
     if ms.ndim == 2:
         ms = ms[..., None]
-    key = str(sensor).lower() if sensor is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
-    model, pca, meta = load_cnn3d(key)
+    if weights is not None:
+        key = str(weights)
+    else:
+        key = str(sensor).lower() if sensor is not None else _pick_scene(int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    model, pca, meta = load_cnn3d(key, weights=weights)
     if hs.shape[-1] != pca.mean.shape[0] or ms.shape[-1] != int(meta["ms_bands"]):
         raise FusionInputError(
             f"cnn3d-mshs ({key}): trained for {pca.mean.shape[0]} HS bands and {meta['ms_bands']} high-resolution band(s), "

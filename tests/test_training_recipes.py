@@ -1,0 +1,132 @@
+"""Training recipes: one registered config per shipped asset, train_and_evaluate per family, exact resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jfusion import assets
+from jfusion.errors import FusionInputError
+from jfusion.training import recipes
+from jfusion.training.pansharpening import pansharpening_config, train_and_evaluate
+
+PACKAGE = Path(recipes.__file__).resolve().parents[1]
+
+
+def _shipped_manifests() -> dict[str, dict]:
+    files = [p for p in (PACKAGE / "weights").rglob("*.json") if p.name != "not_shipped.json"]
+    files += list((PACKAGE / "sparse" / "dictionaries").glob("*.json"))
+    return {str(p.relative_to(PACKAGE).with_suffix("")): json.loads(p.read_text()) for p in files}
+
+
+def _settings(m: dict) -> dict:
+    """The training settings a shipped manifest records, under the config's field names."""
+    cfg = dict(m["config"])
+    if "train" in cfg:  # weight nets: {"model": WeightNetConfig, "train": FocusTrainConfig}
+        cfg = {**cfg["train"], "model": cfg["model"]}
+    out = {**cfg, "seed": m["seed"], "steps": cfg.pop("max_steps", m["steps"])}
+    data = m["data"] if isinstance(m["data"], dict) else {}
+    for k in ("scene", "num_images", "crop"):
+        if k in data:
+            out[k] = data[k]
+    if "source" in data:
+        out["data"] = data["source"]
+    if "n_components" in m:
+        out["n_components"] = m["n_components"]
+    if "name" in m:
+        out["name"] = m["name"]
+    return out
+
+
+def _value(config, key):
+    v = getattr(config, key)
+    if dataclasses.is_dataclass(v):
+        return json.loads(json.dumps(dataclasses.asdict(v)))
+    return v
+
+
+def test_every_shipped_asset_has_its_registered_config():
+    shipped = _shipped_manifests()
+    presets = {key: (r, cfg) for r in recipes.list_recipes() for key, cfg in r.presets.items()}
+    assert sorted(presets) == sorted(shipped), "one registered preset per shipped asset, and no other"
+    for key, m in shipped.items():
+        recipe, cfg = presets[key]
+        settings = _settings(m)
+        compared = [k for k in settings if hasattr(cfg, k)]
+        assert len(compared) >= 5, (key, compared)
+        for k in compared:
+            want, got = settings[k], _value(cfg, k)
+            if isinstance(want, float):
+                assert got == pytest.approx(want, rel=1e-12), (key, k)
+            else:
+                assert got == want, (key, k, got, want)
+        if recipe.family == "pansharpening":
+            assert m["model"] == recipe.name and cfg.arch.loss == m["config"]["loss"]
+            assert recipes.command_line(recipe.name, cfg) == m["command"]  # the recorded command gives this config
+
+
+def test_registry_shape_and_configure():
+    r = recipes.get_recipe("PNN")  # case-insensitive like every registry
+    assert r.name == "pnn" and r.fn is train_and_evaluate and r.family == "pansharpening"
+    with pytest.raises(FusionInputError, match="registered:"):
+        recipes.get_recipe("no-such-recipe")
+    cfg = recipes.configure(r.config, steps=7, lr=1, scene="x.mat", batch=None)
+    assert (cfg.steps, cfg.lr, cfg.scene, cfg.batch) == (7, 1.0, "x.mat", r.config.batch)
+    with pytest.raises(FusionInputError, match="steps="):
+        recipes.configure(r.config, steps="7")
+    with pytest.raises(FusionInputError, match="not a setting"):
+        recipes.configure(r.config, arch=None or 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.config.steps = 3  # type: ignore[misc]
+    assert "arch" not in recipes.scalar_fields(r.config) and "model" not in recipes.scalar_fields(r.config)
+
+
+def _tiny_scene(path: Path) -> Path:
+    import scipy.io as sio
+
+    rng = np.random.default_rng(0)
+    pan = (rng.random((128, 256)) * 1500 + 100).astype(np.uint16)
+    low = pan.reshape(32, 4, 64, 4).mean((1, 3))
+    ms = np.stack([low * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
+    sio.savemat(path, {"I_MS": ms, "I_PAN": pan, "sensor": "IKONOS", "L": 11, "ratio": 4})
+    return path
+
+
+def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkeypatch):
+    from jfusion.training import checkpoint
+
+    scene = _tiny_scene(tmp_path / "tiny.mat")
+    cfg = pansharpening_config("pnn-residual", scene=str(scene), steps=6, batch=4, patch=8, checkpoint_every=2)
+    full = train_and_evaluate(cfg, tmp_path / "full", score=False, progress=False)
+
+    save = checkpoint.Checkpointer.save
+
+    def dying(self, step, state, record, *, force=False):
+        saved = save(self, step, state, record, force=force)
+        if step == 4:
+            raise KeyboardInterrupt("killed after the step-4 checkpoint")
+        return saved
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(cfg, tmp_path / "resumed", score=False, progress=False)
+    assert not (tmp_path / "resumed" / "pnn-residual-IKONOS.npz").exists()
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save)
+    resumed = train_and_evaluate(cfg, tmp_path / "resumed", score=False, progress=False)
+
+    a = assets.read_asset(tmp_path / "full" / "pnn-residual-IKONOS").arrays
+    b = assets.read_asset(tmp_path / "resumed" / "pnn-residual-IKONOS").arrays
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    hist = [json.loads((tmp_path / d / "history.json").read_text())["loss"] for d in ("full", "resumed")]
+    assert len(hist[0]) == 6 and hist[0] == hist[1]
+    assert full["final_loss"] == resumed["final_loss"] and resumed["recipe"]["steps"] == 6
+    # a workdir holding checkpoints of another config is refused, before any training
+    other = dataclasses.replace(cfg, lr=1e-2)
+    with pytest.raises(FusionInputError, match="lr"):
+        train_and_evaluate(other, tmp_path / "resumed", score=False, progress=False, force=True)
