@@ -130,3 +130,68 @@ def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkey
     other = dataclasses.replace(cfg, lr=1e-2)
     with pytest.raises(FusionInputError, match="lr"):
         train_and_evaluate(other, tmp_path / "resumed", score=False, progress=False, force=True)
+
+
+@pytest.fixture
+def tiny_net():
+    """A learned pan-sharpening model added the README's way (spec, method, recipe in one place), removed afterwards."""
+    from flax import nnx
+
+    from jfusion.pansharpening import learned
+    from jfusion.pansharpening.registry import REGISTRY, register
+    from jfusion.training.pansharpening import register_pansharpening_recipe
+
+    class TinyNet(nnx.Module):
+        def __init__(self, bands, rngs):
+            self.conv = nnx.Conv(bands + 1, bands, (3, 3), rngs=rngs)
+
+        def __call__(self, x):
+            return x[..., :-1] + self.conv(x)
+
+    REGISTRY.names(), recipes.RECIPES.names()  # load both registries first
+    learned.SPECS["tiny-net"] = learned.ModelSpec("drpnn", build=lambda bands, rngs: TinyNet(bands, rngs))
+
+    @register("tiny-net", family="learned", reference="test", local=True)
+    def tiny(ms, pan, *, ratio=4, sensor=None, bit_depth=11, interp="23tap", weights=None):
+        """TinyNet."""
+        return learned.network_pansharpen("tiny-net", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth,
+                                          interp=interp, weights=weights)
+
+    register_pansharpening_recipe("tiny-net", pansharpening_config("tiny-net", steps=3, batch=4, patch=8, lr=1e-3))
+    yield "tiny-net"
+    del learned.SPECS["tiny-net"], REGISTRY._entries["tiny-net"], recipes.RECIPES._entries["tiny-net"]
+
+
+def test_a_new_learned_model_trains_through_the_cli_with_typed_flags(tmp_path, tiny_net):
+    from typer.testing import CliRunner
+
+    import jfusion
+    from jfusion.cli import _recipe_command, train_app
+
+    scene = tmp_path / "tiny.mat"
+    import scipy.io as sio
+
+    rng = np.random.default_rng(1)
+    pan = (rng.random((256, 512)) * 1500 + 100).astype(np.uint16)
+    ms = np.stack([pan.reshape(64, 4, 128, 4).mean((1, 3)) * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
+    sio.savemat(scene, {"I_MS": ms, "I_PAN": pan, "sensor": "IKONOS", "L": 11, "ratio": 4})
+    train_app.command(tiny_net)(_recipe_command(recipes.get_recipe(tiny_net)))
+    try:
+        out = tmp_path / "run"
+        r = CliRunner().invoke(jfusion.cli.app, ["train", tiny_net, "--scene", str(scene), "--steps", "2", "--lr", "0.002",
+                                                 "--out", str(out), "--no-progress"])
+        assert r.exit_code == 0, r.output
+        bad = CliRunner().invoke(jfusion.cli.app, ["train", tiny_net, "--scene", str(scene), "--steps", "two"])
+        assert bad.exit_code == 2 and "steps" in bad.output  # typed flags
+    finally:
+        train_app.registered_commands[:] = [c for c in train_app.registered_commands if c.name != tiny_net]
+    man = assets.read_manifest(out / "tiny-net-IKONOS")
+    assert man["steps"] == 2 and man["recipe"]["lr"] == 0.002 and man["recipe"]["scene"] == str(scene)
+    assert man["command"] == f"jfusion train tiny-net --scene tiny.mat --steps 2 --lr 0.002 --seed 0"
+    assert set(man["scores"]["test"]) == {"model", "exp"} and set(man["scores"]["test"]["model"]) == {"q2n", "sam", "ergas"}
+    # the scores are those of the written asset, run through the library with weights=
+    from jfusion.training.pansharpening import score_on_test_region
+    from jfusion.pansharpening.io import read_scene
+
+    again = score_on_test_region(read_scene(scene), tiny_net, weights=str(out / "tiny-net-IKONOS"))
+    assert again == pytest.approx(man["scores"]["test"]["model"], rel=1e-6)

@@ -137,8 +137,14 @@ def configure(config: Any, **overrides: Any) -> Any:
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    """The config as JSON-able data (nested dataclasses as dicts, tuples as lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """The config as JSON-able data (nested dataclasses as dicts, tuples as lists, functions by qualified name)."""
+
+    def name_of(obj: Any) -> str:
+        if callable(obj):
+            return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
+        raise TypeError(f"config value {obj!r} is not JSON-able")
+
+    return json.loads(json.dumps(dataclasses.asdict(config), default=name_of))
 
 
 def flag_name(config: Any, field: str) -> str:
