@@ -126,6 +126,18 @@ def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkey
     hist = [json.loads((tmp_path / d / "history.json").read_text())["loss"] for d in ("full", "resumed")]
     assert len(hist[0]) == 6 and hist[0] == hist[1]
     assert full["final_loss"] == resumed["final_loss"] and resumed["recipe"]["steps"] == 6
+    # the training part's normalised radiometry (numpy on the file: MS columns 0-47 of 64, PAN 0-191, / 2**11)
+    import scipy.io as sio
+
+    raw = sio.loadmat(scene)
+    ms_tr, pan_tr = raw["I_MS"][:, :48].astype(np.float64) / 2048, raw["I_PAN"][:, :192].astype(np.float64) / 2048
+    rad = full["radiometry"]
+    assert rad["bit_depth"] == 11
+    np.testing.assert_allclose(rad["ms"]["mean"], ms_tr.mean((0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(rad["ms"]["std"], ms_tr.std((0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(rad["ms"]["p99"], np.percentile(ms_tr.reshape(-1, 4), 99, axis=0), rtol=1e-12)
+    assert rad["pan"]["mean"] == pytest.approx(pan_tr.mean(), rel=1e-12)
+    assert rad["pan"]["min"] == pan_tr.min() and rad["pan"]["max"] == pan_tr.max()
     # a workdir holding checkpoints of another config is refused, before any training
     other = dataclasses.replace(cfg, lr=1e-2)
     with pytest.raises(FusionInputError, match="lr"):

@@ -259,16 +259,13 @@ def network_pansharpen(
     return apply_network(model, x, margin) * 2.0**bit_depth
 
 
-_pnn_family = network_pansharpen
-
-
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True)
 def pnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
     weights: str | None = None,
 ) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
-    return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True)
@@ -277,7 +274,7 @@ def pnn_residual(
     weights: str | None = None,
 ) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
-    return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True)
@@ -286,7 +283,7 @@ def drpnn(
     weights: str | None = None,
 ) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
-    return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016")

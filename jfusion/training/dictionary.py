@@ -116,7 +116,7 @@ def train_and_evaluate(
     from jfusion.sparse.dictionary import ARRAY
     from jfusion.sparse.tikhonov import tikhonov_split
     from jfusion.sparse.train import training_images
-    from jfusion.training.recipes import command_line, prepare_workdir
+    from jfusion.training.recipes import command_line, prepare_workdir, radiometric_stats
     from jfusion.weights import install as install_files
 
     del progress
@@ -164,6 +164,11 @@ def train_and_evaluate(
         seconds=round(time.time() - t0, 1),
         device=jax.devices()[0].platform,
         recipe=dataclasses.asdict(config),
+        radiometry={
+            "normalisation": "grey crops in [0, 1]; 'detail': their Tikhonov high-pass (what the dictionary codes)",
+            "grey": radiometric_stats(imgs, per_channel=False),
+            "detail": radiometric_stats(np.asarray(detail), per_channel=False),
+        },
     )
     assets.write_asset(out / config.name, {ARRAY: d}, manifest, force=force)
     if install and not same:

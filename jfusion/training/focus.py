@@ -275,9 +275,10 @@ def train_and_evaluate(
     (``jfusion/weights/<name with _>``). Existing weights (in ``workdir``, and with ``install``
     in the package) are refused before training unless ``force``.
     """
-    from jfusion.io import check_output_path
-    from jfusion.training.recipes import command_line, prepare_workdir
+    from jfusion import assets
     from jfusion import weights as weights_mod
+    from jfusion.io import check_output_path
+    from jfusion.training.recipes import command_line, prepare_workdir, radiometric_stats
 
     folder = Path(workdir)
     package_dir = weights_mod.WEIGHTS_DIR / config.name.replace("-", "_")
@@ -289,6 +290,10 @@ def train_and_evaluate(
     trained, result, dat = train_weightnet(config, config.data, checkpoint_dir=ckpt, progress=progress)
     man = ship(trained, config, dat, result, folder, name=config.name, source=config.data,
                command=command or command_line(config.name, config), force=force)
+    man = assets.update_manifest(folder / "weights", {"radiometry": {
+        "normalisation": "grey crops in [0, 1] of the training images (pairs are blurred copies of them)",
+        "grey": radiometric_stats(dat.train_pool, per_channel=False),
+    }})
     if install and not same:
         weights_mod.install(files, package_dir, overwrite=force)
     return man

@@ -40,7 +40,7 @@ from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import receptive_margin
 from jfusion.pansharpening import learned, wald
 from jfusion.pansharpening.io import Scene, read_scene
-from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare_workdir
+from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare_workdir, radiometric_stats
 
 __all__ = [
     "PansharpeningConfig", "Cnn3dConfig", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
@@ -421,6 +421,7 @@ def train_and_evaluate(
         "command": command_line(name, config) if name in RECIPES else f"jfusion train {name} --scene {scene_path.name}",
         "date": datetime.date.today().isoformat(),
         "recipe": config_dict(config),
+        "radiometry": pansharpening_radiometry(ms_tr, pan_tr, bit_depth=scene.bit_depth),
     }
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
@@ -431,6 +432,18 @@ def train_and_evaluate(
     if shipped is not None:
         path = _install_asset(path, shipped, force=force)
     return assets.read_manifest(path)
+
+
+def pansharpening_radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, Any]:
+    """The manifest's ``radiometry`` of a pan-sharpening run: statistics of the training part's MS ``(h, w, B)`` and
+    PAN ``(H, W)`` divided by ``2**bit_depth`` (what the networks see), per MS band."""
+    scale = 2.0**bit_depth
+    return {
+        "normalisation": f"DN / 2**bit_depth (bit_depth {bit_depth}), training part of the scene",
+        "bit_depth": int(bit_depth),
+        "ms": radiometric_stats(np.asarray(ms, np.float64) / scale),
+        "pan": radiometric_stats(np.asarray(pan, np.float64) / scale, per_channel=False),
+    }
 
 
 def _write_history(out_dir: Path, history: list[float]) -> None:
@@ -683,6 +696,11 @@ def train_cnn3d_and_evaluate(
         "final_loss": float(np.mean(history[-20:])), "train_seconds": round(time.time() - t0, 1),
         "command": command_line("cnn3d-mshs", config), "date": datetime.date.today().isoformat(),
         "recipe": config_dict(config),
+        "radiometry": {
+            "normalisation": "HS in the scene's units; high-resolution image / ms_scale; training part of the scene",
+            "hs": radiometric_stats(hs_tr), "hr": radiometric_stats(np.asarray(hr_tr, np.float64) / ms_scale),
+            "ms_scale": ms_scale,
+        },
     }
     arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
     path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)

@@ -37,7 +37,7 @@ from jfusion.registry import Info, Registry
 
 __all__ = [
     "RecipeInfo", "RECIPES", "register_recipe", "get_recipe", "list_recipes", "scalar_fields", "configure",
-    "config_dict", "command_line", "prepare_workdir",
+    "config_dict", "command_line", "prepare_workdir", "radiometric_stats",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -196,3 +196,24 @@ def prepare_workdir(workdir: str | Path, config: Any) -> Path:
     with atomic_output(record, overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(now, indent=2, sort_keys=True) + "\n")
     return ckpt
+
+
+def radiometric_stats(x: Any, *, per_channel: bool = True) -> dict[str, Any]:
+    """Statistics of training data as the network sees it (normalised), for the manifest's ``radiometry``.
+
+    Args:
+      x: ``(..., C)`` array (``per_channel``: one value per channel ``C``) or any array (``per_channel=False``).
+
+    Returns:
+      ``{"mean", "std", "min", "max", "p01", "p99"}`` (lists of ``C`` floats, or floats), computed in float64, so that
+      inference can refuse input whose normalised statistics lie far outside the training range.
+    """
+    import numpy as np
+
+    a = np.asarray(x, np.float64)
+    a = a.reshape(-1, a.shape[-1]) if per_channel else a.reshape(-1, 1)
+    p01, p99 = np.percentile(a, [1, 99], axis=0)
+    stats = {"mean": a.mean(0), "std": a.std(0), "min": a.min(0), "max": a.max(0), "p01": p01, "p99": p99}
+    if per_channel:
+        return {k: [float(v) for v in vals] for k, vals in stats.items()}
+    return {k: float(vals[0]) for k, vals in stats.items()}
