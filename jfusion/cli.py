@@ -424,8 +424,6 @@ def _recipe_command(info: Any):
     add("force", bool, typer.Option(False, "--force", help="Overwrite existing assets (in the run folder, and with --install the shipped ones)."))
 
     def command(**kwargs: Any) -> None:
-        import sys
-
         from jfusion.errors import FusionInputError
         from jfusion.training.recipes import configure, get_recipe
         from jfusion.weights import default_run_dir
@@ -443,9 +441,6 @@ def _recipe_command(info: Any):
         try:
             config = configure(recipe.config, **kwargs)
             workdir = Path(out) if out else default_run_dir(name)
-            args = sys.argv[sys.argv.index(info.name) + 1 :] if info.name in sys.argv else []
-            if recipe.family in ("focus", "dictionary") and args:
-                extra["command"] = " ".join([f"jfusion train {info.name}", *args])
             man = recipe.fn(config, workdir, install=install, force=force, progress=progress, **extra)
         except FusionInputError as err:
             _fail(str(err))

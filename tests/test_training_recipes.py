@@ -79,10 +79,19 @@ def test_registry_shape_and_configure():
     with pytest.raises(FusionInputError, match="steps="):
         recipes.configure(r.config, steps="7")
     with pytest.raises(FusionInputError, match="not a setting"):
-        recipes.configure(r.config, arch=None or 3)
+        recipes.configure(r.config, arch=3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.config.steps = 3  # type: ignore[misc]
     assert "arch" not in recipes.scalar_fields(r.config) and "model" not in recipes.scalar_fields(r.config)
+
+
+def test_bad_settings_fail_before_any_work(tmp_path):
+    cfg = pansharpening_config("pnn", scene="no-such-scene.mat", steps=1)
+    with pytest.raises(FusionInputError, match="optimizer='nope'"):
+        train_and_evaluate(recipes.configure(cfg, optimizer="nope"), tmp_path / "run", progress=False)
+    with pytest.raises(FusionInputError, match="no-such-scene.mat"):
+        train_and_evaluate(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def _tiny_scene(path: Path) -> Path:

@@ -26,8 +26,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jfusion.data.folder import image_paths, load_crop_pool, split_paths
-from jfusion.data.synth import sample_focus_batch
 from jfusion.models.focus_cnn import WeightNet, WeightNetConfig, class_weights
 from jfusion.ops.precision import matmul
 from jfusion.training.loop import TrainResult, cross_entropy_loss, train
@@ -118,6 +116,9 @@ def build_data(config: FocusTrainConfig, source: str | os.PathLike) -> FocusData
     ``val_batch`` uses the training distribution (``min_std``), ``val_batch_all`` keeps every
     location, textureless ones included.
     """
+    from jfusion.data.folder import image_paths, load_crop_pool, split_paths  # grain: imported on use
+    from jfusion.data.synth import sample_focus_batch
+
     paths = image_paths(source)
     tr, va = split_paths(paths, val_fraction=config.val_fraction, seed=config.seed)
     kw = dict(crop=config.crop, per_image=config.per_image, seed=config.seed)
@@ -174,6 +175,8 @@ def train_weightnet(
     Returns:
       ``(model, result, data)``: the trained model, the loop's history and the data used.
     """
+    from jfusion.data.synth import sample_focus_batch
+
     data = build_data(config, source) if data is None else data
     key = jax.random.key(config.seed)
     model = WeightNet(config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))

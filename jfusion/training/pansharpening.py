@@ -157,7 +157,8 @@ def _sae_patches(key, x, y, *, patch, batch):
     return (xi - mu) * g + 0.5, (yi - mu) * g + 0.5
 
 
-def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5, checkpoint_dir=None, checkpoint_every=100):
+def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5, checkpoint_dir=None, checkpoint_every=100,
+               optimizer="adam"):
     patch = learned.sae_patch_size(learned.SPECS["sae"])
     pre = max(1, steps // 4)
 
@@ -183,12 +184,12 @@ def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, l
     def ckpt(phase: str) -> dict[str, Any]:
         return {"checkpoint_dir": None if checkpoint_dir is None else Path(checkpoint_dir) / phase, "checkpoint_every": checkpoint_every}
 
-    hist = fit(model, optax.adam(lr), loss1, batches, steps=pre, log=log, **ckpt("layer1"))
+    hist = fit(model, make_optimizer(optimizer, lr), loss1, batches, steps=pre, log=log, **ckpt("layer1"))
     # layer 2 sees layer-1 codes; layer-1 parameters are held fixed by masking their updates
     mask = nnx.state(model, nnx.Param)
     mask = jax.tree_util.tree_map_with_path(lambda p, _: "ae2" in jax.tree_util.keystr(p), mask)
-    hist += fit(model, optax.masked(optax.adam(lr), mask), loss2, lambda i: batches(i + pre), steps=pre, log=log, **ckpt("layer2"))
-    hist += fit(model, optax.adam(lr / 2), loss_ft, lambda i: batches(i + 2 * pre), steps=steps - 2 * pre, log=log,
+    hist += fit(model, optax.masked(make_optimizer(optimizer, lr), mask), loss2, lambda i: batches(i + pre), steps=pre, log=log, **ckpt("layer2"))
+    hist += fit(model, make_optimizer(optimizer, lr / 2), loss_ft, lambda i: batches(i + 2 * pre), steps=steps - 2 * pre, log=log,
                 **ckpt("finetune"))
     return hist
 
@@ -227,7 +228,7 @@ class PansharpeningConfig:
         ``<data>/pansharpening`` (``$JFUSION_DATA``, default ``../shared/data``).
       steps, batch, patch, lr: Adam steps, crops per step, crop side (PAN pixels; SAE: patch side), learning rate.
       seed: initialisation and crop positions.
-      optimizer: ``"adam"`` (optax).
+      optimizer: the optax optimiser (:func:`make_optimizer`; the SAE's fine-tuning uses half ``lr``).
       checkpoint_every: orbax checkpoint interval in steps.
     """
 
@@ -240,7 +241,7 @@ class PansharpeningConfig:
     patch: int = dataclasses.field(default=17, metadata=_meta("Crop side in PAN pixels."))
     lr: float = dataclasses.field(default=1e-3, metadata=_meta("Adam learning rate."))
     seed: int = dataclasses.field(default=0, metadata=_meta("Seed of initialisation and crops."))
-    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser", cli=False))
+    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
     checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
 
     @property
@@ -259,6 +260,7 @@ class Cnn3dConfig:
       n_components: PCA components of the HS.
       select_steps: early stopping on a validation strip of the training part.
       noise: input noise (share of the component scale, Palsson et al.).
+      optimizer: the optax optimiser (:func:`make_optimizer`).
       checkpoint_every: orbax checkpoint interval in steps.
     """
 
@@ -274,7 +276,7 @@ class Cnn3dConfig:
     select_steps: bool = dataclasses.field(default=False, metadata=_meta(
         "Early stopping: pick the step count (<= --steps) on a validation strip of the training part."))
     noise: float = dataclasses.field(default=0.01, metadata=_meta("Input noise, share of the component scale."))
-    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser", cli=False))
+    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
     checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
 
 
@@ -339,6 +341,22 @@ def _register_recipes() -> None:
     )
 
 
+def make_optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    """The optax optimiser ``name`` (``"adam"``, ``"adamw"``, ``"sgd"``, ...) at learning rate ``lr``.
+
+    Raises:
+      FusionInputError: ``name`` is not an optax optimiser taking a learning rate.
+    """
+    fn = getattr(optax, name, None)
+    try:
+        tx = fn(lr) if callable(fn) else None
+    except TypeError:
+        tx = None
+    if not isinstance(tx, optax.GradientTransformation):
+        raise FusionInputError(f"optimizer={name!r}: not an optax optimiser; pass e.g. 'adam', 'adamw' or 'sgd'.")
+    return tx
+
+
 def _data_root() -> Path:
     return Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -376,6 +394,7 @@ def train_and_evaluate(
     """
     name = config.model
     spec = config.arch
+    make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
     scene_path = resolve_scene(config.scene, "pansharpening")
     scene = read_scene(scene_path)
     sensor = wald.sensor_mtf(scene.sensor).name
@@ -390,7 +409,7 @@ def train_and_evaluate(
     t0 = time.time()
     if spec.kind == "sae":
         history = _train_sae(model, x, y, key=key, steps=config.steps, batch=config.batch, lr=config.lr, log=log,
-                             checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every)
+                             checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every, optimizer=config.optimizer)
     else:
         pixel = _pixel_loss(spec.loss)
 
@@ -398,7 +417,7 @@ def train_and_evaluate(
             return pixel(m(b[0]), b[1])
 
         batches = jax.jit(lambda i: crop_batch(jax.random.fold_in(key, i), x, y, patch=config.patch, margin=margin, batch=config.batch))
-        history = fit(model, optax.adam(config.lr), loss_fn, batches, steps=config.steps, log=log,
+        history = fit(model, make_optimizer(config.optimizer, config.lr), loss_fn, batches, steps=config.steps, log=log,
                       checkpoint_dir=ckpt / "main", checkpoint_every=config.checkpoint_every)
     seconds = time.time() - t0
     _write_history(out_dir, history)
@@ -590,7 +609,7 @@ def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scal
 
 
 def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=25, noise=0.01, checkpoint_dir=None,
-               checkpoint_every=100):
+               checkpoint_every=100, optimizer="adam"):
     """Train a fresh 3-D CNN on crops of ``(x, y)``; with ``val = (xv, yv)`` also return the validation losses."""
     from jfusion.pansharpening import mshs
     from jfusion.training.loop import train
@@ -615,7 +634,7 @@ def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=
         def validate(m, step):
             return {"val_loss": float(jnp.mean((m(xv[None, ..., None])[0, ..., :n_pc, 0] - yv) ** 2))}
 
-    result = train(model, optax.adam(lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
+    result = train(model, make_optimizer(optimizer, lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
                    validate_every=val_every if val is not None else 0, progress=log is not None, desc="cnn3d-mshs",
                    checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     return model, [float(r["loss"]) for r in result.history], result.validation
@@ -645,6 +664,7 @@ def train_cnn3d_and_evaluate(
     """
     from jfusion.pansharpening import mshs
 
+    make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
     hs_path = resolve_scene(config.scene, "hyperspectral")
     name = mshs.scene_key(str(hs_path))
     out_dir, shipped = _check_targets(workdir, "cnn3d-mshs", f"cnn3d-mshs-{name}", install=install, force=force)
@@ -659,7 +679,8 @@ def train_cnn3d_and_evaluate(
     t0 = time.time()
     selection: dict[str, Any] = {}
     final_steps = steps
-    fit_kw = dict(batch=batch, patch=patch, lr=lr, seed=seed, log=log, noise=config.noise, checkpoint_every=config.checkpoint_every)
+    fit_kw = dict(batch=batch, patch=patch, lr=lr, seed=seed, log=log, noise=config.noise, checkpoint_every=config.checkpoint_every,
+                  optimizer=config.optimizer)
     if config.select_steps:
         vfirst, vcol = mshs.split_columns(col - first, q)
         vcol += first  # vfirst == 0: the training part is whole LR pixels already
