@@ -98,8 +98,8 @@ def _tiny_scene(path: Path) -> Path:
     import scipy.io as sio
 
     rng = np.random.default_rng(0)
-    pan = (rng.random((128, 256)) * 1500 + 100).astype(np.uint16)
-    low = pan.reshape(32, 4, 64, 4).mean((1, 3))
+    pan = (rng.random((64, 128)) * 1500 + 100).astype(np.uint16)
+    low = pan.reshape(16, 4, 32, 4).mean((1, 3))
     ms = np.stack([low * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
     sio.savemat(path, {"I_MS": ms, "I_PAN": pan, "sensor": "IKONOS", "L": 11, "ratio": 4})
     return path
@@ -109,15 +109,15 @@ def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkey
     from jfusion.training import checkpoint
 
     scene = _tiny_scene(tmp_path / "tiny.mat")
-    cfg = pansharpening_config("pnn-residual", scene=str(scene), steps=6, batch=4, patch=8, checkpoint_every=2)
+    cfg = pansharpening_config("pnn-residual", scene=str(scene), steps=4, batch=4, patch=8, checkpoint_every=2)
     full = train_and_evaluate(cfg, tmp_path / "full", score=False, progress=False)
 
     save = checkpoint.Checkpointer.save
 
     def dying(self, step, state, record, *, force=False):
         saved = save(self, step, state, record, force=force)
-        if step == 4:
-            raise KeyboardInterrupt("killed after the step-4 checkpoint")
+        if step == 2:
+            raise KeyboardInterrupt("killed after the step-2 checkpoint")
         return saved
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", dying)
@@ -133,13 +133,13 @@ def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkey
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     hist = [json.loads((tmp_path / d / "history.json").read_text())["loss"] for d in ("full", "resumed")]
-    assert len(hist[0]) == 6 and hist[0] == hist[1]
-    assert full["final_loss"] == resumed["final_loss"] and resumed["recipe"]["steps"] == 6
-    # the training part's normalised radiometry (numpy on the file: MS columns 0-47 of 64, PAN 0-191, / 2**11)
+    assert len(hist[0]) == 4 and hist[0] == hist[1]
+    assert full["final_loss"] == resumed["final_loss"] and resumed["recipe"]["steps"] == 4
+    # the training part's normalised radiometry (numpy on the file: MS columns 0-23 of 32, PAN 0-95, / 2**11)
     import scipy.io as sio
 
     raw = sio.loadmat(scene)
-    ms_tr, pan_tr = raw["I_MS"][:, :48].astype(np.float64) / 2048, raw["I_PAN"][:, :192].astype(np.float64) / 2048
+    ms_tr, pan_tr = raw["I_MS"][:, :24].astype(np.float64) / 2048, raw["I_PAN"][:, :96].astype(np.float64) / 2048
     rad = full["radiometry"]
     assert rad["bit_depth"] == 11
     np.testing.assert_allclose(rad["ms"]["mean"], ms_tr.mean((0, 1)), rtol=1e-12)
