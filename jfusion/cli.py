@@ -299,131 +299,11 @@ def demo_cmd(
 
 
 # ---------------------------------------------------------------------------
-# train / data sub-commands: each family adds its own command below, importing its
-# training module inside the function so that `jfusion --help` stays fast.
+# train / data sub-commands: `jfusion train <recipe>` for every registered recipe
+# (jfusion.training.recipes), its config's fields as flags; see _recipe_command below.
 # ---------------------------------------------------------------------------
 
 
-@train_app.command("dictionary")
-def train_dictionary_cmd(
-    data: str = typer.Option("", help="Folder of natural images (default: ../shared/data/natural when present)."),
-    out: str = typer.Option("", help="Run folder to write (default: ./runs/dictionary)."),
-    name: str = typer.Option("csr32", help="Dictionary name (asset files <name>.npz and <name>.json)."),
-    num_filters: int = typer.Option(32, help="Number of filters M."),
-    filter_size: int = typer.Option(8, help="Filter size h = w."),
-    lmbda: float = typer.Option(0.1, help="l1 weight of the coding step."),
-    iterations: int = typer.Option(300, help="Outer iterations (one CBPDN + one dictionary ADMM step each)."),
-    num_images: int = typer.Option(16, help="Number of training crops (one per image)."),
-    crop: int = typer.Option(128, help="Crop size in pixels."),
-    seed: int = typer.Option(0, help="Seed of the crop choice and the random initial filters."),
-    install: bool = typer.Option(False, "--install", help="Also install the dictionary into the package (jfusion/sparse/dictionaries)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing files (in the run folder, and with --install the shipped ones)."),
-) -> None:
-    """Learn a convolutional dictionary (CSR fusion) from natural images; writes it with a manifest.
-
-    The run goes to --out (default ./runs/dictionary); the package is changed only with --install.
-    """
-    import os
-    import sys
-    from pathlib import Path
-
-    from jfusion.errors import FusionInputError
-    from jfusion.sparse.dictionary import DICTIONARY_DIR
-    from jfusion.sparse.train import train_dictionary
-    from jfusion.weights import default_run_dir
-
-    default = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-    folder = Path(data) if data else default / "natural"
-    if not folder.exists():
-        raise typer.BadParameter(f"training folder {folder} not found; pass --data FOLDER")
-    run_dir = Path(out) if out else default_run_dir("dictionary")
-    files = [run_dir / f"{name}.npz", run_dir / f"{name}.json"]
-    try:
-        _check_train_outputs(files, DICTIONARY_DIR if install else None, force)
-        m = train_dictionary(
-            folder, run_dir, name=name, num_filters=num_filters, filter_size=filter_size,
-            lmbda=lmbda, num_iter=iterations, num_images=num_images, crop=crop, seed=seed,
-            command=" ".join(["jfusion train dictionary", *sys.argv[sys.argv.index("dictionary") + 1 :]])
-            if "dictionary" in sys.argv else None, force=force,
-        )
-        typer.echo(f"{m['name']}: {m['shape']} objective {m['objective_first']:.4g} -> {m['objective_final']:.4g} "
-                   f"in {m['seconds']} s; wrote {run_dir}")
-        if install and run_dir.resolve() != DICTIONARY_DIR.resolve():
-            from jfusion.weights import install as install_files
-
-            install_files(files, DICTIONARY_DIR, overwrite=force)
-            typer.echo(f"installed {name} into {DICTIONARY_DIR}")
-    except FusionInputError as err:
-        _fail(str(err))
-
-
-def _check_train_outputs(files: list[Path], package_dir: Path | None, force: bool) -> None:
-    """Before training: the run's files (and, with --install, their package copies) must be writable and new."""
-    from jfusion.io import check_output_path
-
-    for f in files:
-        if package_dir is not None and f.resolve().parent == package_dir.resolve():
-            continue  # the run folder is the package folder: checked once below
-        check_output_path(f, overwrite=force)
-    if package_dir is not None:
-        for f in files:
-            check_output_path(package_dir / f.name, overwrite=force)
-
-
-@train_app.command("focus-cnn")
-def train_focus_cnn(
-    model: str = typer.Option("focus-cnn", help="preset: focus-cnn | focus-cnn-direct | weight-net"),
-    data: str = typer.Option("../shared/data/natural", help="folder of natural images (searched recursively)"),
-    steps: int = typer.Option(0, help="optimiser steps (0: the preset's)"),
-    batch: int = typer.Option(0, help="global batch of pairs (0: the preset's)"),
-    seed: int = typer.Option(0, help="seed of initialisation and data"),
-    val_pairs: int = typer.Option(0, help="held-out validation pairs (0: the preset's)"),
-    out: str = typer.Option("", help="run folder to write (default: ./runs/<preset>)"),
-    checkpoint_dir: str = typer.Option("", help="orbax checkpoint folder; an existing one is resumed"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
-    install: bool = typer.Option(False, "--install", help="also install the weights into the package (jfusion/weights/<preset with _>)"),
-    force: bool = typer.Option(False, "--force", help="overwrite existing weights (in the run folder, and with --install the shipped ones)"),
-) -> None:
-    """Train a weight-map CNN on synthetic multi-focus pairs and write weights + manifest.
-
-    The run goes to --out (default ./runs/<preset>); the package is changed only with --install.
-    """
-    import dataclasses
-    import sys
-    from pathlib import Path
-
-    from jfusion.parallel import initialize_distributed
-    from jfusion.training.focus import CONFIGS, ship, train_weightnet
-
-    from jfusion.errors import FusionInputError
-    from jfusion.weights import WEIGHTS_DIR, default_run_dir
-    from jfusion.weights import install as install_files
-
-    initialize_distributed()
-    if model not in CONFIGS:
-        raise typer.BadParameter(f"unknown preset {model!r}; choose one of {sorted(CONFIGS)}")
-    folder = Path(out) if out else default_run_dir(model)
-    package_dir = WEIGHTS_DIR / model.replace("-", "_")
-    files = [folder / "weights.npz", folder / "weights.json"]  # the asset jfusion.weights writes
-    try:
-        _check_train_outputs(files, package_dir if install else None, force)
-    except FusionInputError as err:
-        _fail(str(err))
-    cfg = CONFIGS[model]
-    cfg = dataclasses.replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"batch": batch} if batch else {}),
-                              **({"val_pairs": val_pairs} if val_pairs else {}))
-    trained, result, dat = train_weightnet(cfg, data, checkpoint_dir=checkpoint_dir or None, progress=progress)
-    args = sys.argv[sys.argv.index("focus-cnn") + 1 :] if "focus-cnn" in sys.argv else []
-    command = " ".join(["jfusion train focus-cnn", *args])
-    try:
-        man = ship(trained, cfg, dat, result, folder, name=model, source=data, command=command, force=force)
-        v = man["scores"]["validation"]
-        typer.echo(f"wrote {folder}: val acc {v['accuracy']:.4f} (incl. textureless {v['accuracy_incl_textureless']:.4f})")
-        if install and folder.resolve() != package_dir.resolve():
-            install_files(files, package_dir, overwrite=force)
-            typer.echo(f"installed {model} into {package_dir}")
-    except FusionInputError as err:
-        _fail(str(err))
 # ---------------------------------------------------------------------------
 # remote sensing: `jfusion pansharpen` and `jfusion train <pan-sharpening model> --scene ...`
 # ---------------------------------------------------------------------------
@@ -513,70 +393,96 @@ def pansharpen_cmd(
         raise typer.Exit(2) from None
 
 
-def _pansharpening_train_command(model_name: str):
-    def command(
-        scene: str = typer.Option(..., "--scene", help="Scene .mat file (I_MS, I_PAN, sensor, L), e.g. shared/data/pansharpening/imgIK.mat."),
-        steps: int = typer.Option(None, "--steps", help="Optimiser steps (default: the model's recipe)."),
-        batch: int = typer.Option(None, "--batch", help="Batch size (default: the recipe)."),
-        seed: int = typer.Option(0, "--seed"),
-        out: str = typer.Option(None, "--out", help=f"Run folder (default: ./runs/{model_name})."),
-        score: bool = typer.Option(True, "--score/--no-score", help="With --install: score on the held-out test region (needs jfusion.metrics)."),
-        install: bool = typer.Option(False, "--install", help="Also install the weights into the package (jfusion/weights/pansharpening) and its manifest."),
-        force: bool = typer.Option(False, "--force", help="Overwrite existing weights (in the run folder, and with --install the shipped ones)."),
-    ) -> None:
-        from jfusion.errors import FusionInputError
-        from jfusion.training.pansharpening import train_pansharpening
+def _recipe_command(info: Any):
+    """The ``jfusion train <recipe>`` command of a registered recipe: one typed flag per scalar config field."""
+    import dataclasses
+    import inspect
 
+    from jfusion.training.recipes import flag_name, scalar_fields
+
+    config = info.config
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    params: list[inspect.Parameter] = []
+    annotations: dict[str, Any] = {}
+
+    def add(name: str, annotation: Any, option: Any) -> None:
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+        annotations[name] = annotation
+
+    settings = scalar_fields(config)
+    for name, t in settings.items():
+        flag = flag_name(config, name)
+        default = getattr(config, name)
+        help_ = fields[name].metadata.get("help", "")
+        shown = f" (default: {default!r})" if default != "" else ""
+        decl = f"{flag}/--no-{flag.removeprefix('--')}" if t is bool else flag
+        add(name, Optional[t], typer.Option(None, decl, help=help_ + shown))
+    if info.variants:
+        add("model", Optional[str], typer.Option(None, "--model", help=f"Train this recipe instead: {' | '.join(info.variants)}."))
+    add("out", Optional[str], typer.Option(None, "--out", help=f"Run folder (workdir: asset, manifest, checkpoints; default ./runs/{info.name}). "
+                                           "An interrupted run resumes from it."))
+    if info.family in ("pansharpening", "mshs"):
+        add("score", bool, typer.Option(True, "--score/--no-score", help="Score the written asset on the scene's held-out right quarter."))
+    add("progress", bool, typer.Option(True, "--progress/--no-progress", help="Show a progress bar."))
+    add("install", bool, typer.Option(False, "--install", help="Also install the asset into the package (where the library finds it)."))
+    add("force", bool, typer.Option(False, "--force", help="Overwrite existing assets (in the run folder, and with --install the shipped ones)."))
+
+    def command(**kwargs: Any) -> None:
+        from jfusion.errors import FusionInputError
+        from jfusion.training.recipes import configure, get_recipe
+        from jfusion.weights import default_run_dir
+
+        if info.family == "focus":
+            from jfusion.parallel import initialize_distributed
+
+            initialize_distributed()
+        name = kwargs.pop("model", None) or info.name
+        if name not in (info.name, *info.variants):
+            raise typer.BadParameter(f"unknown preset {name!r}; choose one of {list(info.variants)}")
+        recipe = get_recipe(name)
+        out, install, force, progress = kwargs.pop("out"), kwargs.pop("install"), kwargs.pop("force"), kwargs.pop("progress")
+        extra = {"score": kwargs.pop("score")} if "score" in kwargs else {}
         try:
-            meta = train_pansharpening(model_name, scene, steps=steps, batch=batch, seed=seed, out_dir=out, score=score,
-                                       install=install, force=force)
+            config = configure(recipe.config, **kwargs)
+            workdir = Path(out) if out else default_run_dir(name)
+            man = recipe.fn(config, workdir, install=install, force=force, progress=progress, **extra)
         except FusionInputError as err:
             _fail(str(err))
-        where = "installed into the package" if install else f"wrote {out or f'runs/{model_name}'}"
-        typer.echo(f"trained {model_name} for {meta['sensor']}: final loss {meta['final_loss']:.4g}; {where}; "
-                   f"scores {meta['scores']['test'] or 'not computed (the package scores installed weights: --install)'}")
+        typer.echo(_run_summary(name, man, workdir, install))
 
-    command.__doc__ = f"Train the {model_name} pan-sharpening model on a scene under Wald's protocol (left 3/4; right 1/4 held out)."
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = annotations
+    command.__doc__ = (info.summary or f"Train {info.name}.") + (
+        f"\n\nWrites the asset and its manifest to --out (default ./runs/{info.name}; checkpoints in <out>/checkpoints, "
+        "resumed when the run is started again); the package changes only with --install."
+    )
     return command
 
 
-def _register_pansharpening_train_commands() -> None:
-    from jfusion.pansharpening.registry import list_pansharpening_methods
+def _run_summary(name: str, man: dict[str, Any], workdir: Path, install: bool) -> str:
+    """One line about a finished run: where it went, its loss and scores."""
+    where = "installed into the package" if install else f"wrote {workdir}"
+    parts = [f"trained {name}" + (f" for {man['sensor']}" if "sensor" in man else ""), where]
+    if "final_loss" in man:
+        parts.append(f"final loss {man['final_loss']:.4g}")
+    if "objective_final" in man:
+        parts.append(f"{man['shape']} objective {man['objective_first']:.4g} -> {man['objective_final']:.4g} in {man['seconds']} s")
+    v, t = man["scores"].get("validation") or {}, man["scores"].get("test") or {}
+    if "accuracy" in v:
+        parts.append(f"val acc {v['accuracy']:.4f} (incl. textureless {v['accuracy_incl_textureless']:.4f})")
+    if t:
+        parts.append(f"scores {t}")
+    return "; ".join(parts)
 
-    for info in list_pansharpening_methods("learned"):
-        train_app.command(info.name)(_pansharpening_train_command(info.name))
+
+def _register_train_commands() -> None:
+    from jfusion.training.recipes import list_recipes
+
+    for info in list_recipes():
+        train_app.command(info.name)(_recipe_command(info))
 
 
-_register_pansharpening_train_commands()
-
-
-@train_app.command("cnn3d-mshs")
-def train_cnn3d_mshs_cmd(
-    scene: str = typer.Option(..., "--scene", help="HS + high-resolution RGB/MS/PAN .mat in shared/data/hyperspectral (houston_dataset.mat, paris_data_hs_ms.mat, paris_data_hs_pan.mat)."),
-    steps: int = typer.Option(300, "--steps"),
-    seed: int = typer.Option(0, "--seed"),
-    components: int = typer.Option(None, "--components", help="PCA components of the HS (default 8)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    select_steps: bool = typer.Option(False, "--select-steps", help="Early stopping: pick the step count (<= --steps) on a validation strip of the training part."),
-    out: str = typer.Option(None, "--out", help="Run folder (default: ./runs/cnn3d-mshs)."),
-    install: bool = typer.Option(False, "--install", help="Also install the weights into the package (jfusion/weights/pansharpening) and its manifest."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing weights (in the run folder, and with --install the shipped ones)."),
-) -> None:
-    """Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).
-
-    Real pairs (Houston HS+RGB, Paris HS+PAN) train under Wald's protocol; HS and MS on one grid
-    (Paris HS+MS) train with the HS degraded by 3 and the original HS as the target.
-    """
-    from jfusion.errors import FusionInputError
-    from jfusion.training.pansharpening import train_cnn3d_mshs
-
-    try:
-        meta = train_cnn3d_mshs(scene, steps=steps, lr=lr, seed=seed, n_components=components, select_steps=select_steps,
-                                out_dir=out, install=install, force=force)
-    except FusionInputError as err:
-        _fail(str(err))
-    where = "installed into the package" if install else f"wrote {out or 'runs/cnn3d-mshs'}"
-    typer.echo(f"trained cnn3d-mshs for {meta['sensor']}: final loss {meta['final_loss']:.4g}; {where}")
+_register_train_commands()
 
 
 @train_app.command("pansharpening-scores")

@@ -73,13 +73,14 @@ class Registry(Generic[InfoT]):
 
     Args:
       kind: what is registered, for messages (``"method"``, ``"metric"``, ...).
-      loader: the module whose import registers every entry (imported on the first look-up).
+      loader: the module whose import registers every entry (imported on the first look-up), or
+        several such modules.
       namespace: registries that share a name space (a name may be in only one of them).
     """
 
-    def __init__(self, kind: str, *, loader: str, namespace: list[Registry[Any]] | None = None) -> None:
+    def __init__(self, kind: str, *, loader: str | tuple[str, ...], namespace: list[Registry[Any]] | None = None) -> None:
         self.kind = kind
-        self._loader = loader
+        self._loaders = (loader,) if isinstance(loader, str) else tuple(loader)
         self._entries: dict[str, InfoT] = {}
         self._namespace = namespace if namespace is not None else []
         self._namespace.append(self)
@@ -89,10 +90,11 @@ class Registry(Generic[InfoT]):
         if self._loaded:
             return
         self._loaded = True
-        package = importlib.import_module(self._loader)
-        for mod in pkgutil.iter_modules(getattr(package, "__path__", [])):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{self._loader}.{mod.name}")
+        for loader in self._loaders:
+            package = importlib.import_module(loader)
+            for mod in pkgutil.iter_modules(getattr(package, "__path__", [])):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{loader}.{mod.name}")
 
     def add(self, info: InfoT) -> InfoT:
         """Register ``info`` under ``info.name``; ``ValueError`` for a non-lower-case or taken name."""

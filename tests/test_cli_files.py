@@ -342,9 +342,9 @@ def test_train_dictionary_writes_a_run_folder_not_the_package(tmp_path, rng, mon
     assert read_asset(work / "runs" / "dictionary" / "csr32").arrays["dictionary"].shape == (4, 4, 2)
     assert (package / "csr32.npz").read_bytes() == b"shipped"
     # a second run does not replace the first, nor (with --install) the shipped one, and says so before training
-    import jfusion.sparse.train as train
+    import jfusion.training.dictionary as train
 
-    monkeypatch.setattr(train, "learn_dictionary", lambda *a, **k: pytest.fail("trained before checking outputs"))
+    monkeypatch.setattr(train, "learn_resumable", lambda *a, **k: pytest.fail("trained before checking outputs"))
     r = cli(*args)
     assert r.exit_code == 2 and "csr32.npz" in r.output and "--force" in r.output
     r = cli(*args, "--out", work / "second", "--install")

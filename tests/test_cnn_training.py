@@ -165,5 +165,7 @@ def test_cli_train_focus_cnn_writes_weights_and_manifest(tmp_path):
     for k in ("data", "command", "steps", "seed", "scores", "date", "sha256"):
         assert k in man
     assert man["steps"] == 3 and 0.0 <= man["scores"]["validation"]["accuracy"] <= 1.0
+    grey = man["radiometry"]["grey"]  # the training crops' statistics (images in [0, 1])
+    assert 0.0 <= grey["min"] <= grey["p01"] <= grey["mean"] <= grey["p99"] <= grey["max"] <= 1.0 and grey["std"] > 0
     m = load_weightnet(out)
     assert m.config.head == "direct" and m.config.n_classes == 2

@@ -148,7 +148,7 @@ def test_srcnn_gs_is_gram_schmidt_on_the_srcnn_output(monkeypatch):
     model = SRCNN(channels=4, features=(8, 4), rngs=nnx.Rngs(0))
     model.conv3.kernel[...] = jnp.zeros_like(model.conv3.kernel[...])
     model.conv3.bias[...] = jnp.zeros_like(model.conv3.bias[...])
-    monkeypatch.setattr(learned, "load_weights", lambda name, sensor, bands: (model, {"bands": bands}))
+    monkeypatch.setattr(learned, "load_weights", lambda name, sensor, bands, **kw: (model, {"bands": bands}))
     out = learned.srcnn_gs(ms, pan, ratio=4, sensor="IKONOS", bit_depth=11)
     ref = jfusion.pansharpening.cs.gs(ms, pan, ratio=4, interp="bicubic")
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-2)

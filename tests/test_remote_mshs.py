@@ -115,10 +115,10 @@ def test_cnn3d_bad_sensor_and_ratio():
     with pytest.raises(FusionInputError, match="scene="):
         jfusion.pansharpen(hs, rgb, "cnn3d-mshs", scene="pavia")
     with pytest.raises(FusionInputError, match="scene="):
-        jfusion.pansharpen(hs[..., :7], rgb, "cnn3d-mshs")
+        jfusion.pansharpen(hs[..., :7], rgb, "cnn3d-mshs")  # no shipped model has 7 HS bands
     # `sensor` names a pan-sharpening sensor only: the scene models say which keyword they take.
     with pytest.raises(FusionInputError, match=r"sensor='houston'.*pass scene="):
-        jfusion.pansharpen(hs, rgb, "cnn3d-mshs", sensor="houston")  # no shipped model has 7 HS bands
+        jfusion.pansharpen(hs, rgb, "cnn3d-mshs", sensor="houston")
     if "houston" in SHIPPED:
         with pytest.raises(FusionInputError, match="ratio 4"):
             jfusion.pansharpen(hs, np.ones((16, 16, 3), np.float32), "cnn3d-mshs", scene="houston")

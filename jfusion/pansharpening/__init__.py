@@ -275,5 +275,5 @@ def prepare(
     if info.check is not None:
         info.check(ms_in.shape, pan_in.shape, ratio=r, sensor=sensor, options=options)
     if info.family == "learned":
-        learned.check_radiometry(method, sensor, ms_in, pan_in, bit_depth=depth)
+        learned.check_radiometry(method, sensor, ms_in, pan_in, bit_depth=depth, weights=options.get("weights"))
     return info, ms_in, pan_in, r, options

@@ -50,6 +50,7 @@ __all__ = [
     "load_weights",
     "load_scarpa_pnn",
     "apply_network",
+    "network_pansharpen",
     "sae_patch_size",
 ]
 
@@ -70,6 +71,7 @@ class ModelSpec:
       indices: append NDVI and NDWI to the input (PNN's radiometric-index variant).
       features, kernels: layer sizes.
       loss: training loss, ``"l2"`` or ``"l1"``.
+      build: see below (``None``: the layout of ``kind``).
     """
 
     kind: str
@@ -78,6 +80,9 @@ class ModelSpec:
     features: tuple[int, ...] = (64, 32)
     kernels: tuple[int, ...] = (9, 5, 5)
     loss: str = "l2"
+    build: Any = None
+    """Optional ``build(bands, rngs) -> nnx.Module`` of a new architecture (``kind`` then names its input
+    convention: ``"pnn"`` 'valid' nets on [MS~, PAN (, indices)], ``"drpnn"`` 'same' nets on the same input)."""
 
 
 # Layer widths are narrower than the papers' (64/32 for PNN, 64 for DRPNN) so that each model
@@ -128,10 +133,12 @@ def sae_patch_size(spec: ModelSpec) -> int:
     return spec.kernels[0]
 
 
-def build_model(name: str, bands: int, *, seed: int = 0) -> nnx.Module:
-    """A freshly initialised model of method ``name`` for ``bands`` MS bands."""
-    spec = SPECS[name]
+def build_model(name: str, bands: int, *, seed: int = 0, spec: ModelSpec | None = None) -> nnx.Module:
+    """A freshly initialised model of method ``name`` (architecture ``spec``, default ``SPECS[name]``) for ``bands`` MS bands."""
+    spec = SPECS[name] if spec is None else spec
     rngs = nnx.Rngs(seed)
+    if spec.build is not None:
+        return spec.build(bands, rngs)
     if spec.kind == "pnn":
         c_in = bands + 1 + (2 if spec.indices else 0)
         return PNN(c_in, bands, features=spec.features, kernels=spec.kernels, residual=spec.residual, rngs=rngs)  # type: ignore[arg-type]
@@ -160,18 +167,25 @@ def _read_weights(path: str, name: str, bands: int) -> tuple[tuple, dict[str, An
     return assets.split_with_arrays(build_model(name, bands), asset.arrays), asset.manifest
 
 
-def _weights_path(name: str, sensor: str | None) -> Path:
+def _weights_path(name: str, sensor: str | None, weights: str | None = None) -> Path:
+    """The asset of method ``name`` for ``sensor``: the shipped one, or ``weights`` (e.g. a run's ``runs/pnn/pnn-IKONOS``)."""
+    if weights is not None:
+        return assets.asset_files(weights)[0]
     return WEIGHTS_DIR / f"{name}-{_sensor_key(sensor)}.npz"
 
 
-def check_weights(name: str, sensor: str | None, bands: int) -> None:
+def check_weights(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> None:
     """The eager check that method ``name`` has shipped weights for ``sensor`` trained for ``bands`` bands.
+
+    ``weights`` names another asset (e.g. a training run's ``runs/pnn/pnn-IKONOS``) instead of the shipped one.
 
     Raises:
       FusionInputError: no weights for that sensor, or a band count that differs from the
         one the model was trained for.
     """
-    path = _weights_path(name, sensor)
+    path = _weights_path(name, sensor, weights)
+    if weights is not None and not path.exists():
+        raise FusionInputError(f"weights={weights!r}: no asset {path}; pass the path of a trained asset (.npz + .json).")
     if not path.exists():
         have = sorted(p.stem for p in assets.find_assets(WEIGHTS_DIR, f"{name}-*"))
         raise FusionInputError(
@@ -195,22 +209,24 @@ def check_inputs(name: str) -> Callable[..., None]:
     """
 
     def check(ms_shape: tuple[int, ...], pan_shape: tuple[int, ...], *, ratio: int, sensor: str | None, options: dict[str, Any]) -> None:
-        del pan_shape, ratio, options
+        del pan_shape, ratio
         bands = int(ms_shape[-1])
         if SPECS[name].indices and bands < 4:
             raise FusionInputError(f"ms: {bands} band(s); radiometric indices need green, red and NIR bands (4 or 8 bands).")
-        check_weights(name, sensor, 1 if SPECS[name].kind == "sae" else bands)
+        check_weights(name, sensor, 1 if SPECS[name].kind == "sae" else bands, weights=options.get("weights"))
 
     return check
 
 
-def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[str, Any]]:
+def load_params(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> tuple[tuple, dict[str, Any]]:
     """``((graphdef, params, rest), manifest)`` of the shipped model of method ``name`` for ``sensor`` (cached, immutable).
+
+    ``weights`` names another asset (e.g. a training run's ``runs/pnn/pnn-IKONOS``) instead of the shipped one.
 
     No checks (the pure methods call it while tracing): :func:`check_weights` is the eager
     check the boundary runs first; a missing file here is a ``FileNotFoundError``.
     """
-    return _read_weights(_weights_path(name, sensor), name, bands)
+    return _read_weights(_weights_path(name, sensor, weights), name, bands)
 
 
 # How far (as a factor) the normalised mean brightness of the input may be from the training data's
@@ -219,27 +235,9 @@ def load_params(name: str, sensor: str | None, bands: int) -> tuple[tuple, dict[
 RADIOMETRY_FACTOR = 6.0
 
 
-def radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, Any]:
-    """The radiometric statistics a learned model records of its training data (normalised by ``2**bit_depth``).
-
-    Returns ``{"normalisation": "2**bit_depth", "bit_depth", "ms_mean" (per band), "ms_mean_all",
-    "pan_mean", "ms_p99", "pan_p99"}`` as plain floats (manifest field ``radiometry``).
-    """
-    scale = 2.0**bit_depth
-    ms_n = np.asarray(ms, np.float64) / scale
-    pan_n = np.asarray(pan, np.float64) / scale
-    return {
-        "normalisation": "2**bit_depth",
-        "bit_depth": int(bit_depth),
-        "ms_mean": [round(float(v), 6) for v in ms_n.reshape(-1, ms_n.shape[-1]).mean(0)],
-        "ms_mean_all": round(float(ms_n.mean()), 6),
-        "pan_mean": round(float(pan_n.mean()), 6),
-        "ms_p99": round(float(np.percentile(ms_n, 99)), 6),
-        "pan_p99": round(float(np.percentile(pan_n, 99)), 6),
-    }
-
-
-def check_radiometry(name: str, sensor: str | None, ms: np.ndarray | jax.Array, pan: np.ndarray | jax.Array, *, bit_depth: int) -> None:
+def check_radiometry(
+    name: str, sensor: str | None, ms: np.ndarray | jax.Array, pan: np.ndarray | jax.Array, *, bit_depth: int, weights: str | None = None
+) -> None:
     """Refuse input whose normalised brightness is far from the data the shipped model was trained on.
 
     Called at the eager boundary (:func:`jfusion.pansharpening.prepare`) with the validated float
@@ -248,17 +246,17 @@ def check_radiometry(name: str, sensor: str | None, ms: np.ndarray | jax.Array, 
     and silently wrong images, so a mean more than :data:`RADIOMETRY_FACTOR` times off is a
     :class:`FusionInputError` that says which bit depth would match.
     """
-    path = WEIGHTS_DIR / f"{name}-{_sensor_key(sensor)}.npz"
+    path = _weights_path(name, sensor, weights)
     if not path.exists():
-        return  # the method itself names the sensors it has weights for
+        return  # the registered check names the sensors it has weights for
     meta = assets.read_manifest(path)
-    rad = meta.get("radiometry")
-    if not rad:
+    rad = meta.get("radiometry")  # jfusion.training.pansharpening.pansharpening_radiometry
+    if not rad or "ms" not in rad:
         return
     # One scalar from the device for jax.Array input (explicit, so transfer guards allow it).
     total = jax.device_get(jnp.mean(ms)) if isinstance(ms, jax.Array) else np.mean(ms, dtype=np.float64)
     mean = float(total) / 2.0**bit_depth
-    train = float(rad["ms_mean_all"])
+    train = float(np.mean(rad["ms"]["mean"]))  # bands have equal pixel counts: the mean of the band means
     if mean <= 0 or not (1.0 / RADIOMETRY_FACTOR <= mean / train <= RADIOMETRY_FACTOR):
         raw = mean * 2.0**bit_depth
         suggest = int(np.clip(np.round(np.log2(max(raw, 1e-12) / train)), 1, 16))
@@ -270,9 +268,13 @@ def check_radiometry(name: str, sensor: str | None, ms: np.ndarray | jax.Array, 
         )
 
 
-def load_weights(name: str, sensor: str | None, bands: int) -> tuple[nnx.Module, dict[str, Any]]:
-    """A fresh module of the shipped model of method ``name`` for ``sensor``, with its manifest (as :func:`load_params`)."""
-    split, meta = load_params(name, sensor, bands)
+def load_weights(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> tuple[nnx.Module, dict[str, Any]]:
+    """A fresh module of the shipped model of method ``name`` for ``sensor`` (or of the asset ``weights``), with its manifest.
+
+    Raises:
+      FusionInputError: as :func:`load_params`.
+    """
+    split, meta = load_params(name, sensor, bands, weights=weights)
     return nnx.merge(*split), meta
 
 
@@ -313,35 +315,55 @@ def apply_network(model: nnx.Module, x: jax.Array, margin: int = 0) -> jax.Array
     return _apply_jit(graphdef, state, x[None])[0]
 
 
-def _pnn_family(name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap") -> jax.Array:
+def network_pansharpen(
+    name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None
+) -> jax.Array:
+    """The learned method ``name`` of a PNN-style network (``SPECS[name].kind`` ``"pnn"`` or ``"drpnn"``).
+
+    Input ``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` (:func:`network_inputs`), 'valid' nets padded by
+    their margin, output scaled back by ``2**bit_depth``; weights: the shipped asset of ``sensor``
+    or the asset ``weights``.
+    """
     spec = SPECS[name]
     ms = jnp.asarray(ms, jnp.float32)
-    model, _ = load_weights(name, sensor, int(ms.shape[-1]))
+    model, _ = load_weights(name, sensor, int(ms.shape[-1]), weights=weights)
     x = network_inputs(ms, pan, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
-    margin = model.margin if spec.kind == "pnn" else 0
+    margin = getattr(model, "margin", 0) if spec.kind == "pnn" else 0
     return apply_network(model, x, margin) * 2.0**bit_depth
 
 
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"))
-def pnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def pnn(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
-    return _pnn_family("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"))
-def pnn_residual(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def pnn_residual(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
-    return _pnn_family("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"))
-def drpnn(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap") -> jax.Array:
+def drpnn(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
+    weights: str | None = None,
+) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
-    return _pnn_family("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp)
+    return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
 
 
 @register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016", check=check_inputs("srcnn-gs"))
-def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic") -> jax.Array:
+def srcnn_gs(
+    ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "bicubic",
+    weights: str | None = None,
+) -> jax.Array:
     """SRCNN + GS: an SRCNN super-resolves the bicubic MS, then Gram-Schmidt fuses it with the PAN.
 
     1. MS~ = bicubic MS; enhanced MS = SRCNN(MS~) (residual 9-5-5 network, all B bands in and
@@ -360,7 +382,7 @@ def srcnn_gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | Non
     """
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]))
+    model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]), weights=weights)
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)
     enhanced = apply_network(model, ms_up / scale) * scale
@@ -387,7 +409,7 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
 @register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)", check=check_inputs("sae"))
 def sae(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
-    interp: Interp = "23tap", stride: int = 2,
+    interp: Interp = "23tap", stride: int = 2, weights: str | None = None,
 ) -> jax.Array:
     """Stacked sparse denoising AE (trained LR-PAN -> HR-PAN) restores each interpolated MS band.
 
@@ -399,7 +421,7 @@ def sae(
 
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    model, meta = load_weights("sae", sensor, 1)
+    model, meta = load_weights("sae", sensor, 1, weights=weights)
     patch = int(meta.get("patch", 7))
     scale = 2.0**bit_depth
     ms_up = upsample_ms(ms, ratio, interp)

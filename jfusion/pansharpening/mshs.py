@@ -140,7 +140,7 @@ def _read_cnn3d(path: str) -> tuple[tuple, PCABasis, dict[str, Any]]:
     return assets.split_with_arrays(build_cnn3d(), arrays), pca, asset.manifest
 
 
-def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
+def load_cnn3d(scene: str, *, weights: str | None = None) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     """A fresh module of the shipped 3-D CNN of ``scene`` with its PCA basis and manifest.
 
     The asset ``cnn3d-mshs-<scene>`` (:mod:`jfusion.assets`; the PCA basis ``pca_mean``,
@@ -149,7 +149,8 @@ def load_cnn3d(scene: str) -> tuple[CNN3D, PCABasis, dict[str, Any]]:
     it while tracing; :func:`check_inputs` is the boundary's): a missing scene is a
     ``FileNotFoundError``.
     """
-    split, pca, meta = _read_cnn3d(WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz")
+    path = WEIGHTS_DIR / f"cnn3d-mshs-{scene}.npz" if weights is None else assets.asset_files(weights)[0]
+    split, pca, meta = _read_cnn3d(path)
     return nnx.merge(*split), pca, meta
 
 
@@ -180,7 +181,15 @@ def check_inputs(hs_shape: tuple[int, ...], hr_shape: tuple[int, ...], *, ratio:
     del sensor  # refused for MS/HS methods by the boundary: they are per scene
     scene = options.get("scene")
     hs_bands, hr_bands = int(hs_shape[-1]), int(hr_shape[-1]) if len(hr_shape) == 3 else 1
-    have = shipped_cnn3d()
+    weights = options.get("weights")
+    if weights is not None:
+        path = assets.asset_files(weights)[0]
+        if not path.exists():
+            raise FusionInputError(f"weights={weights!r}: no asset {path}; pass the path of a trained cnn3d-mshs asset.")
+        have = {str(weights): assets.read_manifest(path)}
+        scene = str(weights)
+    else:
+        have = shipped_cnn3d()
     if scene is None:
         fits = _fitting_scenes(have, hs_bands, hr_bands, ratio)
         if len(fits) != 1:
@@ -189,7 +198,7 @@ def check_inputs(hs_shape: tuple[int, ...], hr_shape: tuple[int, ...], *, ratio:
                 f"cnn3d-mshs: {'several' if fits else 'no'} shipped model(s) for {hs_bands} HS bands + {hr_bands} high-resolution "
                 f"band(s) at ratio {ratio}; pass scene= one of: {desc or 'none available'}."
             )
-    key = _scene(scene, hs_bands, hr_bands, ratio)
+    key = scene if weights is not None else _scene(scene, hs_bands, hr_bands, ratio)
     if key not in have:
         raise FusionInputError(f"method 'cnn3d-mshs': no weights for scene={key!r}; pass scene= one of {sorted(have) or 'none available'}.")
     meta = have[key]
@@ -212,6 +221,7 @@ def cnn3d_mshs(
     sensor: str | None = None,
     bit_depth: int | None = None,
     interp: Interp = "bicubic",
+    weights: str | None = None,
 ) -> jax.Array:
     """3-D CNN MS/HS fusion: HS ``(h, w, L)`` + high-resolution MS/RGB/PAN ``(r h, r w, C)`` -> ``(r h, r w, L)``.
 
@@ -222,6 +232,7 @@ def cnn3d_mshs(
       scene: scene key of the weights (``houston``, ``paris-ms``, ``paris-pan``); ``None``:
         the one shipped model whose band counts and ratio match the input.
       sensor: unused (a pan-sharpening sensor name; the MS/HS models are per scene, ``scene=``).
+      weights: the path of another cnn3d-mshs asset (e.g. a training run's) instead of a shipped one.
 
     The boundary (:func:`jfusion.pansharpen`) checks the weights, band counts and ratio
     (:func:`check_inputs`); this pure function does not.
@@ -231,8 +242,8 @@ def cnn3d_mshs(
     ms = jnp.asarray(ms, jnp.float32)
     if ms.ndim == 2:
         ms = ms[..., None]
-    key = _scene(scene, int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
-    model, pca, meta = load_cnn3d(key)
+    key = str(weights) if weights is not None else _scene(scene, int(hs.shape[-1]), int(ms.shape[-1]), int(ratio))
+    model, pca, meta = load_cnn3d(key, weights=weights)
     x = volume(hs, ms, pca, ratio=ratio, ms_scale=float(meta["ms_scale"]), interp=interp)
     z = apply_network(model, x)[..., : pca.basis.shape[1], 0]
     return from_components(z, pca)

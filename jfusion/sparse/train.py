@@ -1,4 +1,4 @@
-"""Training recipe for the shipped convolutional dictionary (``jfusion train dictionary``).
+"""Training data of the shipped convolutional dictionary (``jfusion train dictionary``, :mod:`jfusion.training.dictionary`).
 
 Recipe: grey crops of natural images (``shared/data/natural`` or a folder the user names),
 high-passed by the Tikhonov split (lmbda 5, pad 16, the CSR convention), learned by
@@ -9,19 +9,12 @@ asset ``<name>`` (:mod:`jfusion.assets`: ``<name>.npz`` with the ``(h, w, M)`` f
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jfusion import assets
 from jfusion.io import read_image
 from jfusion.ops.colour import rgb_to_gray
-from jfusion.sparse.dictionary import ARRAY
-from jfusion.sparse.dictlearn import learn_dictionary
-from jfusion.sparse.tikhonov import tikhonov_split
 
 __all__ = ["training_images", "train_dictionary"]
 
@@ -73,49 +66,11 @@ def train_dictionary(
 ) -> dict:
     """Learn a dictionary and write the asset ``<name>`` (``.npz`` + manifest ``.json``, :mod:`jfusion.assets`); returns the manifest.
 
-    An existing asset of that name is replaced only with ``force=True``.
+    The recipe ``jfusion train dictionary`` (:func:`jfusion.training.dictionary.train_and_evaluate`,
+    resumable from ``<out_dir>/checkpoints``). An existing asset of that name is replaced only with ``force=True``.
     """
-    t0 = time.time()
-    imgs, used = training_images(data, num_images=num_images, crop=crop, seed=seed)
-    _, detail = tikhonov_split(jnp.asarray(imgs), lmbda=5.0, npad=16)
-    key = jax.random.key(seed)
-    d, hist = learn_dictionary(
-        key, detail, num_filters=num_filters, filter_size=filter_size, lmbda=lmbda, num_iter=num_iter
-    )
-    d = np.asarray(d, np.float32)
-    obj = np.asarray(hist.objective, np.float64)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    command = command or (
-        f"jfusion train dictionary --data {data} --num-filters {num_filters} --filter-size {filter_size} "
-        f"--lmbda {lmbda} --iterations {num_iter} --num-images {num_images} --crop {crop} --seed {seed}"
-    )
-    manifest = assets.new_manifest(
-        model="csr-dictionary",
-        config={"num_filters": num_filters, "filter_size": filter_size, "lmbda": lmbda, "iterations": num_iter},
-        data={
-            "folder": str(data),
-            "num_images": num_images,
-            "crop": crop,
-            "grey": "MATLAB rgb2gray weights",
-            "preprocessing": "Tikhonov high-pass, lmbda 5, symmetric pad 16",
-            "files": [Path(f).name for f in used],
-        },
-        command=command,
-        steps=num_iter,
-        seed=seed,
-        name=name,
-        shape=list(d.shape),
-        algorithm="CBPDN (ADMM) + consensus CCMOD (sporco ConvBPDNDictLearn xmethod='admm', dmethod='cns' "
-        "interleaving), jfusion.sparse.dictlearn",
-        lmbda=lmbda,
-        iterations=num_iter,
-        init="jax.random.normal(jax.random.key(seed)), projected to unit norm",
-        objective_first=float(obj[0]),
-        objective_final=float(obj[-1]),
-        objective_every_25=[float(v) for v in obj[::25]],
-        seconds=round(time.time() - t0, 1),
-        device=jax.devices()[0].platform,
-    )
-    assets.write_asset(out / name, {ARRAY: d}, manifest, force=force)
-    return manifest
+    from jfusion.training.dictionary import DictionaryConfig, train_and_evaluate
+
+    config = DictionaryConfig(name=name, data=str(data), num_filters=num_filters, filter_size=filter_size, lmbda=lmbda,
+                              iterations=num_iter, num_images=num_images, crop=crop, seed=seed)
+    return train_and_evaluate(config, out_dir, force=force, command=command)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 
 __all__ = ["Checkpointer"]
 
@@ -27,6 +26,8 @@ class Checkpointer:
     """
 
     def __init__(self, directory: str | Path, *, every: int = 100, keep: int = 2):
+        import orbax.checkpoint as ocp  # imported on use: `jfusion --help` does not load orbax
+
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=max(1, int(every)), max_to_keep=keep, enable_async_checkpointing=False
@@ -39,6 +40,8 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, record: dict, *, force: bool = False) -> bool:
         """Save ``state`` (a pytree of arrays) and ``record`` (JSON-able) at ``step``."""
+        import orbax.checkpoint as ocp
+
         saved = self._mgr.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)),
@@ -49,6 +52,8 @@ class Checkpointer:
 
     def restore(self, template: Any, step: int | None = None) -> tuple[int, Any, dict]:
         """Restore ``(step, state, record)``; ``template`` gives the structure, dtypes and shardings."""
+        import orbax.checkpoint as ocp
+
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")

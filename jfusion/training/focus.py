@@ -26,13 +26,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jfusion.data.folder import image_paths, load_crop_pool, split_paths
-from jfusion.data.synth import sample_focus_batch
 from jfusion.models.focus_cnn import WeightNet, WeightNetConfig, class_weights
 from jfusion.ops.precision import matmul
 from jfusion.training.loop import TrainResult, cross_entropy_loss, train
 
-__all__ = ["FocusTrainConfig", "CONFIGS", "build_data", "evaluate_pairs", "train_weightnet", "ship"]
+__all__ = ["FocusTrainConfig", "CONFIGS", "build_data", "evaluate_pairs", "train_weightnet", "ship", "train_and_evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +38,8 @@ class FocusTrainConfig:
     """Everything that defines a weight-net training run (hashable; stored in the manifest).
 
     Attributes:
+      name: the recipe (and shipped weights folder, ``-`` as ``_``) the run trains.
+      data: folder of natural images (searched recursively).
       model: the network (:class:`~jfusion.models.WeightNetConfig`).
       steps: optimiser steps.
       batch: global batch of pairs per step (split over devices).
@@ -55,19 +55,21 @@ class FocusTrainConfig:
     """
 
     model: WeightNetConfig = WeightNetConfig()
-    steps: int = 1500
-    batch: int = 64
-    lr: float = 1e-3
-    warmup: int = 50
-    weight_decay: float = 5e-4
-    seed: int = 0
-    crop: int = 96
-    per_image: int = 3
-    val_fraction: float = 0.1
-    val_pairs: int = 2048
-    min_std: float = 0.02
-    checkpoint_every: int = 100
-    validate_every: int = 250
+    steps: int = dataclasses.field(default=1500, metadata={"help": "Optimiser steps."})
+    batch: int = dataclasses.field(default=64, metadata={"help": "Global batch of pairs (split over devices)."})
+    lr: float = dataclasses.field(default=1e-3, metadata={"help": "Peak Adam learning rate (cosine decay)."})
+    warmup: int = dataclasses.field(default=50, metadata={"help": "Linear warm-up steps."})
+    weight_decay: float = dataclasses.field(default=5e-4, metadata={"help": "Decoupled weight decay."})
+    seed: int = dataclasses.field(default=0, metadata={"help": "Seed of initialisation and data."})
+    crop: int = dataclasses.field(default=96, metadata={"help": "Side of the grey crops taken from each image."})
+    per_image: int = dataclasses.field(default=3, metadata={"help": "Crops per image."})
+    val_fraction: float = dataclasses.field(default=0.1, metadata={"help": "Share of the images held out for validation."})
+    val_pairs: int = dataclasses.field(default=2048, metadata={"help": "Held-out validation pairs."})
+    min_std: float = dataclasses.field(default=0.02, metadata={"help": "Textureless-patch threshold."})
+    checkpoint_every: int = dataclasses.field(default=100, metadata={"help": "Orbax checkpoint interval in steps."})
+    validate_every: int = dataclasses.field(default=250, metadata={"help": "Validation interval in steps."})
+    name: str = dataclasses.field(default="focus-cnn", metadata={"cli": False})
+    data: str = dataclasses.field(default="../shared/data/natural", metadata={"help": "Folder of natural images (searched recursively)."})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -78,21 +80,22 @@ class FocusTrainConfig:
 CONFIGS: dict[str, FocusTrainConfig] = {
     # Liu 2017 multi-focus network (siamese, fc hidden layer), narrower so the shipped fc layer is small.
     "focus-cnn": FocusTrainConfig(
-        model=WeightNetConfig(arch="siamese", head="fc256", widths=(32, 64, 128), hidden=64, n_classes=2),
+        name="focus-cnn", model=WeightNetConfig(arch="siamese", head="fc256", widths=(32, 64, 128), hidden=64, n_classes=2),
         steps=1500,
     ),
     # The `direct` head of the released IR/visible + medical network (no hidden fc layer).
     "focus-cnn-direct": FocusTrainConfig(
-        model=WeightNetConfig(arch="siamese", head="direct", widths=(32, 64, 128), n_classes=2),
+        name="focus-cnn-direct", model=WeightNetConfig(arch="siamese", head="direct", widths=(32, 64, 128), n_classes=2),
         steps=600,
     ),
     # Survey Fig. 5: K = 5 weight-assignment classes, 2-channel input.
     "weight-net": FocusTrainConfig(
-        model=WeightNetConfig(arch="2ch", head="direct", widths=(32, 64, 128), n_classes=5),
+        name="weight-net", model=WeightNetConfig(arch="2ch", head="direct", widths=(32, 64, 128), n_classes=5),
         steps=800,
     ),
 }
-"""Presets of ``jfusion train focus-cnn --model NAME``; shipped weights live under the same name."""
+"""The recipes ``jfusion train focus-cnn | focus-cnn-direct | weight-net`` (the shipped weights' configs);
+shipped weights live under the same name (``-`` as ``_``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +116,9 @@ def build_data(config: FocusTrainConfig, source: str | os.PathLike) -> FocusData
     ``val_batch`` uses the training distribution (``min_std``), ``val_batch_all`` keeps every
     location, textureless ones included.
     """
+    from jfusion.data.folder import image_paths, load_crop_pool, split_paths  # grain: imported on use
+    from jfusion.data.synth import sample_focus_batch
+
     paths = image_paths(source)
     tr, va = split_paths(paths, val_fraction=config.val_fraction, seed=config.seed)
     kw = dict(crop=config.crop, per_image=config.per_image, seed=config.seed)
@@ -169,6 +175,8 @@ def train_weightnet(
     Returns:
       ``(model, result, data)``: the trained model, the loop's history and the data used.
     """
+    from jfusion.data.synth import sample_focus_batch
+
     data = build_data(config, source) if data is None else data
     key = jax.random.key(config.seed)
     model = WeightNet(config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))
@@ -257,3 +265,55 @@ def ship(
         Path(folder) / ASSET, {"scores": {"validation": validation, "test": {}}, "history": {"validation": result.validation}}
     )
     return manifest
+
+
+def train_and_evaluate(
+    config: FocusTrainConfig, workdir: str | os.PathLike, *, install: bool = False, force: bool = False, progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train the weight net of ``config`` and write ``<workdir>/weights`` (asset + manifest with validation scores); returns the manifest.
+
+    Orbax checkpoints go to ``workdir/checkpoints`` (a killed run resumes with the same batches
+    and losses). ``install=True`` also copies the asset into the package
+    (``jfusion/weights/<name with _>``). Existing weights (in ``workdir``, and with ``install``
+    in the package) are refused before training unless ``force``.
+    """
+    from jfusion import assets
+    from jfusion import weights as weights_mod
+    from jfusion.io import check_output_path
+    from jfusion.training.recipes import command_line, prepare_workdir, radiometric_stats
+
+    folder = Path(workdir)
+    package_dir = weights_mod.WEIGHTS_DIR / config.name.replace("-", "_")
+    files = [folder / "weights.npz", folder / "weights.json"]
+    same = folder.resolve() == package_dir.resolve()
+    for f in files + ([package_dir / f.name for f in files] if install and not same else []):
+        check_output_path(f, overwrite=force)
+    ckpt = prepare_workdir(folder, config)
+    trained, result, dat = train_weightnet(config, config.data, checkpoint_dir=ckpt, progress=progress)
+    man = ship(trained, config, dat, result, folder, name=config.name, source=config.data,
+               command=command or command_line(config.name, config), force=force)
+    man = assets.update_manifest(folder / "weights", {"radiometry": {
+        "normalisation": "grey crops in [0, 1] of the training images (pairs are blurred copies of them)",
+        "grey": radiometric_stats(dat.train_pool, per_channel=False),
+    }})
+    if install and not same:
+        weights_mod.install(files, package_dir, overwrite=force)
+    return man
+
+
+def _register_recipes() -> None:
+    from jfusion.training.recipes import register_recipe
+
+    for name, config in CONFIGS.items():
+        register_recipe(
+            name, fn=train_and_evaluate, config=config, family="focus",
+            presets={f"weights/{name.replace('-', '_')}/weights": config},
+            summary=f"Train the {config.model.arch}/{config.model.head} weight net ({config.model.n_classes} classes) on synthetic "
+            "multi-focus pairs from natural images.",
+            reference="Liu, Chen, Peng, Wang, Information Fusion 36, 2017",
+            variants=tuple(CONFIGS) if name == "focus-cnn" else (),
+        )
+
+
+_register_recipes()

@@ -20,8 +20,10 @@ derived from the seed, so a run is reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +36,16 @@ import optax
 from flax import nnx
 
 from jfusion import assets
+from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import receptive_margin
 from jfusion.pansharpening import learned, wald
 from jfusion.pansharpening.io import Scene, read_scene
+from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare_workdir, radiometric_stats
 
 __all__ = [
-    "fit", "training_arrays", "train_pansharpening", "score_on_test_region", "score_shipped", "train_cnn3d_mshs",
-    "score_cnn3d_mshs", "beats_baseline", "MODELS",
+    "PansharpeningConfig", "Cnn3dConfig", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
+    "train_cnn3d_and_evaluate", "fit", "training_arrays", "train_pansharpening", "score_on_test_region", "score_shipped",
+    "train_cnn3d_mshs", "score_cnn3d_mshs", "beats_baseline", "MODELS",
 ]
 
 MODELS = tuple(learned.SPECS)
@@ -56,11 +61,14 @@ def fit(
     steps: int,
     log_every: int = 50,
     log: Callable[[str], None] | None = print,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
 ) -> list[float]:
     """Optimise ``model`` in place with jfusion's shared loop (:func:`jfusion.training.loop.train`).
 
-    ``loss_fn(model, batch) -> scalar``; ``batch_fn(step) -> batch``. Returns the per-step losses.
-    ``log`` (default ``print``) turns the progress bar on.
+    ``loss_fn(model, batch) -> scalar``; ``batch_fn(step) -> batch``. Returns the per-step losses
+    (restored ones included when resumed from ``checkpoint_dir``). ``log`` (default ``print``) turns
+    the progress bar on.
     """
     from jfusion.training.loop import train
 
@@ -71,6 +79,8 @@ def fit(
         batch_fn,
         steps=steps,
         log_every=log_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
         progress=log is not None,
         desc="pansharpening",
     )
@@ -84,13 +94,16 @@ def _degraded_pan_input(pan: np.ndarray, ratio: int, sensor: str) -> jax.Array:
     return wald.interp23tap(lr, ratio)
 
 
-def training_arrays(name: str, ms: np.ndarray, pan: np.ndarray, *, ratio: int, sensor: str, bit_depth: int) -> tuple[jax.Array, jax.Array, int]:
+def training_arrays(
+    name: str, ms: np.ndarray, pan: np.ndarray, *, ratio: int, sensor: str, bit_depth: int, spec: learned.ModelSpec | None = None
+) -> tuple[jax.Array, jax.Array, int]:
     """Full-size network input and target of one scene part under Wald's protocol.
 
     Returns ``(inputs (H + 2m, W + 2m, C), target (H, W, T), m)`` scaled by ``2**bit_depth``,
-    with ``m`` the receptive margin of a 'valid' network (inputs replicate-padded by it).
+    with ``m`` the receptive margin of a 'valid' network (inputs replicate-padded by it);
+    ``spec`` defaults to ``SPECS[name]``.
     """
-    spec = learned.SPECS[name]
+    spec = learned.SPECS[name] if spec is None else spec
     scale = 2.0**bit_depth
     if spec.kind == "srcnn":
         ms_lr, _ = wald.degrade(ms, pan, ratio=ratio, sensor=sensor)
@@ -144,7 +157,8 @@ def _sae_patches(key, x, y, *, patch, batch):
     return (xi - mu) * g + 0.5, (yi - mu) * g + 0.5
 
 
-def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5):
+def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5, checkpoint_dir=None, checkpoint_every=100,
+               optimizer="adam"):
     patch = learned.sae_patch_size(learned.SPECS["sae"])
     pre = max(1, steps // 4)
 
@@ -167,12 +181,16 @@ def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, l
         return jnp.mean(jnp.sum((m(xi) - yi) ** 2, -1)) / 2 + lam / 2 * wd(m.ae1.enc, m.ae1.dec, m.ae2.enc, m.ae2.dec)
 
     batches = jax.jit(lambda i: _sae_patches(jax.random.fold_in(key, i), x, y, patch=patch, batch=batch))
-    hist = fit(model, optax.adam(lr), loss1, batches, steps=pre, log=log)
+    def ckpt(phase: str) -> dict[str, Any]:
+        return {"checkpoint_dir": None if checkpoint_dir is None else Path(checkpoint_dir) / phase, "checkpoint_every": checkpoint_every}
+
+    hist = fit(model, make_optimizer(optimizer, lr), loss1, batches, steps=pre, log=log, **ckpt("layer1"))
     # layer 2 sees layer-1 codes; layer-1 parameters are held fixed by masking their updates
     mask = nnx.state(model, nnx.Param)
     mask = jax.tree_util.tree_map_with_path(lambda p, _: "ae2" in jax.tree_util.keystr(p), mask)
-    hist += fit(model, optax.masked(optax.adam(lr), mask), loss2, lambda i: batches(i + pre), steps=pre, log=log)
-    hist += fit(model, optax.adam(lr / 2), loss_ft, lambda i: batches(i + 2 * pre), steps=steps - 2 * pre, log=log)
+    hist += fit(model, optax.masked(make_optimizer(optimizer, lr), mask), loss2, lambda i: batches(i + pre), steps=pre, log=log, **ckpt("layer2"))
+    hist += fit(model, make_optimizer(optimizer, lr / 2), loss_ft, lambda i: batches(i + 2 * pre), steps=steps - 2 * pre, log=log,
+                **ckpt("finetune"))
     return hist
 
 
@@ -193,7 +211,75 @@ def score_on_test_region(scene: Scene, method: str, **options: Any) -> dict[str,
     }
 
 
-# ----------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------- recipes
+def _meta(help: str, flag: str | None = None, cli: bool = True) -> dict[str, Any]:
+    return {"help": help, **({"flag": flag} if flag else {}), "cli": cli}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PansharpeningConfig:
+    """Everything one pan-sharpening training run depends on (stored in ``workdir/config.json`` and the manifest).
+
+    Attributes:
+      model: the learned method (:data:`jfusion.pansharpening.learned.SPECS` key).
+      arch: its architecture and input convention (:class:`~jfusion.pansharpening.learned.ModelSpec`;
+        its ``loss`` is the training loss).
+      scene: scene ``.mat`` (``I_MS``, ``I_PAN``, ``sensor``, ``L``): a path, or a file name under
+        ``<data>/pansharpening`` (``$JFUSION_DATA``, default ``../shared/data``).
+      steps, batch, patch, lr: Adam steps, crops per step, crop side (PAN pixels; SAE: patch side), learning rate.
+      seed: initialisation and crop positions.
+      optimizer: the optax optimiser (:func:`make_optimizer`; the SAE's fine-tuning uses half ``lr``).
+      checkpoint_every: orbax checkpoint interval in steps.
+    """
+
+    model: str = dataclasses.field(metadata=_meta("learned method", cli=False))
+    arch: learned.ModelSpec = dataclasses.field(metadata=_meta("architecture", cli=False))
+    scene: str = dataclasses.field(default="", metadata=_meta(
+        "Scene .mat file (I_MS, I_PAN, sensor, L): a path or a file name under $JFUSION_DATA/pansharpening, e.g. imgIK.mat."))
+    steps: int = dataclasses.field(default=600, metadata=_meta("Optimiser steps."))
+    batch: int = dataclasses.field(default=16, metadata=_meta("Crops per step."))
+    patch: int = dataclasses.field(default=17, metadata=_meta("Crop side in PAN pixels."))
+    lr: float = dataclasses.field(default=1e-3, metadata=_meta("Adam learning rate."))
+    seed: int = dataclasses.field(default=0, metadata=_meta("Seed of initialisation and crops."))
+    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
+    checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
+
+    @property
+    def loss(self) -> str:
+        return self.arch.loss
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Cnn3dConfig:
+    """Everything one 3-D CNN MS/HS training run depends on (see :func:`train_cnn3d_mshs`).
+
+    Attributes:
+      scene: HS + high-resolution image ``.mat``: a path or a file name under ``<data>/hyperspectral``.
+      steps: Adam steps (with ``select_steps``: the longest run; the final step count is chosen on a validation strip).
+      batch, patch, lr, seed: crops per step, crop side (high-resolution pixels), learning rate, seed.
+      n_components: PCA components of the HS.
+      select_steps: early stopping on a validation strip of the training part.
+      noise: input noise (share of the component scale, Palsson et al.).
+      optimizer: the optax optimiser (:func:`make_optimizer`).
+      checkpoint_every: orbax checkpoint interval in steps.
+    """
+
+    scene: str = dataclasses.field(default="", metadata=_meta(
+        "HS + high-resolution .mat (a path or a file name under $JFUSION_DATA/hyperspectral): houston_dataset.mat, "
+        "paris_data_hs_ms.mat, paris_data_hs_pan.mat."))
+    steps: int = dataclasses.field(default=300, metadata=_meta("Optimiser steps (the most, with --select-steps)."))
+    batch: int = dataclasses.field(default=8, metadata=_meta("Crops per step."))
+    patch: int = dataclasses.field(default=24, metadata=_meta("Crop side in high-resolution pixels."))
+    lr: float = dataclasses.field(default=1e-3, metadata=_meta("Adam learning rate."))
+    seed: int = dataclasses.field(default=0, metadata=_meta("Seed of initialisation, crops and noise."))
+    n_components: int = dataclasses.field(default=8, metadata=_meta("PCA components of the HS.", flag="--components"))
+    select_steps: bool = dataclasses.field(default=False, metadata=_meta(
+        "Early stopping: pick the step count (<= --steps) on a validation strip of the training part."))
+    noise: float = dataclasses.field(default=0.01, metadata=_meta("Input noise, share of the component scale."))
+    optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
+    checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
+
+
 DEFAULTS = {
     "pnn": dict(steps=600, batch=16, patch=17, lr=1e-3),
     "pnn-residual": dict(steps=400, batch=16, patch=17, lr=5e-4),
@@ -201,6 +287,189 @@ DEFAULTS = {
     "srcnn-gs": dict(steps=1500, batch=4, patch=96, lr=5e-4),
     "sae": dict(steps=2000, batch=256, patch=7, lr=1e-3),
 }
+"""The default settings of each pan-sharpening recipe (the shipped assets' steps are in :data:`SHIPPED_STEPS`)."""
+
+SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
+"""The scene each sensor's shipped weights were trained on (``shared/data/pansharpening``)."""
+
+SHIPPED_STEPS = {
+    "pnn": {"GeoEye1": 3000, "IKONOS": 6000, "WV2": 600},
+    "pnn-residual": {"GeoEye1": 400, "IKONOS": 400, "WV2": 400},
+    "drpnn": {"GeoEye1": 300, "IKONOS": 1200, "WV2": 300},
+    "srcnn-gs": {"GeoEye1": 1500, "IKONOS": 1500, "WV2": 1500},
+    "sae": {"GeoEye1": 12000, "IKONOS": 2000, "WV2": 6000},
+}
+"""Steps of the shipped weights (``jfusion train <model> --scene <scene> --steps N``)."""
+
+
+def pansharpening_config(name: str, **settings: Any) -> PansharpeningConfig:
+    """The default config of method ``name`` (``SPECS[name]`` as architecture), with ``settings`` replaced."""
+    return dataclasses.replace(PansharpeningConfig(model=name, arch=learned.SPECS[name], **DEFAULTS.get(name, {})), **settings)
+
+
+def register_pansharpening_recipe(
+    name: str, config: PansharpeningConfig, *, presets: dict[str, PansharpeningConfig] | None = None, reference: str = ""
+) -> None:
+    """Register the recipe ``jfusion train <name>`` of a learned pan-sharpening method (``config.model == name``).
+
+    A new learned model calls this next to its :func:`jfusion.pansharpening.registry.register`
+    (its architecture in ``config.arch``, registered in ``learned.SPECS``).
+    """
+    from jfusion.training.recipes import register_recipe
+
+    register_recipe(name, fn=train_and_evaluate, config=config, family="pansharpening", presets=presets,
+                    summary=f"Train {name} on a scene's left 3/4 under Wald's protocol (right 1/4 held out).", reference=reference)
+
+
+def _register_recipes() -> None:
+    from jfusion.training.recipes import register_recipe
+
+    for name in DEFAULTS:
+        presets = {
+            f"weights/pansharpening/{name}-{sensor}": pansharpening_config(name, scene=SCENES[sensor], steps=steps)
+            for sensor, steps in SHIPPED_STEPS[name].items()
+        }
+        register_pansharpening_recipe(name, pansharpening_config(name), presets=presets)
+    register_recipe(
+        "cnn3d-mshs", fn=train_cnn3d_and_evaluate, config=Cnn3dConfig(), family="mshs",
+        summary="Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).",
+        presets={
+            "weights/pansharpening/cnn3d-mshs-houston": Cnn3dConfig(scene="houston_dataset.mat"),
+            "weights/pansharpening/cnn3d-mshs-paris-ms": Cnn3dConfig(scene="paris_data_hs_ms.mat", lr=3e-4, select_steps=True),
+            "weights/pansharpening/cnn3d-mshs-paris-pan": Cnn3dConfig(scene="paris_data_hs_pan.mat", lr=3e-4, select_steps=True),
+        },
+    )
+
+
+def make_optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    """The optax optimiser ``name`` (``"adam"``, ``"adamw"``, ``"sgd"``, ...) at learning rate ``lr``.
+
+    Raises:
+      FusionInputError: ``name`` is not an optax optimiser taking a learning rate.
+    """
+    fn = getattr(optax, name, None)
+    try:
+        tx = fn(lr) if callable(fn) else None
+    except TypeError:
+        tx = None
+    if not isinstance(tx, optax.GradientTransformation):
+        raise FusionInputError(f"optimizer={name!r}: not an optax optimiser; pass e.g. 'adam', 'adamw' or 'sgd'.")
+    return tx
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
+
+def resolve_scene(scene: str, folder: str) -> Path:
+    """``scene`` as a path: itself when it exists, else ``<data>/<folder>/<scene>``.
+
+    Raises:
+      FusionInputError: neither exists (or no scene given).
+    """
+    if not scene:
+        raise FusionInputError("scene: no scene given; pass --scene FILE.mat (scene=...).")
+    p = Path(scene)
+    if p.exists():
+        return p
+    q = _data_root() / folder / scene
+    if q.exists():
+        return q
+    raise FusionInputError(f"scene {scene!r}: no such file (nor {q}); pass the path of the scene .mat.")
+
+
+def train_and_evaluate(
+    config: PansharpeningConfig, workdir: str | Path, *, install: bool = False, force: bool = False, score: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``config`` and write the asset ``<workdir>/<model>-<sensor>`` with its manifest; returns the manifest.
+
+    The run goes through the shared loop (:func:`jfusion.training.loop.train`) with orbax
+    checkpoints under ``workdir/checkpoints`` (a killed run called again with the same workdir
+    resumes and ends with the same parameters and losses); ``workdir/history.json`` holds the
+    per-step losses. With ``score`` the written asset is scored on the scene's held-out right
+    quarter (``scores.test``: model and EXP). ``install=True`` also copies the asset into the
+    package. Existing assets (in ``workdir``, and with ``install`` in the package) are refused
+    before training unless ``force``.
+    """
+    name = config.model
+    spec = config.arch
+    make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
+    scene_path = resolve_scene(config.scene, "pansharpening")
+    scene = read_scene(scene_path)
+    sensor = wald.sensor_mtf(scene.sensor).name
+    out_dir, shipped = _check_targets(workdir, name, f"{name}-{sensor}", install=install, force=force)
+    ckpt = prepare_workdir(out_dir, config)
+    (ms_tr, pan_tr), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
+    bands = 1 if spec.kind == "sae" else scene.ms.shape[-1]
+    model = learned.build_model(name, bands, seed=config.seed, spec=spec)
+    x, y, margin = training_arrays(name, ms_tr, pan_tr, ratio=scene.ratio, sensor=sensor, bit_depth=scene.bit_depth, spec=spec)
+    key = jax.random.key(config.seed)
+    log = print if progress else None
+    t0 = time.time()
+    if spec.kind == "sae":
+        history = _train_sae(model, x, y, key=key, steps=config.steps, batch=config.batch, lr=config.lr, log=log,
+                             checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every, optimizer=config.optimizer)
+    else:
+        pixel = _pixel_loss(spec.loss)
+
+        def loss_fn(m, b):
+            return pixel(m(b[0]), b[1])
+
+        batches = jax.jit(lambda i: crop_batch(jax.random.fold_in(key, i), x, y, patch=config.patch, margin=margin, batch=config.batch))
+        history = fit(model, make_optimizer(config.optimizer, config.lr), loss_fn, batches, steps=config.steps, log=log,
+                      checkpoint_dir=ckpt / "main", checkpoint_every=config.checkpoint_every)
+    seconds = time.time() - t0
+    _write_history(out_dir, history)
+    w = scene.ms.shape[1]
+    col = (w - w // 4) // scene.ratio * scene.ratio
+    meta: dict[str, Any] = {
+        "model": name,
+        "sensor": sensor,
+        "bands": bands,
+        "scene": scene_path.name,
+        "train_region": f"MS columns 0-{col - 1}, PAN columns 0-{col * scene.ratio - 1} (Wald-degraded by {scene.ratio})",
+        "test_region": f"MS columns {col}-{w - 1}, PAN columns {col * scene.ratio}-{w * scene.ratio - 1}",
+        "bit_depth": scene.bit_depth,
+        "seed": config.seed,
+        "optimizer": config.optimizer,
+        "steps": config.steps, "batch": config.batch, "patch": config.patch, "lr": config.lr,
+        "loss": spec.loss,
+        "final_loss": float(np.mean(history[-20:])),
+        "train_seconds": round(seconds, 1),
+        "command": command_line(name, config) if name in RECIPES else f"jfusion train {name} --scene {scene_path.name}",
+        "date": datetime.date.today().isoformat(),
+        "recipe": config_dict(config),
+        "radiometry": pansharpening_radiometry(ms_tr, pan_tr, bit_depth=scene.bit_depth),
+    }
+    if spec.kind == "sae":
+        meta["patch"] = learned.sae_patch_size(spec)
+    path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
+    if score:
+        test = {"model": score_on_test_region(scene, name, weights=str(path)), "exp": score_on_test_region(scene, "exp")}
+        assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
+    if shipped is not None:
+        path = _install_asset(path, shipped, force=force)
+    return assets.read_manifest(path)
+
+
+def pansharpening_radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, Any]:
+    """The manifest's ``radiometry`` of a pan-sharpening run: statistics of the training part's MS ``(h, w, B)`` and
+    PAN ``(H, W)`` divided by ``2**bit_depth`` (what the networks see), per MS band."""
+    scale = 2.0**bit_depth
+    return {
+        "normalisation": f"DN / 2**bit_depth (bit_depth {bit_depth}), training part of the scene",
+        "bit_depth": int(bit_depth),
+        "ms": radiometric_stats(np.asarray(ms, np.float64) / scale),
+        "pan": radiometric_stats(np.asarray(pan, np.float64) / scale, per_channel=False),
+    }
+
+
+def _write_history(out_dir: Path, history: list[float]) -> None:
+    from jfusion.io import atomic_output
+
+    with atomic_output(out_dir / "history.json", overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps({"loss": [float(v) for v in history]}) + "\n")
 
 
 def train_pansharpening(
@@ -220,68 +489,20 @@ def train_pansharpening(
 ) -> dict[str, Any]:
     """Train method ``name`` on a scene's training part and write the asset ``<out_dir>/<name>-<sensor>``.
 
+    The recipe ``name``'s config with the settings given (:func:`train_and_evaluate`);
     ``out_dir`` defaults to ``./runs/<name>``; ``install=True`` also copies the asset into the
-    package (where ``jfusion.pansharpen`` finds it) and then scores it on the held-out region.
-    Returns the asset's manifest (scene, split, steps, seed, loss, ``scores.test`` of the model
-    and of EXP when installed and ``score``, date, sha256). Existing assets (in the run folder or
-    the package) are refused before training starts unless ``force=True``.
+    package (where ``jfusion.pansharpen`` finds it). Returns the asset's manifest (scene, split,
+    steps, seed, loss, ``scores.test`` of the model and of EXP when ``score``, date, sha256).
+    Existing assets (in the run folder or the package) are refused before training starts unless ``force=True``.
     """
+    from jfusion.training.recipes import configure, get_recipe
+    from jfusion.weights import default_run_dir
+
     if name not in learned.SPECS:
-        raise ValueError(f"unknown model {name!r}; trainable: {', '.join(MODELS)}")
-    cfg = {**DEFAULTS[name]}
-    for k, v in (("steps", steps), ("batch", batch), ("patch", patch), ("lr", lr)):
-        if v is not None:
-            cfg[k] = v
-    scene = read_scene(scene_path)
-    sensor = wald.sensor_mtf(scene.sensor).name
-    out_dir, shipped = _check_targets(out_dir, name, f"{name}-{sensor}", install=install, force=force)
-    (ms_tr, pan_tr), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
-    spec = learned.SPECS[name]
-    bands = 1 if spec.kind == "sae" else scene.ms.shape[-1]
-    model = learned.build_model(name, bands, seed=seed)
-    x, y, margin = training_arrays(name, ms_tr, pan_tr, ratio=scene.ratio, sensor=sensor, bit_depth=scene.bit_depth)
-    key = jax.random.key(seed)
-    t0 = time.time()
-    if spec.kind == "sae":
-        history = _train_sae(model, x, y, key=key, steps=cfg["steps"], batch=cfg["batch"], lr=cfg["lr"], log=log)
-    else:
-        pixel = _pixel_loss(spec.loss)
-
-        def loss_fn(m, b):
-            return pixel(m(b[0]), b[1])
-
-        batches = jax.jit(lambda i: crop_batch(jax.random.fold_in(key, i), x, y, patch=cfg["patch"], margin=margin, batch=cfg["batch"]))
-        history = fit(model, optax.adam(cfg["lr"]), loss_fn, batches, steps=cfg["steps"], log=log)
-    seconds = time.time() - t0
-    w = scene.ms.shape[1]
-    col = (w - w // 4) // scene.ratio * scene.ratio
-    meta: dict[str, Any] = {
-        "model": name,
-        "sensor": sensor,
-        "bands": bands,
-        "scene": Path(scene_path).name,
-        "train_region": f"MS columns 0-{col - 1}, PAN columns 0-{col * scene.ratio - 1} (Wald-degraded by {scene.ratio})",
-        "test_region": f"MS columns {col}-{w - 1}, PAN columns {col * scene.ratio}-{w * scene.ratio - 1}",
-        "bit_depth": scene.bit_depth,
-        "seed": seed,
-        "optimizer": "adam",
-        **cfg,
-        "loss": spec.loss,
-        "final_loss": float(np.mean(history[-20:])),
-        "train_seconds": round(seconds, 1),
-        "command": f"jfusion train {name} --scene {Path(scene_path).name} --steps {cfg['steps']} --seed {seed}",
-        "date": datetime.date.today().isoformat(),
-    }
-    if spec.kind == "sae":
-        meta["patch"] = learned.sae_patch_size(spec)
-    path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
-    if shipped is None:
-        return assets.read_manifest(path)
-    path = _install_asset(path, shipped, force=force)
-    if score:
-        test = {"model": score_on_test_region(scene, name), "exp": score_on_test_region(scene, "exp")}
-        return assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
-    return assets.read_manifest(path)
+        raise FusionInputError(f"unknown model {name!r}; trainable: {', '.join(learned.SPECS)}")
+    config = configure(get_recipe(name).config, scene=str(scene_path), steps=steps, batch=batch, patch=patch, lr=lr, seed=seed)
+    workdir = Path(out_dir) if out_dir is not None else default_run_dir(name)
+    return train_and_evaluate(config, workdir, install=install, force=force, score=score, progress=log is not None)
 
 
 _CONFIG_KEYS = ("optimizer", "batch", "patch", "lr", "loss", "max_steps")
@@ -387,7 +608,8 @@ def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scal
     return x, mshs.to_components(jnp.asarray(hs), pca)
 
 
-def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=25):
+def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=25, noise=0.01, checkpoint_dir=None,
+               checkpoint_every=100, optimizer="adam"):
     """Train a fresh 3-D CNN on crops of ``(x, y)``; with ``val = (xv, yv)`` also return the validation losses."""
     from jfusion.pansharpening import mshs
     from jfusion.training.loop import train
@@ -399,7 +621,7 @@ def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=
     def batch_fn(i):
         k1, k2 = jax.random.split(jax.random.fold_in(key, i))
         xi, yi = crop_batch(k1, x, y, patch=patch, margin=0, batch=batch)
-        xi = xi + 0.01 * jax.random.normal(k2, xi.shape)
+        xi = xi + noise * jax.random.normal(k2, xi.shape)
         return xi[..., None], yi
 
     def loss_fn(m, b):
@@ -412,9 +634,103 @@ def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=
         def validate(m, step):
             return {"val_loss": float(jnp.mean((m(xv[None, ..., None])[0, ..., :n_pc, 0] - yv) ** 2))}
 
-    result = train(model, optax.adam(lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
-                   validate_every=val_every if val is not None else 0, progress=log is not None, desc="cnn3d-mshs")
+    result = train(model, make_optimizer(optimizer, lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
+                   validate_every=val_every if val is not None else 0, progress=log is not None, desc="cnn3d-mshs",
+                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     return model, [float(r["loss"]) for r in result.history], result.validation
+
+
+def train_cnn3d_and_evaluate(
+    config: Cnn3dConfig, workdir: str | Path, *, install: bool = False, force: bool = False, score: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the 3-D CNN MS/HS fusion of ``config`` and write the asset ``<workdir>/cnn3d-mshs-<scene key>``; returns its manifest.
+
+    The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
+    out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
+    (:func:`jfusion.pansharpening.mshs.training_pair`: Wald's protocol for a real HS +
+    high-resolution pair, HS degradation by 3 for HS and MS on one grid). Noise (``noise`` of the
+    component scale) is added to the inputs as in Palsson et al.
+
+    ``select_steps`` (early stopping without the test region, for the small Paris scenes): the
+    training part is split again, its right quarter becomes a validation strip; a run of
+    ``steps`` steps on the rest is validated every 25 steps, and the final model is trained on
+    the whole training part for the step count with the lowest validation loss.
+
+    Orbax checkpoints under ``workdir/checkpoints`` (``select`` and ``final`` runs) make a killed
+    run resumable; ``score`` adds the held-out scores of the written asset (``scores.test``);
+    ``install`` also copies the asset into the package. Existing assets are refused before
+    training unless ``force``.
+    """
+    from jfusion.pansharpening import mshs
+
+    make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
+    hs_path = resolve_scene(config.scene, "hyperspectral")
+    name = mshs.scene_key(str(hs_path))
+    out_dir, shipped = _check_targets(workdir, "cnn3d-mshs", f"cnn3d-mshs-{name}", install=install, force=force)
+    ckpt = prepare_workdir(out_dir, config)
+    log = print if progress else None
+    steps, batch, patch, lr, seed = config.steps, config.batch, config.patch, config.lr, config.seed
+    scene, first, col, q = _hs_parts(hs_path)
+    r = scene.ratio
+    hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
+    pca = mshs.fit_pca(hs_tr, config.n_components)
+    ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
+    t0 = time.time()
+    selection: dict[str, Any] = {}
+    final_steps = steps
+    fit_kw = dict(batch=batch, patch=patch, lr=lr, seed=seed, log=log, noise=config.noise, checkpoint_every=config.checkpoint_every,
+                  optimizer=config.optimizer)
+    if config.select_steps:
+        vfirst, vcol = mshs.split_columns(col - first, q)
+        vcol += first  # vfirst == 0: the training part is whole LR pixels already
+        xf, yf = _cnn3d_arrays(scene.hs[:, first:vcol], scene.hr[:, first * r : vcol * r], r, pca, ms_scale)
+        xv, yv = _cnn3d_arrays(scene.hs[:, vcol:col], scene.hr[:, vcol * r : col * r], r, pca, ms_scale)
+        _, _, vals = _fit_cnn3d(xf, yf, steps=steps, val=(xv, yv), checkpoint_dir=ckpt / "select", **fit_kw)
+        best = min(vals, key=lambda v: v["val_loss"])
+        final_steps = max(int(best["step"]), 25)
+        selection = {
+            "step_selection": f"validation strip HS columns {vcol}-{col - 1} (right quarter of the training part), model trained "
+            f"on columns {first}-{vcol - 1} for {steps} steps, validated every 25: lowest loss at step {final_steps}; "
+            f"final model trained on the whole training part for {final_steps} steps",
+            "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 6) for v in vals},
+            "max_steps": steps,
+        }
+    x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
+    model, history, _ = _fit_cnn3d(x, y, steps=final_steps, checkpoint_dir=ckpt / "final", **fit_kw)
+    _write_history(out_dir, history)
+    n_pc = int(y.shape[-1])
+    w = scene.hs.shape[1]
+    if r > 1:
+        protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
+    else:
+        protocol = f"HS and MS on one grid: HS degraded by {q} (generic MTF Gaussian + decimation), MS kept, original HS = target"
+    unused = "column 0" if first == 1 else f"columns 0-{first - 1}"
+    dropped = f"; HS {unused} unused (whole low-resolution pixels)" if first else ""
+    meta = {
+        "model": "cnn3d-mshs", "sensor": name, "bands": int(scene.hs.shape[-1]), "ms_bands": int(scene.hr.shape[-1]),
+        "scene": hs_path.name, "ratio": q, "n_components": n_pc, "pca_scale": pca.scale, "ms_scale": ms_scale,
+        "protocol": protocol,
+        "train_region": f"HS columns {first}-{col - 1}{dropped}", "test_region": f"HS columns {col}-{w - 1} (right quarter)",
+        "seed": seed, "steps": final_steps, "batch": batch, "patch": patch, "lr": lr, "optimizer": config.optimizer, "loss": "l2",
+        **selection,
+        "final_loss": float(np.mean(history[-20:])), "train_seconds": round(time.time() - t0, 1),
+        "command": command_line("cnn3d-mshs", config), "date": datetime.date.today().isoformat(),
+        "recipe": config_dict(config),
+        "radiometry": {
+            "normalisation": "HS in the scene's units; high-resolution image / ms_scale; training part of the scene",
+            "hs": radiometric_stats(hs_tr), "hr": radiometric_stats(np.asarray(hr_tr, np.float64) / ms_scale),
+            "ms_scale": ms_scale,
+        },
+    }
+    arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
+    path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
+    if score:
+        test = score_cnn3d_mshs(hs_path, weights=str(path))
+        assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
+    if shipped is not None:
+        path = _install_asset(path, shipped, force=force)
+    return assets.read_manifest(path)
 
 
 def train_cnn3d_mshs(
@@ -431,84 +747,22 @@ def train_cnn3d_mshs(
     install: bool = False,
     log: Callable[[str], None] | None = print,
     force: bool = False,
+    score: bool = False,
 ) -> dict[str, Any]:
-    """Train the 3-D CNN MS/HS fusion on one HS scene and write the asset ``cnn3d-mshs-<scene key>``.
+    """Train the 3-D CNN MS/HS fusion on one HS scene and write the asset ``cnn3d-mshs-<scene key>`` (:func:`train_cnn3d_and_evaluate`).
 
     Written to ``out_dir`` (default ``./runs/cnn3d-mshs``, never the package); ``install=True``
-    also copies it into the package. Existing assets are refused unless ``force``, checked
-    before training starts.
-
-    The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
-    out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
-    (:func:`jfusion.pansharpening.mshs.training_pair`: Wald's protocol for a real HS +
-    high-resolution pair, HS degradation by 3 for HS and MS on one grid). Noise (1 % of the
-    component scale) is added to the inputs as in Palsson et al.
-
-    ``select_steps`` (early stopping without the test region, for the small Paris scenes): the
-    training part is split again, its right quarter becomes a validation strip; a run of
-    ``steps`` steps on the rest is validated every 25 steps, and the final model is trained on
-    the whole training part for the step count with the lowest validation loss.
+    also copies it into the package.
     """
-    from jfusion.pansharpening import mshs
+    from jfusion.weights import default_run_dir
 
-    name = mshs.scene_key(str(hs_path))
-    out_dir, shipped = _check_targets(out_dir, "cnn3d-mshs", f"cnn3d-mshs-{name}", install=install, force=force)
-    scene, first, col, q = _hs_parts(hs_path)
-    r = scene.ratio
-    hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
-    n_components = n_components or mshs.N_COMPONENTS
-    pca = mshs.fit_pca(hs_tr, n_components)
-    ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
-    t0 = time.time()
-    selection: dict[str, Any] = {}
-    final_steps = steps
-    if select_steps:
-        vfirst, vcol = mshs.split_columns(col - first, q)
-        vcol += first  # vfirst == 0: the training part is whole LR pixels already
-        xf, yf = _cnn3d_arrays(scene.hs[:, first:vcol], scene.hr[:, first * r : vcol * r], r, pca, ms_scale)
-        xv, yv = _cnn3d_arrays(scene.hs[:, vcol:col], scene.hr[:, vcol * r : col * r], r, pca, ms_scale)
-        _, _, vals = _fit_cnn3d(xf, yf, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log, val=(xv, yv))
-        best = min(vals, key=lambda v: v["val_loss"])
-        final_steps = max(int(best["step"]), 25)
-        selection = {
-            "step_selection": f"validation strip HS columns {vcol}-{col - 1} (right quarter of the training part), model trained "
-            f"on columns {first}-{vcol - 1} for {steps} steps, validated every 25: lowest loss at step {final_steps}; "
-            f"final model trained on the whole training part for {final_steps} steps",
-            "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 6) for v in vals},
-            "max_steps": steps,
-        }
-    x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
-    model, history, _ = _fit_cnn3d(x, y, steps=final_steps, batch=batch, patch=patch, lr=lr, seed=seed, log=log)
-    n_pc = int(y.shape[-1])
-    w = scene.hs.shape[1]
-    if r > 1:
-        protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
-    else:
-        protocol = f"HS and MS on one grid: HS degraded by {q} (generic MTF Gaussian + decimation), MS kept, original HS = target"
-    unused = "column 0" if first == 1 else f"columns 0-{first - 1}"
-    dropped = f"; HS {unused} unused (whole low-resolution pixels)" if first else ""
-    meta = {
-        "model": "cnn3d-mshs", "sensor": name, "bands": int(scene.hs.shape[-1]), "ms_bands": int(scene.hr.shape[-1]),
-        "scene": Path(hs_path).name, "ratio": q, "n_components": n_pc, "pca_scale": pca.scale, "ms_scale": ms_scale,
-        "protocol": protocol,
-        "train_region": f"HS columns {first}-{col - 1}{dropped}", "test_region": f"HS columns {col}-{w - 1} (right quarter)",
-        "seed": seed, "steps": final_steps, "batch": batch, "patch": patch, "lr": lr, "optimizer": "adam", "loss": "l2",
-        **selection,
-        "final_loss": float(np.mean(history[-20:])), "train_seconds": round(time.time() - t0, 1),
-        "command": f"jfusion train cnn3d-mshs --scene {Path(hs_path).name} --steps {steps} --seed {seed}"
-        + (f" --components {n_components}" if n_components != mshs.N_COMPONENTS else "")
-        + (f" --lr {lr:g}" if lr != 1e-3 else "")
-        + (" --select-steps" if select_steps else ""),
-        "date": datetime.date.today().isoformat(),
-    }
-    arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
-    path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
-    if shipped is not None:
-        path = _install_asset(path, shipped, force=force)
-    return assets.read_manifest(path)
+    config = Cnn3dConfig(scene=str(hs_path), steps=steps, batch=batch, patch=patch, lr=lr, seed=seed,
+                         n_components=n_components or Cnn3dConfig().n_components, select_steps=select_steps)
+    workdir = Path(out_dir) if out_dir is not None else default_run_dir("cnn3d-mshs")
+    return train_cnn3d_and_evaluate(config, workdir, install=install, force=force, score=score, progress=log is not None)
 
 
-def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> dict[str, dict[str, float]]:
+def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weights: str | None = None) -> dict[str, dict[str, float]]:
     """Reduced-resolution scores of the shipped 3-D CNN and of the bicubic HS ("EXP") on the held-out quarter.
 
     Q2n (hypercomplex, 32x32 blocks) where the test region is at least 32 pixels wide and the
@@ -517,6 +771,7 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     ``full_resolution`` adds D_lambda, D_s and QNR of the original test pair (no reference) for a
     real HS + PAN pair (Paris HS+PAN, ratio 3; PST conventions with bicubic HS interpolation; the
     metrics read the largest top-right window of whole 32x32 blocks, 192x32 PAN pixels), under ``"model_full"`` / ``"exp_full"``.
+    ``weights``: score that asset (e.g. a training run's) instead of the shipped one.
     """
     import jfusion
     from jfusion.metrics import remote as rm
@@ -527,7 +782,8 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     hs_te, hr_te = scene.hs[:, col:], scene.hr[:, col * r :]
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=r)
     name = mshs.scene_key(str(hs_path))
-    out = jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", scene=name)
+    wkw = {} if weights is None else {"weights": weights}
+    out = jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", scene=name, **wkw)
     exp = wald.upsample_ms(hs_lr, q, "bicubic")
     ref = jnp.asarray(hs_te)
     use_q2n = hs_te.shape[1] >= 32 and hs_te.shape[-1] <= 64
@@ -540,7 +796,7 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False) -> d
     if full_resolution and r > 1 and hr_te.shape[-1] == 1:
         hs_up = wald.upsample_ms(hs_te, r, "bicubic")
         pan = jnp.asarray(hr_te).mean(-1)
-        full = jfusion.pansharpen(hs_te, hr_te, "cnn3d-mshs", scene=name)
+        full = jfusion.pansharpen(hs_te, hr_te, "cnn3d-mshs", scene=name, **wkw)
 
         hb, wb = pan.shape[0] // 32 * 32, pan.shape[1] // 32 * 32  # whole 32x32 blocks (PST block size)
 
@@ -559,3 +815,6 @@ def beats_baseline(scores: dict[str, dict[str, float]]) -> bool:
     m, e = scores["model"], scores["exp"]
     qk = "q2n" if "q2n" in m else "q"
     return bool(m[qk] > e[qk] and m["sam"] < e["sam"] and m["ergas"] < e["ergas"])
+
+
+_register_recipes()
