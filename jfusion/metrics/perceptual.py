@@ -13,6 +13,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.metrics._common import (
+    windowed_cov,
+    windowed_var,
     block_reduce_sum,
     filter_same_zero,
     filter_valid,
@@ -159,9 +161,10 @@ def _viff_scale_terms(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Per-pixel gain g, numerator and denominator information terms of one scale."""
     mx, mf = filter_valid(x, k), filter_valid(f, k)
-    sxx = jnp.maximum(filter_valid(x * x, k) - mx * mx, 0.0)
-    sff = jnp.maximum(filter_valid(f * f, k) - mf * mf, 0.0)
-    sxf = filter_valid(x * f, k) - mx * mf
+    exx, eff = filter_valid(x * x, k), filter_valid(f * f, k)
+    sxx = jnp.maximum(windowed_var(exx, mx), 0.0)
+    sff = jnp.maximum(windowed_var(eff, mf), 0.0)
+    sxf = windowed_cov(filter_valid(x * f, k), mx, mf, exx, eff, sxx, sff)
     g = sxf / (sxx + 1e-10)
     v = sff - g * sxf
     low_x = sxx < 1e-10

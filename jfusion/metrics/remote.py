@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import box_sum_stored, filter_same_zero, matlab_round, safe_sqrt
+from jfusion.metrics._common import box_sum_stored, filter_same_zero, matlab_round, safe_sqrt, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import extract_patches, pad2d, resize
 from jfusion.ops.precision import einsum
@@ -99,8 +99,9 @@ def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:
     """Wang-Bovik UIQI in PST ``img_qi`` sum form, with its special cases (flat windows)."""
     mul = sx * sy
     sq = sx * sx + sy * sy
-    num = 4.0 * (n * sxy - mul) * mul
-    d1 = n * (sxx + syy) - sq
+    vx, vy = windowed_var(n * sxx, sx), windowed_var(n * syy, sy)  # n^2 var: flat windows exactly 0
+    num = 4.0 * windowed_cov(n * sxy, sx, sy, n * sxx, n * syy, vx, vy) * mul
+    d1 = vx + vy
     den = d1 * sq
     q = jnp.ones_like(den)
     only = (d1 == 0) & (sq != 0)

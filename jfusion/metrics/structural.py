@@ -20,6 +20,8 @@ from jfusion.metrics._common import (
     fspecial_gaussian1d,
     safe_sqrt,
     to_grey_levels,
+    windowed_cov,
+    windowed_var,
 )
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import pad2d
@@ -48,7 +50,8 @@ def local_stats(x: jax.Array, y: jax.Array, *, window: str = "gaussian", win_siz
     """
     maps = _local_means(jnp.stack([x, y, x * x, y * y, x * y]), window, win_size, sigma)
     mx, my, exx, eyy, exy = maps
-    return LocalStats(mx, my, exx - mx * mx, eyy - my * my, exy - mx * my)
+    vx, vy = windowed_var(exx, mx), windowed_var(eyy, my)
+    return LocalStats(mx, my, vx, vy, windowed_cov(exy, mx, my, exx, eyy, vx, vy))
 
 
 def _local_means(maps: jax.Array, window: str, win_size: int, sigma: float) -> jax.Array:
@@ -67,7 +70,8 @@ def _stats_against(x: jax.Array, f: jax.Array, window: str, win_size: int, sigma
     maps = jnp.concatenate([x, f[None], x * x, (f * f)[None], x * f[None]])
     m = _local_means(maps, window, win_size, sigma)
     mx, mf, exx, eff, exf = m[:s], m[s], m[s + 1 : 2 * s + 1], m[2 * s + 1], m[2 * s + 2 :]
-    return LocalStats(mx, mf[None], exx - mx * mx, (eff - mf * mf)[None], exf - mx * mf[None])
+    vx, vf = windowed_var(exx, mx), windowed_var(eff, mf)[None]
+    return LocalStats(mx, mf[None], vx, vf, windowed_cov(exf, mx, mf[None], exx, eff[None], vx, vf))
 
 
 def _ssim_map(st: LocalStats, c1: float, c2: float) -> jax.Array:
