@@ -113,3 +113,140 @@ def test_qy_on_lytro_laplacian_is_in_range():
     f = jf.fuse([a, b], method="laplacian")
     got = jm.evaluate([a, b], f, ["qy", "qc"])
     assert 0.0 <= got["qy"] <= 1.0 and 0.0 <= got["qc"] <= 1.0, got
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. remote-sensing indices on integer / half-precision arrays give the float path's value
+
+
+def _q_np(x: np.ndarray, y: np.ndarray) -> float:
+    """Wang-Bovik Q of two windows (population moments, float64)."""
+    mx, my = x.mean(), y.mean()
+    vx, vy, cxy = x.var(), y.var(), ((x - mx) * (y - my)).mean()
+    return 4 * cxy * mx * my / ((vx + vy) * (mx**2 + my**2))
+
+
+def _uiqi_np(r, f, block=32):
+    """PST Q.m: sliding block x block windows ('valid'), mean of the map, mean over bands."""
+    vals = []
+    for b in range(r.shape[-1]):
+        wr = sliding_window_view(r[..., b], (block, block)).reshape(-1, block * block)
+        wf = sliding_window_view(f[..., b], (block, block)).reshape(-1, block * block)
+        mr, mf = wr.mean(1), wf.mean(1)
+        vr, vf = wr.var(1), wf.var(1)
+        c = ((wr - mr[:, None]) * (wf - mf[:, None])).mean(1)
+        vals.append(np.mean(4 * c * mr * mf / ((vr + vf) * (mr**2 + mf**2))))
+    return float(np.mean(vals))
+
+
+def _block_q_np(x, y, block=32):
+    h, w = x.shape
+    return np.mean([_q_np(x[i : i + block, j : j + block], y[i : i + block, j : j + block])
+                    for i in range(0, h, block) for j in range(0, w, block)])
+
+
+def _d_lambda_np(ms, f):
+    nb = ms.shape[-1]
+    return np.mean([abs(_block_q_np(f[..., i], f[..., j]) - _block_q_np(ms[..., i], ms[..., j]))
+                    for i in range(nb) for j in range(i + 1, nb)])
+
+
+def _d_s_np(ms, pan, f, plp):
+    return np.mean([abs(_block_q_np(f[..., i], pan) - _block_q_np(ms[..., i], plp)) for i in range(ms.shape[-1])])
+
+
+def _scc_np(r, f):
+    from scipy.ndimage import correlate
+
+    k = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
+
+    def edges(v):
+        e = [np.hypot(correlate(v[..., b], k, mode="constant"), correlate(v[..., b], k.T, mode="constant"))
+             for b in range(v.shape[-1])]
+        return np.stack(e)[:, 1:-1, 1:-1]
+
+    er, ef = edges(r), edges(f)
+    return float(np.sum(er * ef) / np.sqrt(np.sum(er**2) * np.sum(ef**2)))
+
+
+def _remote_scene(seed=0, hi=2000):
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(100, hi, size=(64, 64, 4))
+    fu = np.clip(ref + rng.normal(0, 0.15 * hi, ref.shape), 0, None).round()
+    pan = ref.mean(-1).round()
+    plp = np.clip(pan + rng.normal(0, 0.05 * hi, pan.shape), 0, None).round()
+    return ref.astype(np.float64), fu, pan, plp
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float16, np.float32, np.float64])
+def test_remote_indices_any_dtype_match_numpy(dtype):
+    from remote_metrics_np import sam as sam_np
+
+    ref, fu, pan, plp = _remote_scene()
+    if dtype == np.float16:  # exact in float16: integers up to 2048
+        ref, fu, pan, plp = (np.minimum(v, 2048) for v in (ref, fu, pan, plp))
+    cast = [v.astype(dtype) for v in (ref, fu, pan, plp)]
+    r, f, p, lp = cast
+    tol = 1e-6 if dtype == np.float32 else 1e-9  # float32 stays float32 (x64 on): its rounding
+    with jax.enable_x64(True):
+        assert float(jm.sam(r, f)) == pytest.approx(sam_np(ref, fu), rel=tol)
+        assert float(jm.scc(r, f)) == pytest.approx(_scc_np(ref, fu), rel=tol)
+        assert float(jm.uiqi(r, f)) == pytest.approx(_uiqi_np(ref, fu), rel=max(tol, 1e-7))
+        assert float(jm.d_lambda(r, f)) == pytest.approx(_d_lambda_np(ref, fu), abs=tol)
+        assert float(jm.d_s(r, p, f, pan_lowpass=lp)) == pytest.approx(_d_s_np(ref, pan, fu, plp), abs=tol)
+    # default precision: every dtype gives the float path's value
+    for name, args in (("sam", (r, f)), ("scc", (r, f)), ("uiqi", (r, f)), ("d_lambda", (r, f))):
+        fn = getattr(jm, name)
+        want = float(fn(*(a.astype(np.float64) for a in args)))
+        assert float(fn(*args)) == pytest.approx(want, rel=1e-6, abs=1e-7), name
+
+
+def test_uint8_general_metric_direct_call_matches_float():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(2, 32, 32)).astype(np.uint8)
+    f = rng.integers(0, 256, size=(32, 32)).astype(np.uint8)
+    for fn in (jm.ssim, jm.standard_deviation, jm.psnr):
+        want = float(fn(x.astype(np.float32), f.astype(np.float32), data_range=255.0))
+        assert float(fn(x, f, data_range=255.0)) == pytest.approx(want, rel=1e-6)
+
+
+def test_evaluate_full_native_uint16_scene():
+    import scipy.io as sio
+
+    from tests.conftest import data_path
+    from jfusion.pansharpening.evaluation import evaluate_full
+
+    d = sio.loadmat(data_path("pansharpening", "imgWV2.mat"))
+    ms, pan = d["I_MS"][:64, :64], d["I_PAN"][:256, :256]
+    assert ms.dtype == np.uint16
+    native = evaluate_full(ms, pan, "gs")
+    flt = evaluate_full(ms.astype(np.float32), pan.astype(np.float32), "gs")
+    for k in ("d_lambda", "d_s", "qnr"):
+        assert native[k] == pytest.approx(flt[k], rel=1e-5, abs=1e-6), k
+    assert 0 <= native["d_s"] <= 1 and 0 <= native["qnr"] <= 1
+
+
+def test_evaluate_noref_pansharpening_indices():
+    import jfusion as jf
+    from jfusion.errors import FusionInputError
+    from jfusion.pansharpening import wald
+    from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+    rng = np.random.default_rng(2)
+    ms = (rng.random((16, 16, 4)) * 1000 + 200).astype(np.uint16)
+    pan = (rng.random((64, 64)) * 1000 + 200).astype(np.uint16)
+    fused = np.asarray(wald.interp23tap(ms.astype(np.float32), 4)) + rng.normal(0, 20, (64, 64, 4))
+    got = jf.evaluate((ms, pan), fused, ["qnr", "d_lambda", "d_s"])
+    ms_up = np.asarray(wald.interp23tap(ms.astype(np.float32), 4))
+    plp = np.asarray(pan_lowpass_pst(pan.astype(np.float32), 4))
+    assert got["d_lambda"] == pytest.approx(float(jm.d_lambda(ms_up, fused)), abs=1e-6)
+    assert got["d_s"] == pytest.approx(float(jm.d_s(ms_up, pan, fused, pan_lowpass=plp)), abs=1e-6)
+    assert got["qnr"] == pytest.approx((1 - got["d_lambda"]) * (1 - got["d_s"]), abs=1e-6)
+    # MS given at the PAN size: the same numbers
+    assert jf.evaluate([ms_up, pan], fused, ["qnr"])["qnr"] == pytest.approx(got["qnr"], abs=1e-6)
+    with pytest.raises(FusionInputError, match=r"sources\[0\] \(ms\)"):
+        jf.evaluate((ms[..., :1], pan), fused, ["qnr"])
+    with pytest.raises(FusionInputError, match=r"sources: pass the pair \(ms, pan\)"):
+        jf.evaluate(np.stack([pan, pan]), fused, ["qnr"])
+    with pytest.raises(FusionInputError, match=r"sources\[1\] \(pan\)"):
+        jf.evaluate((ms, pan[:32]), fused, ["d_s"])

@@ -18,6 +18,7 @@ from jfusion.ops import box_sum_valid, correlate1d, correlate_valid, filter2d, g
 
 __all__ = [
     "GREY",
+    "as_metric_float",
     "to_grey_levels",
     "matlab_round",
     "quantize_levels",
@@ -53,9 +54,24 @@ __all__ = [
 GREY = 255.0
 
 
-def to_grey_levels(x: ArrayLike, data_range: float) -> jax.Array:
-    """Map an image in ``[0, data_range]`` to the references' grey-level scale [0, 255]."""
+def as_metric_float(x: ArrayLike) -> jax.Array:
+    """``x`` as a float array for metric arithmetic: the one dtype rule at every metric's boundary.
+
+    Integer and bool arrays (uint8, uint16, int32, ...) and half precision (float16, bfloat16) become
+    the default float dtype (float32, float64 under ``jax_enable_x64``) with their values unchanged,
+    so squares and products neither wrap around (``uint16``: 2000^2 mod 65536) nor overflow
+    (``float16``: above 65504); float32 / float64 are kept. Every dtype gives the value the float
+    path gives for the same numbers.
+    """
     x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
+        return x.astype(jnp.result_type(float))
+    return x
+
+
+def to_grey_levels(x: ArrayLike, data_range: float) -> jax.Array:
+    """Map an image in ``[0, data_range]`` to the references' grey-level scale [0, 255] (as :func:`as_metric_float`)."""
+    x = as_metric_float(x)
     if data_range == GREY:
         return x
     return x * (GREY / float(data_range))

@@ -335,6 +335,49 @@ def _remote_arrays(name: str, arr: Any) -> np.ndarray:
     return a if a.ndim == 3 else a[..., None] if a.ndim == 2 else a
 
 
+def _noref_arrays(sources: Any, f: np.ndarray, opts: dict) -> tuple[dict[str, np.ndarray], int]:
+    """``ms`` (at the PAN size) and ``pan`` for D_lambda / D_s / QNR from ``sources=(ms, pan)``.
+
+    Returns the arrays and the resolution ratio (the ``ratio`` option, else read from the sizes, else 4).
+    ``ms`` may be the original MS ``(H / ratio, W / ratio, B)`` (interpolated here with PST's 23-tap
+    kernel, as :func:`jfusion.pansharpening.evaluate_full` does) or already at the PAN size.
+    Unless ``pan_lowpass`` is given in the options, D_s / QNR get PST's degraded PAN
+    (``pansharpening.pan_lowpass_pst``), so ``evaluate`` and ``evaluate_full`` give one number.
+    """
+    if not isinstance(sources, (tuple, list)) or len(sources) != 2:
+        raise FusionInputError(
+            "sources: pass the pair (ms, pan) for the no-reference pan-sharpening metrics (qnr, d_lambda, d_s): "
+            "ms (h, w, B) or (H, W, B), pan (H, W)."
+        )
+    ms = _remote_arrays("sources[0] (ms)", sources[0])
+    pan = _remote_arrays("sources[1] (pan)", sources[1])
+    if pan.ndim != 3 or pan.shape[-1] != 1:
+        raise FusionInputError(f"sources[1] (pan): expected one band (H, W), got shape {np.shape(sources[1])}.")
+    pan = pan[..., 0]
+    if pan.shape != f.shape[:2]:
+        raise FusionInputError(f"sources[1] (pan): size {pan.shape} differs from fused {f.shape[:2]}; pass this scene's PAN.")
+    if ms.ndim != 3 or ms.shape[-1] != f.shape[-1] or f.shape[-1] < 2:
+        raise FusionInputError(
+            f"sources[0] (ms): {ms.shape[-1]} band(s) next to a fused image with {f.shape[-1]}; "
+            "pass the MS image (two or more bands) that was pan-sharpened."
+        )
+    ratios = {opt.get("ratio") for opt in opts.values() if "ratio" in opt} - {None}
+    if len(ratios) > 1:
+        raise FusionInputError(f"options: the metrics were given different ratios {sorted(ratios)}; pass one.")
+    ratio = int(next(iter(ratios))) if ratios else 4
+    if ms.shape[:2] != f.shape[:2] and all(opt.get("convention", "pst") == "pst" for opt in opts.values()):
+        ratio = int(next(iter(ratios))) if ratios else f.shape[0] // max(ms.shape[0], 1)
+        if ratio < 2 or ratio & (ratio - 1) or ms.shape[0] * ratio != f.shape[0] or ms.shape[1] * ratio != f.shape[1]:
+            raise FusionInputError(
+                f"sources[0] (ms): size {ms.shape[:2]} is neither the fused size {f.shape[:2]} nor that size divided "
+                "by a power-of-two ratio; pass the MS image of this scene."
+            )
+        from jfusion.pansharpening.wald import interp23tap
+
+        ms = np.asarray(interp23tap(ms, ratio), np.float64)
+    return {"ms": ms, "pan": pan}, ratio
+
+
 def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, float]:
     opts = {k: dict(v) for k, v in frozen}
     f = _remote_arrays("fused", fused)
@@ -347,15 +390,18 @@ def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, floa
         if arrays["reference"].shape != f.shape:
             raise FusionInputError(f"reference: shape {arrays['reference'].shape} differs from fused {f.shape}.")
     if any("ms" in i.inputs for i in infos):
-        if sources is None or len(sources) != 2:
-            raise FusionInputError("sources: pass (ms, pan) for the no-reference remote-sensing metrics.")
-        arrays["ms"] = _remote_arrays("sources[0] (ms)", sources[0])
-        arrays["pan"] = _remote_arrays("sources[1] (pan)", sources[1])[..., 0]
+        noref, ratio = _noref_arrays(sources, f, {i.name: opts.get(i.name, {}) for i in infos if "ms" in i.inputs})
+        arrays.update(noref)
     dt = _float_dtype()
     for info in infos:
         args = [jnp.asarray(arrays[k], dt) for k in info.inputs]
+        kw = opts.get(info.name, {})
+        if "pan" in info.inputs and "pan_lowpass" not in kw and kw.get("convention", "pst") == "pst":
+            from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+            kw = {**kw, "ratio": ratio, "pan_lowpass": pan_lowpass_pst(arrays["pan"].astype(np.float32), ratio)}
         try:
-            out[info.name] = float(info.fn(*args, **opts.get(info.name, {})))
+            out[info.name] = float(info.fn(*args, **kw))
         except ValueError as err:
             raise FusionInputError(f"{info.name}: {err}") from None
     return out
@@ -376,7 +422,10 @@ def evaluate(
     Args:
       sources: S >= 2 images ``(H, W)`` / ``(H, W, C)`` or a stack ``(S, H, W[, C])`` in [0, 1]
         (uint8/uint16 accepted). For the no-reference remote-sensing metrics (``qnr``, ``d_lambda``,
-        ``d_s``): the pair ``(ms, pan)`` in sensor units.
+        ``d_s``): the pair ``(ms, pan)`` in sensor units (any real dtype), ``ms`` either the original
+        ``(H / ratio, W / ratio, B)`` (interpolated with PST's 23-tap kernel) or already ``(H, W, B)``,
+        ``pan (H, W)``; D_s / QNR use PST's degraded PAN unless ``pan_lowpass`` is given, so the
+        values equal :func:`jfusion.pansharpening.evaluate_full`'s.
       fused: the fused image, same size as the sources.
       metrics: registered names (``jfusion.metrics.list_metrics()``) or a comma-separated string;
         default: VIFB's 13 metrics (or the reduced-resolution set when ``reference`` is given).

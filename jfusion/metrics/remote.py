@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import box_sum_stored, filter_same_zero, matlab_round, safe_sqrt, windowed_cov, windowed_var
+from jfusion.metrics._common import as_metric_float, box_sum_stored, filter_same_zero, matlab_round, safe_sqrt, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import extract_patches, pad2d, resize
 from jfusion.ops.precision import einsum
@@ -46,7 +46,8 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def _hwb(x: ArrayLike) -> jax.Array:
-    x = jnp.asarray(x)
+    """``(H, W)`` or ``(H, W, B)`` -> ``(H, W, B)`` in a float dtype (:func:`as_metric_float`: uint16 DN stay exact)."""
+    x = as_metric_float(x)
     return x[..., None] if x.ndim == 2 else x
 
 
@@ -250,7 +251,7 @@ def block_uiqi(x: ArrayLike, y: ArrayLike, *, block: int = 32) -> jax.Array:
 
     H and W must be multiples of ``block`` (PST raises otherwise; so does this, statically).
     """
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    x, y = as_metric_float(x), as_metric_float(y)
     h, w = x.shape[-2:]
     if h % block or w % block:
         raise ValueError(f"image size {(h, w)} must be a multiple of the block size {block}")
@@ -330,7 +331,7 @@ def d_s(
         antialiased bicubic down by ``ratio`` and bicubic back up (``"pst"``) or just down (``"paper"``).
     """
     m, f = _hwb(ms), _hwb(fused)
-    p = jnp.asarray(pan)
+    p = as_metric_float(pan)
     p = p[..., 0] if p.ndim == 3 else p
     if pan_lowpass is None:
         if convention == "pst":
@@ -339,7 +340,7 @@ def d_s(
             h, w = p.shape
             plp = resize(p, (h // ratio, w // ratio), "bicubic", antialias=True)
     else:
-        plp = jnp.asarray(pan_lowpass)
+        plp = as_metric_float(pan_lowpass)
     mblock = block if convention == "pst" else block // ratio
     qf = jax.vmap(lambda b: block_uiqi(b, p, block=block))(jnp.moveaxis(f, -1, 0))
     qm = jax.vmap(lambda b: block_uiqi(b, plp, block=mblock))(jnp.moveaxis(m, -1, 0))
