@@ -250,3 +250,72 @@ def test_evaluate_noref_pansharpening_indices():
         jf.evaluate(np.stack([pan, pan]), fused, ["qnr"])
     with pytest.raises(FusionInputError, match=r"sources\[1\] \(pan\)"):
         jf.evaluate((ms, pan[:32]), fused, ["d_s"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. MS-SSIM: Wang's msssim.m coarsest term mean(l * cs)
+
+
+def _gauss11() -> np.ndarray:
+    t = np.arange(11) - 5.0
+    g = np.exp(-(t**2) / (2 * 1.5**2))
+    k = np.outer(g, g)
+    return k / k.sum()
+
+
+def _ssim_index_new(a, b, k1=0.01, k2=0.03, L=255.0):
+    """Wang's ssim_index_new.m: (mean ssim map, mean cs map, mean l map), filter2 'valid'."""
+    w = _gauss11()
+    filt = lambda v: np.einsum("ijab,ab->ij", sliding_window_view(v, w.shape), w)  # noqa: E731
+    c1, c2 = (k1 * L) ** 2, (k2 * L) ** 2
+    m1, m2 = filt(a), filt(b)
+    s1, s2, s12 = filt(a * a) - m1 * m1, filt(b * b) - m2 * m2, filt(a * b) - m1 * m2
+    lum = (2 * m1 * m2 + c1) / (m1**2 + m2**2 + c1)
+    cs = (2 * s12 + c2) / (s1 + s2 + c2)
+    return np.mean(lum * cs), np.mean(cs), np.mean(lum)
+
+
+def _msssim_m(a, b, convention="wang2003"):
+    """Wang's msssim.m (5 levels): prod(mcs(1:4).^w(1:4)) * mssim(5)^w(5)."""
+    weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+    out = 1.0
+    for level in range(5):
+        mssim, mcs, ml = _ssim_index_new(a, b)
+        if level == 4:
+            out *= (mssim if convention == "wang2003" else ml * mcs) ** weights[level]
+        else:
+            out *= mcs ** weights[level]
+            # imfilter(x, ones(2)/4, 'symmetric', 'same'); x(1:2:end, 1:2:end)
+            dec = lambda v: (lambda p: (p[:-1, :-1] + p[1:, :-1] + p[:-1, 1:] + p[1:, 1:]) / 4)(  # noqa: E731
+                np.pad(v, ((0, 1), (0, 1)), mode="symmetric"))[::2, ::2]
+            a, b = dec(a), dec(b)
+    return out
+
+
+def _ms_scene(seed=3, shape=(241, 262)):
+    """Two sources and a fused image with a luminance ramp (so l and cs vary together at the coarsest scale)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    a = gaussian_filter(rng.random(shape), 2.0)
+    a = (a - a.min()) / np.ptp(a)
+    ramp = np.linspace(0.3, 1.0, shape[1])[None]
+    f = np.clip(a * ramp + gaussian_filter(rng.normal(0, 0.1, shape), 1.0) * (1 - ramp), 0, 1)
+    b = np.clip(gaussian_filter(a, 1.5) * ramp[:, ::-1] + 0.05 * rng.random(shape), 0, 1)
+    return a, b, f
+
+
+def test_ms_ssim_matches_msssim_m():
+    a, b, f = _ms_scene()
+    ref = [_msssim_m(s * 255, f * 255) for s in (a, b)]
+    old = [_msssim_m(s * 255, f * 255, "means_product") for s in (a, b)]
+    assert abs(np.mean(ref) - np.mean(old)) > 1e-4  # the two conventions differ on this scene
+    three = jax.jit(lambda x, y: (jm.ms_ssim(x, y), jm.ms_ssim(x, y, convention="means_product"),
+                                  jm.ms_ssim(x, y, reduction="sum")))  # one compile (eager MS-SSIM is slow)
+    with jax.enable_x64(True):
+        got, got_old, got_sum = (float(v) for v in three(np.stack([a, b]), f))
+    assert got == pytest.approx(np.mean(ref), abs=1e-9)
+    assert got_old == pytest.approx(np.mean(old), abs=1e-9)
+    assert got_sum == pytest.approx(np.sum(ref), abs=1e-9)
+    # default precision through evaluate: float32 rounding only
+    assert jm.evaluate([a, b], f, ["ms_ssim"], quantize=False)["ms_ssim"] == pytest.approx(np.mean(ref), abs=1e-5)

@@ -136,6 +136,7 @@ def ms_ssim(
     *,
     data_range: float = 1.0,
     reduction: str = "mean",
+    convention: str = "wang2003",
     scales: int = 5,
     win_size: int = 11,
     sigma: float = 1.5,
@@ -144,13 +145,17 @@ def ms_ssim(
 ) -> jax.Array:
     """MS-SSIM (Wang, Simoncelli & Bovik 2003) of F against each source, ``reduction`` over sources.
 
-    ``l_M^{w_M} prod_j cs_j^{w_j}`` with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), Gaussian
-    11/1.5 'valid' windows, 2x2 average + decimation between scales (Wang's ``msssim.m``).
-    Needs ``min(H, W) >= 11 * 2^(scales-1)``; negative contrast-structure terms give NaN as in
-    the reference code.
+    ``SSIM_M^{w_M} prod_{j<M} CS_j^{w_j}`` with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333),
+    Gaussian 11/1.5 'valid' windows, 2x2 average + decimation between scales (Wang's ``msssim.m``):
+    ``CS_j`` is the mean contrast-structure map of scale j and ``SSIM_M`` the mean of the full SSIM
+    map ``l * cs`` at the coarsest scale. Needs ``min(H, W) >= 11 * 2^(scales-1)``; negative
+    contrast-structure terms give NaN as in the reference code.
 
     Args:
       reduction: ``"mean"`` (default) or ``"sum"`` over the S sources (papers use either).
+      convention: ``"wang2003"`` (default): ``msssim.m``'s coarsest term ``mean(l * cs)``, as
+        pytorch-msssim and piq compute it; ``"means_product"``: ``mean(l) * mean(cs)`` at the
+        coarsest scale (jfusion before issue 16; up to 3e-3 off the reference on VIFB crops).
     """
     x = to_grey_levels(sources, data_range)
     f = jnp.broadcast_to(to_grey_levels(fused, data_range), x.shape)
@@ -163,10 +168,15 @@ def ms_ssim(
     out = jnp.ones(x.shape[0], dtype=x.dtype)
     for s in range(scales):
         st = local_stats(x, f, win_size=win_size, sigma=sigma)
-        cs = jnp.mean((2 * st.cov + c2) / (st.var_x + st.var_y + c2), axis=(-2, -1))
+        cs_map = (2 * st.cov + c2) / (st.var_x + st.var_y + c2)
+        cs = jnp.mean(cs_map, axis=(-2, -1))
         if s == scales - 1:
-            lum = jnp.mean((2 * st.mu_x * st.mu_y + c1) / (st.mu_x**2 + st.mu_y**2 + c1), axis=(-2, -1))
-            out = out * (lum * cs) ** w[s]
+            lum_map = (2 * st.mu_x * st.mu_y + c1) / (st.mu_x**2 + st.mu_y**2 + c1)
+            if convention == "means_product":
+                last = jnp.mean(lum_map, axis=(-2, -1)) * cs
+            else:
+                last = jnp.mean(lum_map * cs_map, axis=(-2, -1))
+            out = out * last ** w[s]
         else:
             out = out * cs ** w[s]
             x, f = _avg_decimate(x), _avg_decimate(f)
