@@ -7,6 +7,8 @@ zero variance and covariance, as in exact arithmetic.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 import pytest
@@ -319,3 +321,28 @@ def test_ms_ssim_matches_msssim_m():
     assert got_sum == pytest.approx(np.sum(ref), abs=1e-9)
     # default precision through evaluate: float32 rounding only
     assert jm.evaluate([a, b], f, ["ms_ssim"], quantize=False)["ms_ssim"] == pytest.approx(np.mean(ref), abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. declared ranges / ideals, undefined values and tiny images at the evaluate boundary
+
+
+def test_every_metric_declares_range_ideal_symmetry():
+    for info in jm.list_metrics():
+        lo, hi = info.range
+        assert lo < hi, info.name
+        assert info.ideal is None or lo <= info.ideal <= hi, info.name
+        assert isinstance(info.symmetric, bool) and isinstance(info.summed, bool)
+    assert jm.get_metric_info("ssim").summed and jm.get_metric_info("ssim").ideal == 1.0
+    assert jm.get_metric_info("sam").range == (0.0, 180.0)
+
+
+def test_undefined_values_raise_unless_asked_for():
+    from jfusion.errors import FusionInputError
+
+    c = np.full((16, 16), 0.5)
+    with pytest.raises(FusionInputError, match=r"^sources/fused: nmi undefined"):
+        jm.evaluate([c, c], c, ["nmi"])
+    assert math.isnan(jm.evaluate([c, c], c, ["nmi"], undefined="nan")["nmi"])
+    with pytest.raises(FusionInputError, match=r"^sources: images of 1 x 1 px"):
+        jm.evaluate([c[:1, :1], c[:1, :1]], c[:1, :1], ["ag"])

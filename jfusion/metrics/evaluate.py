@@ -69,6 +69,17 @@ def _colour_rule(x: np.ndarray, f: np.ndarray, xc: int, fc: int, colour: str) ->
     return x, f
 
 
+MIN_SIZE = 2
+
+
+def _check_size(hw: tuple[int, ...]) -> None:
+    """Images smaller than :data:`MIN_SIZE` a side have no gradients or windows; refused here, before tracing."""
+    if min(hw) < MIN_SIZE:
+        raise FusionInputError(
+            f"sources: images of {hw[0]} x {hw[1]} px; the general metrics need at least {MIN_SIZE} x {MIN_SIZE} px."
+        )
+
+
 def prepare_fusion_inputs(
     sources: Any, fused: ArrayLike, *, colour: str = "vifb", quantize: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -95,6 +106,7 @@ def prepare_fusion_inputs(
         raise FusionInputError(
             f"fused: size {f.shape[:2]} differs from the sources' {x.shape[1:3]}; pass the fused image of this scene."
         )
+    _check_size(f.shape[:2])
     x, f = _snap(x, quantize), _snap(f, quantize)
     x, f = _colour_rule(x, f, 1 if x.ndim == 3 else x.shape[-1], 1 if f.ndim == 2 else f.shape[-1], colour)
     if x.ndim == 3 and f.ndim == 3:  # grey sources next to a colour fused image: repeated per channel
@@ -154,6 +166,7 @@ def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None)
         raise FusionInputError(
             f"fused: size {fu.shape[1:3]} differs from the sources' {src.shape[2:4]}; pass the fused images of these scenes."
         )
+    _check_size(fu.shape[1:3])
     x = _levels(src, "sources", quantize)
     f = _levels(fu, "fused", quantize)
     x = x[..., 0] if x.ndim == 5 and x.shape[-1] == 1 else x
@@ -407,6 +420,20 @@ def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, floa
     return out
 
 
+def _check_undefined(values: Mapping[str, Any], undefined: str) -> None:
+    """Raise for NaN values unless ``undefined="nan"`` (the explicit opt-in to NaN)."""
+    if undefined not in ("raise", "nan"):
+        raise FusionInputError(f"undefined: pass 'raise' or 'nan', got {undefined!r}.")
+    if undefined == "nan":
+        return
+    bad = [k for k, v in values.items() if np.any(np.isnan(np.asarray(v, dtype=np.float64)))]
+    if bad:
+        raise FusionInputError(
+            f"sources/fused: {', '.join(bad)} undefined (NaN) for these images (e.g. flat images where the metric "
+            "divides by a variance); pass undefined='nan' to get NaN instead."
+        )
+
+
 def evaluate(
     sources: Any,
     fused: ArrayLike,
@@ -416,6 +443,7 @@ def evaluate(
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    undefined: str = "raise",
 ) -> dict[str, float]:
     """Objective metrics of one fused scene, as a dict ``{name: float}`` in the order asked.
 
@@ -434,9 +462,12 @@ def evaluate(
         channels), ``"channels"`` (per-channel mean everywhere), ``"mefb"``, ``"gray"``.
       quantize: snap ``255 x`` to integers (None: when the data are 8-bit levels to 1e-3).
       options: per-metric keyword options, e.g. ``{"psnr": {"convention": "standard"}}``.
+      undefined: what a metric that is undefined on these images (NaN: e.g. MS-SSIM with a
+        negative contrast term, Q_Y when every window is flat in both sources) gives:
+        ``"raise"`` (default) a :class:`FusionInputError` naming the metric, ``"nan"`` the NaN.
 
     Returns:
-      ``{name: value}``; see each metric's direction in the registry.
+      ``{name: value}``; see each metric's direction, range and ideal value in the registry.
 
     Raises:
       FusionInputError: unknown metric names, bad images (NaN/Inf, sizes, dtype, range) or a
@@ -455,6 +486,7 @@ def evaluate(
         _check_sources(fusion, x.shape[0])
         res = _run(tuple(i.name for i in fusion), frozen, sbs, *_device_layout(x[None], f[None]))
         out.update({k: float(v[0]) for k, v in res.items()})
+    _check_undefined(out, undefined)
     return {i.name: out[i.name] for i in infos}
 
 
@@ -466,6 +498,7 @@ def evaluate_batch(
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    undefined: str = "raise",
 ) -> dict[str, np.ndarray]:
     """General fusion metrics of N scenes of one size in one jitted call.
 
@@ -477,7 +510,7 @@ def evaluate_batch(
     Args:
       sources: ``(N, S, H, W)`` or ``(N, S, H, W, C)`` in [0, 1] (or uint8/uint16).
       fused: ``(N, H, W)`` or ``(N, H, W, C)``.
-      metrics, colour, quantize, options: as in :func:`evaluate`.
+      metrics, colour, quantize, options, undefined: as in :func:`evaluate`.
 
     Returns:
       ``{name: array (N,)}``, equal to calling :func:`evaluate` per scene.
@@ -488,4 +521,6 @@ def evaluate_batch(
     x, f, sbs = _prepare_batch(sources, fused, colour, quantize)
     _check_sources(infos, x.shape[2])
     res = _run(tuple(i.name for i in infos), _freeze(options), sbs, x, f)
-    return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}
+    out = {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}
+    _check_undefined(out, undefined)
+    return out

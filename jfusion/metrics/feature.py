@@ -178,7 +178,7 @@ def _masked_correlation(feats: jax.Array, feat_max: jax.Array, feat_f: jax.Array
     return jnp.sum(best) / jnp.sum(mask_max)
 
 
-@register_metric("qp", direction="higher", convention="liu")
+@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=1.0)
 def qp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, threshold: float = 0.1) -> jax.Array:
     """Zhao et al. (2007) phase-congruency metric Q_P = P_pc * P_M * P_m (Liu ``metricZhao``, MEFB ``metricsQp``).
 
@@ -272,7 +272,7 @@ def _window_columns(feat: jax.Array, w: int) -> jax.Array:
     return jnp.swapaxes(p, -1, -2).reshape(p.shape[0], w * w)
 
 
-@register_metric("fmi", direction="higher", convention="mefb")
+@register_metric("fmi", direction="higher", convention="mefb", range=(0, 1), ideal=1.0)
 def fmi(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: int = 3) -> jax.Array:
     """Feature mutual information, Haghighat et al. 2011 (fast-FMI ``fmi.m`` as in MEFB ``metricsFMI``), edge feature.
 

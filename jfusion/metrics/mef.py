@@ -74,7 +74,7 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     return jnp.mean(q)
 
 
-@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray")
+@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray", range=(-1, 1), ideal=1.0)
 def mef_ssim(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, scales: int = 3, win_size: int = 11
 ) -> jax.Array:

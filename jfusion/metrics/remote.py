@@ -51,14 +51,14 @@ def _hwb(x: ArrayLike) -> jax.Array:
     return x[..., None] if x.ndim == 2 else x
 
 
-@register_metric("rmse_rs", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("rmse_rs", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, math.inf), ideal=0.0)
 def rmse_rs(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """RMSE over all pixels and bands, in the data's units."""
     r, f = _hwb(reference), _hwb(fused)
     return jnp.sqrt(jnp.mean((r - f) ** 2))
 
 
-@register_metric("cc", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("cc", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0)
 def cc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """CC: mean over bands of Pearson's correlation between reference and fused band."""
     r, f = _hwb(reference), _hwb(fused)
@@ -68,7 +68,7 @@ def cc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     return jnp.mean(num / jnp.sqrt(jnp.sum(rc**2, axis=(0, 1)) * jnp.sum(fc**2, axis=(0, 1))))
 
 
-@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, 180), ideal=0.0)
 def sam(reference: ArrayLike, fused: ArrayLike, *, degrees: bool = True) -> jax.Array:
     """SAM: mean spectral angle between the pixel vectors (PST SAM.m), in degrees (radians if not ``degrees``).
 
@@ -84,7 +84,7 @@ def sam(reference: ArrayLike, fused: ArrayLike, *, degrees: bool = True) -> jax.
     return ang * (180.0 / math.pi) if degrees else ang
 
 
-@register_metric("ergas", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("ergas", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, math.inf), ideal=0.0, symmetric=False)
 def ergas(reference: ArrayLike, fused: ArrayLike, *, ratio: float = 4.0) -> jax.Array:
     """ERGAS = ``(100 / ratio) sqrt(mean_b MSE_b / mu_b^2)``, mu_b the reference band mean (PST ERGAS.m).
 
@@ -110,7 +110,7 @@ def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:
     return jnp.where(den != 0, num / jnp.where(den != 0, den, 1.0), q)
 
 
-@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0)
 def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention: str = "pst") -> jax.Array:
     """UIQI / Q (Wang & Bovik 2002; PST Q.m + img_qi.m): sliding ``block x block`` windows ('valid'),
     mean of the map, then mean over bands. PST uses 32; the classic UIQI uses 8.
@@ -193,7 +193,7 @@ def _q2n_block(x: jax.Array, y: jax.Array, tensor: np.ndarray) -> jax.Array:
     return jnp.sqrt(jnp.sum(q**2))
 
 
-@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0, symmetric=False)
 def q2n(
     reference: ArrayLike, fused: ArrayLike, *, block: int = 32, shift: int = 32, cast_uint16: bool = True
 ) -> jax.Array:
@@ -228,7 +228,7 @@ def q2n(
 _SOBEL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
 
 
-@register_metric("scc", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("scc", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0)
 def scc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """sCC (PST SCC.m): one global, non-centred correlation of the Sobel edge magnitudes over all bands.
 
@@ -275,7 +275,7 @@ def _pairwise_q(img: jax.Array, block: int) -> jax.Array:
     return jax.vmap(lambda a, b: block_uiqi(a, b, block=block))(bands[ii], bands[jj])
 
 
-@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"))
+@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"), range=(0, 2), ideal=0.0, symmetric=False)
 def d_lambda(ms: ArrayLike, fused: ArrayLike, *, block: int = 32, p: float = 1.0, ratio: int = 4, convention: str = "pst") -> jax.Array:
     """Spectral distortion D_lambda (Alparone et al. 2008; PST D_lambda.m).
 
@@ -308,7 +308,7 @@ def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:
     return resize(small, (h, w), "bicubic")
 
 
-@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref")
+@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref", range=(0, 2), ideal=0.0, symmetric=False)
 def d_s(
     ms: ArrayLike,
     pan: ArrayLike,
@@ -347,7 +347,7 @@ def d_s(
     return jnp.mean(jnp.abs(qf - qm) ** q) ** (1.0 / q)
 
 
-@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref")
+@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref", range=(-1, 1), ideal=1.0, symmetric=False)
 def qnr(
     ms: ArrayLike,
     pan: ArrayLike,
