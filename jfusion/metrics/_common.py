@@ -18,6 +18,7 @@ from jfusion.ops import box_sum_valid, correlate1d, correlate_valid, filter2d, g
 
 __all__ = [
     "GREY",
+    "as_metric_float",
     "to_grey_levels",
     "matlab_round",
     "quantize_levels",
@@ -44,14 +45,33 @@ __all__ = [
     "box_mean_valid",
     "box_sum_stored",
     "soft_histogram_weights",
+    "CANCEL_ULPS",
+    "central_moment",
+    "windowed_var",
+    "windowed_cov",
 ]
 
 GREY = 255.0
 
 
-def to_grey_levels(x: ArrayLike, data_range: float) -> jax.Array:
-    """Map an image in ``[0, data_range]`` to the references' grey-level scale [0, 255]."""
+def as_metric_float(x: ArrayLike) -> jax.Array:
+    """``x`` as a float array for metric arithmetic: the one dtype rule at every metric's boundary.
+
+    Integer and bool arrays (uint8, uint16, int32, ...) and half precision (float16, bfloat16) become
+    the default float dtype (float32, float64 under ``jax_enable_x64``) with their values unchanged,
+    so squares and products neither wrap around (``uint16``: 2000^2 mod 65536) nor overflow
+    (``float16``: above 65504); float32 / float64 are kept. Every dtype gives the value the float
+    path gives for the same numbers.
+    """
     x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
+        return x.astype(jnp.result_type(float))
+    return x
+
+
+def to_grey_levels(x: ArrayLike, data_range: float) -> jax.Array:
+    """Map an image in ``[0, data_range]`` to the references' grey-level scale [0, 255] (as :func:`as_metric_float`)."""
+    x = as_metric_float(x)
     if data_range == GREY:
         return x
     return x * (GREY / float(data_range))
@@ -311,3 +331,47 @@ def box_sum_stored(x: jax.Array, size: int) -> jax.Array:
     Without :func:`materialize` XLA recomputes the column sums for every term of the row sums.
     """
     return box_sum_valid(materialize(box_sum_valid(x, (size, 1))), (1, size))
+
+
+# Cancellation floor of E[xy] - E[x] E[y]: measured at most 6 ulps of E[x^2] on exactly flat windows
+# (Gaussian 7x7 / 11x11, box 8 / 32, float32 and float64); 32 ulps leaves a 5x margin.
+CANCEL_ULPS = 32.0
+
+
+def central_moment(raw: jax.Array, mean_product: jax.Array, scale: jax.Array) -> jax.Array:
+    """``raw - mean_product`` (a windowed variance or covariance), 0 where it is rounding noise.
+
+    ``E[x^2] - E[x]^2`` of a flat window is not exactly 0 in floating point (e.g. a window of
+    0.123 * 255 gives +-1e-13 in float64, +-1e-5 in float32), and metrics that divide by variances
+    (Q_Y's ``s_A^2 / (s_A^2 + s_B^2)``, Q_C's ``s_AF / (s_AF + s_BF)``, UIQI's flat-window cases)
+    turn that noise into values like -1e11. A difference within :data:`CANCEL_ULPS` ulps of
+    ``scale`` (the window's mean square, ``E[x^2]`` or ``sqrt(E[x^2] E[y^2])``, which bounds the
+    rounding error of both terms) is below what the arithmetic resolves and is returned as 0.
+    Every windowed-variance metric goes through this (or :func:`windowed_var` / :func:`windowed_cov`).
+    """
+    d = raw - mean_product
+    tol = CANCEL_ULPS * float(jnp.finfo(d.dtype).eps)
+    return jnp.where(jnp.abs(d) <= tol * jnp.abs(scale), jnp.zeros_like(d), d)
+
+
+def windowed_var(ex2: jax.Array, mu: jax.Array) -> jax.Array:
+    """Windowed variance ``E[x^2] - E[x]^2`` from the windowed means, ``>= 0``.
+
+    :func:`central_moment` with scale ``E[x^2]``; a negative difference is rounding noise too
+    (a variance is never negative), so it is returned as 0 as well.
+    """
+    d = central_moment(ex2, mu * mu, ex2)
+    return jnp.maximum(d, jnp.zeros_like(d))
+
+
+def windowed_cov(
+    exy: jax.Array, mx: jax.Array, my: jax.Array, ex2: jax.Array, ey2: jax.Array, var_x: jax.Array, var_y: jax.Array
+) -> jax.Array:
+    """Windowed covariance ``E[xy] - E[x] E[y]`` consistent with the variances ``var_x``, ``var_y``.
+
+    :func:`central_moment` with scale ``sqrt(E[x^2] E[y^2])``, and 0 wherever either variance is 0
+    (Cauchy-Schwarz: a flat window has no covariance; without this a covariance left where a variance
+    was snapped gives SSIM-type ratios above 1).
+    """
+    c = central_moment(exy, mx * my, jnp.sqrt(jnp.abs(ex2 * ey2)))
+    return jnp.where((var_x == 0) | (var_y == 0), jnp.zeros_like(c), c)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -34,6 +35,14 @@ class MetricInfo(Info):
       inputs: the positional arguments ``fn`` takes, named from ``sources``, ``fused``,
         ``reference``, ``ms``, ``pan``.
       n_sources: the exact number of sources the metric is defined for (None: any S >= 2).
+      range: ``(low, high)``, the values the default convention can take (``math.inf`` where
+        unbounded), per source when ``summed``; general metrics on the 0..255 grey scale.
+      ideal: the value for a perfect fusion (fused identical to every source, or to the
+        reference) where the metric declares one (``None``: no such value, e.g. EN or SD).
+      summed: the default convention sums over the S sources (VIFB SSIM, MI, ...): ``range`` and
+        ``ideal`` are per source, multiply by S.
+      symmetric: the value does not change when the sources are reordered (``kind="fusion"``) or
+        when reference and fused are swapped (``kind="remote"``).
     """
 
     direction: Direction
@@ -44,6 +53,10 @@ class MetricInfo(Info):
     kind: Literal["fusion", "remote", "remote_noref"] = "fusion"
     n_sources: int | None = None
     inputs: tuple[str, ...] = ("sources", "fused")
+    range: tuple[float, float] = (-math.inf, math.inf)
+    ideal: float | None = None
+    summed: bool = False
+    symmetric: bool = True
 
 
 _DEFAULT_INPUTS = {
@@ -65,6 +78,10 @@ def register_metric(
     description: str = "",
     n_sources: int | None = None,
     inputs: tuple[str, ...] | None = None,
+    range: tuple[float, float] = (-math.inf, math.inf),
+    ideal: float | None = None,
+    summed: bool = False,
+    symmetric: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged."""
 
@@ -81,6 +98,10 @@ def register_metric(
             summary=description or (fn.__doc__ or "").strip().splitlines()[0],
             n_sources=n_sources,
             inputs=inputs or _DEFAULT_INPUTS[kind],
+            range=(float(range[0]), float(range[1])),
+            ideal=ideal,
+            summed=summed,
+            symmetric=symmetric,
         ))
         return fn
 

@@ -33,7 +33,7 @@ def corr2(x: ArrayLike, y: ArrayLike) -> jax.Array:
     return jnp.where(den2 > 0, num / jnp.sqrt(jnp.where(den2 > 0, den2, 1.0)), 0.0)
 
 
-@register_metric("scd", direction="higher", convention="aslantas2015", n_sources=2)
+@register_metric("scd", direction="higher", convention="aslantas2015", n_sources=2, range=(-2.0, 2.0), symmetric=True)
 def scd(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """SCD = corr2(F - B, A) + corr2(F - A, B) for sources ``(2, H, W)`` and fused ``(H, W)``; in [-2, 2].
 

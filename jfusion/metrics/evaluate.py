@@ -69,6 +69,17 @@ def _colour_rule(x: np.ndarray, f: np.ndarray, xc: int, fc: int, colour: str) ->
     return x, f
 
 
+MIN_SIZE = 2
+
+
+def _check_size(hw: tuple[int, ...]) -> None:
+    """Images smaller than :data:`MIN_SIZE` a side have no gradients or windows; refused here, before tracing."""
+    if min(hw) < MIN_SIZE:
+        raise FusionInputError(
+            f"sources: images of {hw[0]} x {hw[1]} px; the general metrics need at least {MIN_SIZE} x {MIN_SIZE} px."
+        )
+
+
 def prepare_fusion_inputs(
     sources: Any, fused: ArrayLike, *, colour: str = "vifb", quantize: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -95,6 +106,7 @@ def prepare_fusion_inputs(
         raise FusionInputError(
             f"fused: size {f.shape[:2]} differs from the sources' {x.shape[1:3]}; pass the fused image of this scene."
         )
+    _check_size(f.shape[:2])
     x, f = _snap(x, quantize), _snap(f, quantize)
     x, f = _colour_rule(x, f, 1 if x.ndim == 3 else x.shape[-1], 1 if f.ndim == 2 else f.shape[-1], colour)
     if x.ndim == 3 and f.ndim == 3:  # grey sources next to a colour fused image: repeated per channel
@@ -154,6 +166,7 @@ def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None)
         raise FusionInputError(
             f"fused: size {fu.shape[1:3]} differs from the sources' {src.shape[2:4]}; pass the fused images of these scenes."
         )
+    _check_size(fu.shape[1:3])
     x = _levels(src, "sources", quantize)
     f = _levels(fu, "fused", quantize)
     x = x[..., 0] if x.ndim == 5 and x.shape[-1] == 1 else x
@@ -335,6 +348,49 @@ def _remote_arrays(name: str, arr: Any) -> np.ndarray:
     return a if a.ndim == 3 else a[..., None] if a.ndim == 2 else a
 
 
+def _noref_arrays(sources: Any, f: np.ndarray, opts: dict) -> tuple[dict[str, np.ndarray], int]:
+    """``ms`` (at the PAN size) and ``pan`` for D_lambda / D_s / QNR from ``sources=(ms, pan)``.
+
+    Returns the arrays and the resolution ratio (the ``ratio`` option, else read from the sizes, else 4).
+    ``ms`` may be the original MS ``(H / ratio, W / ratio, B)`` (interpolated here with PST's 23-tap
+    kernel, as :func:`jfusion.pansharpening.evaluate_full` does) or already at the PAN size.
+    Unless ``pan_lowpass`` is given in the options, D_s / QNR get PST's degraded PAN
+    (``pansharpening.pan_lowpass_pst``), so ``evaluate`` and ``evaluate_full`` give one number.
+    """
+    if not isinstance(sources, (tuple, list)) or len(sources) != 2:
+        raise FusionInputError(
+            "sources: pass the pair (ms, pan) for the no-reference pan-sharpening metrics (qnr, d_lambda, d_s): "
+            "ms (h, w, B) or (H, W, B), pan (H, W)."
+        )
+    ms = _remote_arrays("sources[0] (ms)", sources[0])
+    pan = _remote_arrays("sources[1] (pan)", sources[1])
+    if pan.ndim != 3 or pan.shape[-1] != 1:
+        raise FusionInputError(f"sources[1] (pan): expected one band (H, W), got shape {np.shape(sources[1])}.")
+    pan = pan[..., 0]
+    if pan.shape != f.shape[:2]:
+        raise FusionInputError(f"sources[1] (pan): size {pan.shape} differs from fused {f.shape[:2]}; pass this scene's PAN.")
+    if ms.ndim != 3 or ms.shape[-1] != f.shape[-1] or f.shape[-1] < 2:
+        raise FusionInputError(
+            f"sources[0] (ms): {ms.shape[-1]} band(s) next to a fused image with {f.shape[-1]}; "
+            "pass the MS image (two or more bands) that was pan-sharpened."
+        )
+    ratios = {opt.get("ratio") for opt in opts.values() if "ratio" in opt} - {None}
+    if len(ratios) > 1:
+        raise FusionInputError(f"options: the metrics were given different ratios {sorted(ratios)}; pass one.")
+    ratio = int(next(iter(ratios))) if ratios else 4
+    if ms.shape[:2] != f.shape[:2] and all(opt.get("convention", "pst") == "pst" for opt in opts.values()):
+        ratio = int(next(iter(ratios))) if ratios else f.shape[0] // max(ms.shape[0], 1)
+        if ratio < 2 or ratio & (ratio - 1) or ms.shape[0] * ratio != f.shape[0] or ms.shape[1] * ratio != f.shape[1]:
+            raise FusionInputError(
+                f"sources[0] (ms): size {ms.shape[:2]} is neither the fused size {f.shape[:2]} nor that size divided "
+                "by a power-of-two ratio; pass the MS image of this scene."
+            )
+        from jfusion.pansharpening.wald import interp23tap
+
+        ms = np.asarray(interp23tap(ms, ratio), np.float64)
+    return {"ms": ms, "pan": pan}, ratio
+
+
 def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, float]:
     opts = {k: dict(v) for k, v in frozen}
     f = _remote_arrays("fused", fused)
@@ -347,18 +403,35 @@ def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, floa
         if arrays["reference"].shape != f.shape:
             raise FusionInputError(f"reference: shape {arrays['reference'].shape} differs from fused {f.shape}.")
     if any("ms" in i.inputs for i in infos):
-        if sources is None or len(sources) != 2:
-            raise FusionInputError("sources: pass (ms, pan) for the no-reference remote-sensing metrics.")
-        arrays["ms"] = _remote_arrays("sources[0] (ms)", sources[0])
-        arrays["pan"] = _remote_arrays("sources[1] (pan)", sources[1])[..., 0]
+        noref, ratio = _noref_arrays(sources, f, {i.name: opts.get(i.name, {}) for i in infos if "ms" in i.inputs})
+        arrays.update(noref)
     dt = _float_dtype()
     for info in infos:
         args = [jnp.asarray(arrays[k], dt) for k in info.inputs]
+        kw = opts.get(info.name, {})
+        if "pan" in info.inputs and "pan_lowpass" not in kw and kw.get("convention", "pst") == "pst":
+            from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+            kw = {**kw, "ratio": ratio, "pan_lowpass": pan_lowpass_pst(arrays["pan"].astype(np.float32), ratio)}
         try:
-            out[info.name] = float(info.fn(*args, **opts.get(info.name, {})))
+            out[info.name] = float(info.fn(*args, **kw))
         except ValueError as err:
             raise FusionInputError(f"{info.name}: {err}") from None
     return out
+
+
+def _check_undefined(values: Mapping[str, Any], undefined: str) -> None:
+    """Raise for NaN values unless ``undefined="nan"`` (the explicit opt-in to NaN)."""
+    if undefined not in ("raise", "nan"):
+        raise FusionInputError(f"undefined: pass 'raise' or 'nan', got {undefined!r}.")
+    if undefined == "nan":
+        return
+    bad = [k for k, v in values.items() if np.any(np.isnan(np.asarray(v, dtype=np.float64)))]
+    if bad:
+        raise FusionInputError(
+            f"sources/fused: {', '.join(bad)} undefined (NaN) for these images (e.g. flat images where the metric "
+            "divides by a variance); pass undefined='nan' to get NaN instead."
+        )
 
 
 def evaluate(
@@ -370,13 +443,17 @@ def evaluate(
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    undefined: str = "raise",
 ) -> dict[str, float]:
     """Objective metrics of one fused scene, as a dict ``{name: float}`` in the order asked.
 
     Args:
       sources: S >= 2 images ``(H, W)`` / ``(H, W, C)`` or a stack ``(S, H, W[, C])`` in [0, 1]
         (uint8/uint16 accepted). For the no-reference remote-sensing metrics (``qnr``, ``d_lambda``,
-        ``d_s``): the pair ``(ms, pan)`` in sensor units.
+        ``d_s``): the pair ``(ms, pan)`` in sensor units (any real dtype), ``ms`` either the original
+        ``(H / ratio, W / ratio, B)`` (interpolated with PST's 23-tap kernel) or already ``(H, W, B)``,
+        ``pan (H, W)``; D_s / QNR use PST's degraded PAN unless ``pan_lowpass`` is given, so the
+        values equal :func:`jfusion.pansharpening.evaluate_full`'s.
       fused: the fused image, same size as the sources.
       metrics: registered names (``jfusion.metrics.list_metrics()``) or a comma-separated string;
         default: VIFB's 13 metrics (or the reduced-resolution set when ``reference`` is given).
@@ -385,9 +462,12 @@ def evaluate(
         channels), ``"channels"`` (per-channel mean everywhere), ``"mefb"``, ``"gray"``.
       quantize: snap ``255 x`` to integers (None: when the data are 8-bit levels to 1e-3).
       options: per-metric keyword options, e.g. ``{"psnr": {"convention": "standard"}}``.
+      undefined: what a metric that is undefined on these images (NaN: e.g. MS-SSIM with a
+        negative contrast term, Q_Y when every window is flat in both sources) gives:
+        ``"raise"`` (default) a :class:`FusionInputError` naming the metric, ``"nan"`` the NaN.
 
     Returns:
-      ``{name: value}``; see each metric's direction in the registry.
+      ``{name: value}``; see each metric's direction, range and ideal value in the registry.
 
     Raises:
       FusionInputError: unknown metric names, bad images (NaN/Inf, sizes, dtype, range) or a
@@ -406,6 +486,7 @@ def evaluate(
         _check_sources(fusion, x.shape[0])
         res = _run(tuple(i.name for i in fusion), frozen, sbs, *_device_layout(x[None], f[None]))
         out.update({k: float(v[0]) for k, v in res.items()})
+    _check_undefined(out, undefined)
     return {i.name: out[i.name] for i in infos}
 
 
@@ -417,6 +498,7 @@ def evaluate_batch(
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    undefined: str = "raise",
 ) -> dict[str, np.ndarray]:
     """General fusion metrics of N scenes of one size in one jitted call.
 
@@ -428,7 +510,7 @@ def evaluate_batch(
     Args:
       sources: ``(N, S, H, W)`` or ``(N, S, H, W, C)`` in [0, 1] (or uint8/uint16).
       fused: ``(N, H, W)`` or ``(N, H, W, C)``.
-      metrics, colour, quantize, options: as in :func:`evaluate`.
+      metrics, colour, quantize, options, undefined: as in :func:`evaluate`.
 
     Returns:
       ``{name: array (N,)}``, equal to calling :func:`evaluate` per scene.
@@ -439,4 +521,6 @@ def evaluate_batch(
     x, f, sbs = _prepare_batch(sources, fused, colour, quantize)
     _check_sources(infos, x.shape[2])
     res = _run(tuple(i.name for i in infos), _freeze(options), sbs, x, f)
-    return {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}
+    out = {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}
+    _check_undefined(out, undefined)
+    return out

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import fspecial_gaussian1d, safe_div, to_grey_levels
+from jfusion.metrics._common import fspecial_gaussian1d, safe_div, to_grey_levels, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import extract_patches, separable_filter, sobel_edges
 
@@ -169,15 +169,16 @@ def _masked_correlation(feats: jax.Array, feat_max: jax.Array, feat_f: jax.Array
     ms = jnp.concatenate([masks, mask_max[None]], axis=0)
     c = 1e-4
     mu_x, mu_f = filt(xs), filt(feat_f)
-    var_x = filt(xs * xs) - mu_x**2
-    var_f = filt(feat_f * feat_f) - mu_f**2
-    cov = filt(xs * feat_f) - mu_x * mu_f
+    exx, eff = filt(xs * xs), filt(feat_f * feat_f)
+    var_x = windowed_var(exx, mu_x)
+    var_f = windowed_var(eff, mu_f)
+    cov = windowed_cov(filt(xs * feat_f), mu_x, mu_f, exx, eff, var_x, var_f)
     r = (cov + c) / (jnp.sqrt(jnp.abs(var_x * var_f)) + c)
     best = jnp.max(jnp.where(ms, r, 0.0), axis=0)
     return jnp.sum(best) / jnp.sum(mask_max)
 
 
-@register_metric("qp", direction="higher", convention="liu")
+@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=1.0)
 def qp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, threshold: float = 0.1) -> jax.Array:
     """Zhao et al. (2007) phase-congruency metric Q_P = P_pc * P_M * P_m (Liu ``metricZhao``, MEFB ``metricsQp``).
 
@@ -271,7 +272,7 @@ def _window_columns(feat: jax.Array, w: int) -> jax.Array:
     return jnp.swapaxes(p, -1, -2).reshape(p.shape[0], w * w)
 
 
-@register_metric("fmi", direction="higher", convention="mefb")
+@register_metric("fmi", direction="higher", convention="mefb", range=(0, 1), ideal=1.0)
 def fmi(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: int = 3) -> jax.Array:
     """Feature mutual information, Haghighat et al. 2011 (fast-FMI ``fmi.m`` as in MEFB ``metricsFMI``), edge feature.
 

@@ -55,7 +55,7 @@ def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> 
     return qg * qa
 
 
-@register_metric("qabf", direction="higher", convention="vifb")
+@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=1.0)
 def qabf(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -109,7 +109,7 @@ def _directional_diffs(f: jax.Array) -> list[tuple[jax.Array, float]]:
     ]
 
 
-@register_metric("qsf", direction="zero", convention="liu")
+@register_metric("qsf", direction="zero", convention="liu", range=(-1, math.inf), ideal=0.0)
 def qsf(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """Q_SF / rSFe (Zheng et al. 2007, Liu metricZheng): ``(SF_F - SF_R) / SF_R``; ideal 0.
 

@@ -7,6 +7,7 @@ soft-histogram option (``soft=True``) that is differentiable and usable as a los
 
 from __future__ import annotations
 
+import math
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,7 +49,7 @@ def _xlogy_ratio(p: jax.Array, q: jax.Array, base: float) -> jax.Array:
     return jnp.sum(jnp.where(ok, p * jnp.log(r), 0.0)) / np.log(base)
 
 
-@register_metric("ce", direction="lower", convention="vifb")
+@register_metric("ce", direction="lower", convention="vifb", range=(0, math.inf), ideal=0.0)
 def cross_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """CE: mean over sources of ``sum_k h_X[k] log2(h_X[k] / h_F[k])`` over bins non-zero in both.
 
@@ -87,7 +88,7 @@ def _soft_mi(x: jax.Array, f: jax.Array, bins: int, bandwidth: float, base: floa
     return _mi_from_joint(joint, base)
 
 
-@register_metric("mi", direction="higher", convention="vifb")
+@register_metric("mi", direction="higher", convention="vifb", range=(0, 8), summed=True)
 def mutual_information(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -158,7 +159,7 @@ def _norm_levels(x: jax.Array) -> jax.Array:
     return jnp.clip(normalize1(x), 0, 255).astype(jnp.int32)
 
 
-@register_metric("nmi", direction="higher", convention="mefb")
+@register_metric("nmi", direction="higher", convention="mefb", range=(0, 1), summed=True, ideal=1.0)
 def normalized_mutual_information(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """NMI / Q_MI (Hossny 2008; Liu metricMI, MEFB metricsNMI): ``2 sum_X MI(X,F) / (H(X) + H(F))``.
 
@@ -176,7 +177,7 @@ def normalized_mutual_information(sources: ArrayLike, fused: ArrayLike, *, data_
     return 2.0 * jnp.sum(jax.vmap(one)(x))
 
 
-@register_metric("te", direction="higher", convention="mefb")
+@register_metric("te", direction="higher", convention="mefb", range=(0, math.inf), summed=True)
 def tsallis_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, q: float = 1.85) -> jax.Array:
     """TE (Cvejic 2006; Liu metricMI sw=2, MEFB metricsTE): ``sum_X I_q(X; F)``, q = 1.85.
 
@@ -196,7 +197,7 @@ def tsallis_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float =
     return jnp.sum(jax.vmap(one)(x))
 
 
-@register_metric("ncie", direction="higher", convention="mefb")
+@register_metric("ncie", direction="higher", convention="mefb", range=(0, 1))
 def ncie(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """NCIE / Q_NCIE (Wang & Shen 2005; Liu metricWang, MEFB metricsQncie).
 

@@ -12,7 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import box_mean_valid, filter_valid, fspecial_gaussian1d, to_grey_levels
+from jfusion.metrics._common import (
+    box_mean_valid,
+    filter_valid,
+    fspecial_gaussian1d,
+    to_grey_levels,
+    windowed_cov,
+    windowed_var,
+)
 from jfusion.metrics._registry import register_metric
 from jfusion.metrics.structural import _avg_decimate
 from jfusion.ops.precision import einsum
@@ -34,12 +41,11 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     mu = box(x)  # (K, h, w) uniform means
     xx = x[:, None] * x[None, :]  # (K, K, H, W) products
     box_xx = box(xx)
-    var = jnp.diagonal(box_xx, axis1=0, axis2=1)
-    var = jnp.moveaxis(var, -1, 0) - mu * mu
+    var = windowed_var(jnp.moveaxis(jnp.diagonal(box_xx, axis1=0, axis2=1), -1, 0), mu)
     ed = jnp.sqrt(jnp.maximum(n * var, 0.0)) + 0.001  # signal strengths c_k (+0.001 as the reference)
     # structural consistency R = ||sum_k x_k - mean|| / sum_k ||x_k - mu_k||
     mu_s = jnp.sum(mu, axis=0)
-    var_s = jnp.sum(box_xx, axis=(0, 1)) - mu_s * mu_s
+    var_s = windowed_var(jnp.sum(box_xx, axis=(0, 1)), mu_s)
     num = jnp.sqrt(jnp.maximum(n * var_s, 0.0))
     den = jnp.sum(jnp.sqrt(jnp.maximum(n * var, 0.0)), axis=0)
     r = (num + _EPS) / (den + _EPS)
@@ -60,14 +66,15 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     gxf = gau(x * f[None])
     gf, gff = gau(f), gau(f * f)
     lin = jnp.sum(a * gx, axis=0)
-    var1 = s * s * (einsum("kij,lij,klij->ij", a, a, gxx) - lin * lin)
-    var2 = gff - gf * gf
-    cov = s * (jnp.sum(a * gxf, axis=0) - lin * gf)
+    quad = einsum("kij,lij,klij->ij", a, a, gxx)
+    var1 = s * s * windowed_var(quad, lin)
+    var2 = windowed_var(gff, gf)
+    cov = s * windowed_cov(jnp.sum(a * gxf, axis=0), lin, gf, quad, gff, var1, var2)
     q = (2 * cov + c) / (var1 + var2 + c)
     return jnp.mean(q)
 
 
-@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray")
+@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray", range=(-1, 1), ideal=1.0)
 def mef_ssim(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, scales: int = 3, win_size: int = 11
 ) -> jax.Array:

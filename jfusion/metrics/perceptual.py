@@ -7,12 +7,15 @@ imaginary part is rounding noise (~1e-13 of the values), so real FFTs give the s
 
 from __future__ import annotations
 
+import math
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.metrics._common import (
+    windowed_cov,
+    windowed_var,
     block_reduce_sum,
     filter_same_zero,
     filter_valid,
@@ -56,7 +59,7 @@ def _contrast_response(x: jax.Array) -> jax.Array:
     return c**3 / (c**2 + 1e-4)
 
 
-@register_metric("qcb", direction="higher", convention="vifb")
+@register_metric("qcb", direction="higher", convention="vifb", range=(0, 1), ideal=1.0)
 def qcb(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """Chen-Blum Q_CB (2009; VIFB metricsQcb): CSF-filtered local contrast preservation.
 
@@ -97,7 +100,7 @@ def _csf_mannos_sakrison(m: int, n: int) -> np.ndarray:
     return 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
 
 
-@register_metric("qcv", direction="lower", convention="vifb")
+@register_metric("qcv", direction="lower", convention="vifb", range=(0, math.inf), ideal=0.0)
 def qcv(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, block: int = 16, alpha: float = 5.0
 ) -> jax.Array:
@@ -159,9 +162,10 @@ def _viff_scale_terms(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Per-pixel gain g, numerator and denominator information terms of one scale."""
     mx, mf = filter_valid(x, k), filter_valid(f, k)
-    sxx = jnp.maximum(filter_valid(x * x, k) - mx * mx, 0.0)
-    sff = jnp.maximum(filter_valid(f * f, k) - mf * mf, 0.0)
-    sxf = filter_valid(x * f, k) - mx * mf
+    exx, eff = filter_valid(x * x, k), filter_valid(f * f, k)
+    sxx = jnp.maximum(windowed_var(exx, mx), 0.0)
+    sff = jnp.maximum(windowed_var(eff, mf), 0.0)
+    sxf = windowed_cov(filter_valid(x * f, k), mx, mf, exx, eff, sxx, sff)
     g = sxf / (sxx + 1e-10)
     v = sff - g * sxf
     low_x = sxx < 1e-10
@@ -194,7 +198,7 @@ def _vif_scales(x: jax.Array, f: jax.Array, name: str):
         yield s, k, x, f
 
 
-@register_metric("viff", direction="higher", convention="mefb")
+@register_metric("viff", direction="higher", convention="mefb", range=(0, math.inf), ideal=1.0)
 def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """VIFF (Han et al. 2013; MEFB metricsVIF): multi-scale visual information fidelity for fusion.
 
@@ -215,7 +219,7 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
     return total
 
 
-@register_metric("vifp", direction="higher", convention="sewar")
+@register_metric("vifp", direction="higher", convention="sewar", range=(0, math.inf), ideal=1.0)
 def vifp(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma_nsq: float = 2.0, convention: str = "mean"
 ) -> jax.Array:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jfusion.metrics._common import box_sum_stored, filter_same_zero, matlab_round, safe_sqrt
+from jfusion.metrics._common import as_metric_float, box_sum_stored, filter_same_zero, matlab_round, safe_sqrt, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import extract_patches, pad2d, resize
 from jfusion.ops.precision import einsum
@@ -46,18 +46,19 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def _hwb(x: ArrayLike) -> jax.Array:
-    x = jnp.asarray(x)
+    """``(H, W)`` or ``(H, W, B)`` -> ``(H, W, B)`` in a float dtype (:func:`as_metric_float`: uint16 DN stay exact)."""
+    x = as_metric_float(x)
     return x[..., None] if x.ndim == 2 else x
 
 
-@register_metric("rmse_rs", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("rmse_rs", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, math.inf), ideal=0.0)
 def rmse_rs(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """RMSE over all pixels and bands, in the data's units."""
     r, f = _hwb(reference), _hwb(fused)
     return jnp.sqrt(jnp.mean((r - f) ** 2))
 
 
-@register_metric("cc", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("cc", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0)
 def cc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """CC: mean over bands of Pearson's correlation between reference and fused band."""
     r, f = _hwb(reference), _hwb(fused)
@@ -67,7 +68,7 @@ def cc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     return jnp.mean(num / jnp.sqrt(jnp.sum(rc**2, axis=(0, 1)) * jnp.sum(fc**2, axis=(0, 1))))
 
 
-@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, 180), ideal=0.0)
 def sam(reference: ArrayLike, fused: ArrayLike, *, degrees: bool = True) -> jax.Array:
     """SAM: mean spectral angle between the pixel vectors (PST SAM.m), in degrees (radians if not ``degrees``).
 
@@ -83,7 +84,7 @@ def sam(reference: ArrayLike, fused: ArrayLike, *, degrees: bool = True) -> jax.
     return ang * (180.0 / math.pi) if degrees else ang
 
 
-@register_metric("ergas", direction="lower", convention="pst", needs_reference=True, kind="remote")
+@register_metric("ergas", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, math.inf), ideal=0.0, symmetric=False)
 def ergas(reference: ArrayLike, fused: ArrayLike, *, ratio: float = 4.0) -> jax.Array:
     """ERGAS = ``(100 / ratio) sqrt(mean_b MSE_b / mu_b^2)``, mu_b the reference band mean (PST ERGAS.m).
 
@@ -99,8 +100,9 @@ def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:
     """Wang-Bovik UIQI in PST ``img_qi`` sum form, with its special cases (flat windows)."""
     mul = sx * sy
     sq = sx * sx + sy * sy
-    num = 4.0 * (n * sxy - mul) * mul
-    d1 = n * (sxx + syy) - sq
+    vx, vy = windowed_var(n * sxx, sx), windowed_var(n * syy, sy)  # n^2 var: flat windows exactly 0
+    num = 4.0 * windowed_cov(n * sxy, sx, sy, n * sxx, n * syy, vx, vy) * mul
+    d1 = vx + vy
     den = d1 * sq
     q = jnp.ones_like(den)
     only = (d1 == 0) & (sq != 0)
@@ -108,7 +110,7 @@ def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:
     return jnp.where(den != 0, num / jnp.where(den != 0, den, 1.0), q)
 
 
-@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0)
 def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention: str = "pst") -> jax.Array:
     """UIQI / Q (Wang & Bovik 2002; PST Q.m + img_qi.m): sliding ``block x block`` windows ('valid'),
     mean of the map, then mean over bands. PST uses 32; the classic UIQI uses 8.
@@ -191,7 +193,7 @@ def _q2n_block(x: jax.Array, y: jax.Array, tensor: np.ndarray) -> jax.Array:
     return jnp.sqrt(jnp.sum(q**2))
 
 
-@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0, symmetric=False)
 def q2n(
     reference: ArrayLike, fused: ArrayLike, *, block: int = 32, shift: int = 32, cast_uint16: bool = True
 ) -> jax.Array:
@@ -226,7 +228,7 @@ def q2n(
 _SOBEL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
 
 
-@register_metric("scc", direction="higher", convention="pst", needs_reference=True, kind="remote")
+@register_metric("scc", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0)
 def scc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     """sCC (PST SCC.m): one global, non-centred correlation of the Sobel edge magnitudes over all bands.
 
@@ -249,7 +251,7 @@ def block_uiqi(x: ArrayLike, y: ArrayLike, *, block: int = 32) -> jax.Array:
 
     H and W must be multiples of ``block`` (PST raises otherwise; so does this, statically).
     """
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    x, y = as_metric_float(x), as_metric_float(y)
     h, w = x.shape[-2:]
     if h % block or w % block:
         raise ValueError(f"image size {(h, w)} must be a multiple of the block size {block}")
@@ -273,7 +275,7 @@ def _pairwise_q(img: jax.Array, block: int) -> jax.Array:
     return jax.vmap(lambda a, b: block_uiqi(a, b, block=block))(bands[ii], bands[jj])
 
 
-@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"))
+@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"), range=(0, 2), ideal=0.0, symmetric=False)
 def d_lambda(ms: ArrayLike, fused: ArrayLike, *, block: int = 32, p: float = 1.0, ratio: int = 4, convention: str = "pst") -> jax.Array:
     """Spectral distortion D_lambda (Alparone et al. 2008; PST D_lambda.m).
 
@@ -306,7 +308,7 @@ def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:
     return resize(small, (h, w), "bicubic")
 
 
-@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref")
+@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref", range=(0, 2), ideal=0.0, symmetric=False)
 def d_s(
     ms: ArrayLike,
     pan: ArrayLike,
@@ -329,7 +331,7 @@ def d_s(
         antialiased bicubic down by ``ratio`` and bicubic back up (``"pst"``) or just down (``"paper"``).
     """
     m, f = _hwb(ms), _hwb(fused)
-    p = jnp.asarray(pan)
+    p = as_metric_float(pan)
     p = p[..., 0] if p.ndim == 3 else p
     if pan_lowpass is None:
         if convention == "pst":
@@ -338,14 +340,14 @@ def d_s(
             h, w = p.shape
             plp = resize(p, (h // ratio, w // ratio), "bicubic", antialias=True)
     else:
-        plp = jnp.asarray(pan_lowpass)
+        plp = as_metric_float(pan_lowpass)
     mblock = block if convention == "pst" else block // ratio
     qf = jax.vmap(lambda b: block_uiqi(b, p, block=block))(jnp.moveaxis(f, -1, 0))
     qm = jax.vmap(lambda b: block_uiqi(b, plp, block=mblock))(jnp.moveaxis(m, -1, 0))
     return jnp.mean(jnp.abs(qf - qm) ** q) ** (1.0 / q)
 
 
-@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref")
+@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref", range=(-1, 1), ideal=1.0, symmetric=False)
 def qnr(
     ms: ArrayLike,
     pan: ArrayLike,

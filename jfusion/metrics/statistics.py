@@ -6,6 +6,7 @@ channel ``(H, W)`` in ``[0, data_range]``; values are computed on the 0..255 gre
 
 from __future__ import annotations
 
+import math
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +21,7 @@ __all__ = ["entropy", "standard_deviation", "spatial_frequency", "average_gradie
 _SOBEL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
 
 
-@register_metric("en", direction="higher", convention="vifb")
+@register_metric("en", direction="higher", convention="vifb", range=(0, 8))
 def entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """EN: Shannon entropy (bits) of the 256-bin histogram of ``floor(F)``; range [0, 8].
 
@@ -34,7 +35,7 @@ def entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) ->
     return entropy_from_counts(histogram(quantize_levels(f)), base=2.0)
 
 
-@register_metric("sd", direction="higher", convention="vifb")
+@register_metric("sd", direction="higher", convention="vifb", range=(0, 127.5))
 def standard_deviation(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """SD: population standard deviation (divisor MN) of F in grey levels (VIFB "Variance")."""
     del sources
@@ -42,7 +43,7 @@ def standard_deviation(sources: ArrayLike, fused: ArrayLike, *, data_range: floa
     return jnp.sqrt(jnp.mean((f - jnp.mean(f)) ** 2))
 
 
-@register_metric("sf", direction="higher", convention="vifb", colour="side_by_side")
+@register_metric("sf", direction="higher", convention="vifb", colour="side_by_side", range=(0, math.inf))
 def spatial_frequency(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """SF: ``sqrt(RF^2 + CF^2)``, squared horizontal/vertical differences summed and divided by MN.
 
@@ -71,7 +72,7 @@ def _matlab_gradient(f: jax.Array) -> tuple[jax.Array, jax.Array]:
     return along(f, -1), along(f, -2)
 
 
-@register_metric("ag", direction="higher", convention="vifb")
+@register_metric("ag", direction="higher", convention="vifb", range=(0, math.inf))
 def average_gradient(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """AG: ``sum sqrt((gx^2 + gy^2) / 2) / ((M - 1)(N - 1))`` with MATLAB ``gradient`` (VIFB)."""
     del sources
@@ -81,7 +82,7 @@ def average_gradient(sources: ArrayLike, fused: ArrayLike, *, data_range: float 
     return jnp.sum(safe_sqrt((gx**2 + gy**2) / 2.0)) / ((m - 1) * (n - 1))
 
 
-@register_metric("ei", direction="higher", convention="vifb")
+@register_metric("ei", direction="higher", convention="vifb", range=(0, math.inf))
 def edge_intensity(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """EI: mean Sobel magnitude, ``imfilter(F, fspecial('sobel'), 'replicate')`` and its transpose."""
     del sources

@@ -20,6 +20,8 @@ from jfusion.metrics._common import (
     fspecial_gaussian1d,
     safe_sqrt,
     to_grey_levels,
+    windowed_cov,
+    windowed_var,
 )
 from jfusion.metrics._registry import register_metric
 from jfusion.ops import pad2d
@@ -48,7 +50,8 @@ def local_stats(x: jax.Array, y: jax.Array, *, window: str = "gaussian", win_siz
     """
     maps = _local_means(jnp.stack([x, y, x * x, y * y, x * y]), window, win_size, sigma)
     mx, my, exx, eyy, exy = maps
-    return LocalStats(mx, my, exx - mx * mx, eyy - my * my, exy - mx * my)
+    vx, vy = windowed_var(exx, mx), windowed_var(eyy, my)
+    return LocalStats(mx, my, vx, vy, windowed_cov(exy, mx, my, exx, eyy, vx, vy))
 
 
 def _local_means(maps: jax.Array, window: str, win_size: int, sigma: float) -> jax.Array:
@@ -67,7 +70,8 @@ def _stats_against(x: jax.Array, f: jax.Array, window: str, win_size: int, sigma
     maps = jnp.concatenate([x, f[None], x * x, (f * f)[None], x * f[None]])
     m = _local_means(maps, window, win_size, sigma)
     mx, mf, exx, eff, exf = m[:s], m[s], m[s + 1 : 2 * s + 1], m[2 * s + 1], m[2 * s + 2 :]
-    return LocalStats(mx, mf[None], exx - mx * mx, (eff - mf * mf)[None], exf - mx * mf[None])
+    vx, vf = windowed_var(exx, mx), windowed_var(eff, mf)[None]
+    return LocalStats(mx, mf[None], vx, vf, windowed_cov(exf, mx, mf[None], exx, eff[None], vx, vf))
 
 
 def _ssim_map(st: LocalStats, c1: float, c2: float) -> jax.Array:
@@ -87,7 +91,7 @@ def _uiqi_map(st: LocalStats) -> jax.Array:
     return jnp.where(only2, 2 * st.mu_x * st.mu_y / jnp.where(only2, d2, 1.0), q)
 
 
-@register_metric("ssim", direction="higher", convention="vifb")
+@register_metric("ssim", direction="higher", convention="vifb", range=(-1, 1), ideal=1.0, summed=True)
 def ssim(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -125,13 +129,14 @@ def _avg_decimate(x: jax.Array) -> jax.Array:
     return y[..., ::2, ::2]
 
 
-@register_metric("ms_ssim", direction="higher", convention="wang2003")
+@register_metric("ms_ssim", direction="higher", convention="wang2003", range=(0, 1), ideal=1.0)
 def ms_ssim(
     sources: ArrayLike,
     fused: ArrayLike,
     *,
     data_range: float = 1.0,
     reduction: str = "mean",
+    convention: str = "wang2003",
     scales: int = 5,
     win_size: int = 11,
     sigma: float = 1.5,
@@ -140,13 +145,17 @@ def ms_ssim(
 ) -> jax.Array:
     """MS-SSIM (Wang, Simoncelli & Bovik 2003) of F against each source, ``reduction`` over sources.
 
-    ``l_M^{w_M} prod_j cs_j^{w_j}`` with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), Gaussian
-    11/1.5 'valid' windows, 2x2 average + decimation between scales (Wang's ``msssim.m``).
-    Needs ``min(H, W) >= 11 * 2^(scales-1)``; negative contrast-structure terms give NaN as in
-    the reference code.
+    ``SSIM_M^{w_M} prod_{j<M} CS_j^{w_j}`` with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333),
+    Gaussian 11/1.5 'valid' windows, 2x2 average + decimation between scales (Wang's ``msssim.m``):
+    ``CS_j`` is the mean contrast-structure map of scale j and ``SSIM_M`` the mean of the full SSIM
+    map ``l * cs`` at the coarsest scale. Needs ``min(H, W) >= 11 * 2^(scales-1)``; negative
+    contrast-structure terms give NaN as in the reference code.
 
     Args:
       reduction: ``"mean"`` (default) or ``"sum"`` over the S sources (papers use either).
+      convention: ``"wang2003"`` (default): ``msssim.m``'s coarsest term ``mean(l * cs)``, as
+        pytorch-msssim and piq compute it; ``"means_product"``: ``mean(l) * mean(cs)`` at the
+        coarsest scale (jfusion before issue 16; up to 3e-3 off the reference on VIFB crops).
     """
     x = to_grey_levels(sources, data_range)
     f = jnp.broadcast_to(to_grey_levels(fused, data_range), x.shape)
@@ -159,10 +168,15 @@ def ms_ssim(
     out = jnp.ones(x.shape[0], dtype=x.dtype)
     for s in range(scales):
         st = local_stats(x, f, win_size=win_size, sigma=sigma)
-        cs = jnp.mean((2 * st.cov + c2) / (st.var_x + st.var_y + c2), axis=(-2, -1))
+        cs_map = (2 * st.cov + c2) / (st.var_x + st.var_y + c2)
+        cs = jnp.mean(cs_map, axis=(-2, -1))
         if s == scales - 1:
-            lum = jnp.mean((2 * st.mu_x * st.mu_y + c1) / (st.mu_x**2 + st.mu_y**2 + c1), axis=(-2, -1))
-            out = out * (lum * cs) ** w[s]
+            lum_map = (2 * st.mu_x * st.mu_y + c1) / (st.mu_x**2 + st.mu_y**2 + c1)
+            if convention == "means_product":
+                last = jnp.mean(lum_map, axis=(-2, -1)) * cs
+            else:
+                last = jnp.mean(lum_map * cs_map, axis=(-2, -1))
+            out = out * last ** w[s]
         else:
             out = out * cs ** w[s]
             x, f = _avg_decimate(x), _avg_decimate(f)
@@ -201,7 +215,7 @@ def _piella(x: jax.Array, f: jax.Array, window: str, weighted: bool) -> jax.Arra
     return jnp.sum(c * combined) / jnp.sum(c)
 
 
-@register_metric("piella_q0", direction="higher", convention="liu")
+@register_metric("piella_q0", direction="higher", convention="liu", range=(-1, 1), ideal=1.0)
 def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella & Heijmans Q0: ``mean_w sum_X lambda_X(w) Q(X, F | w)``, lambda_X = s_X / sum s (local variances).
 
@@ -214,7 +228,7 @@ def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=False)
 
 
-@register_metric("piella_qw", direction="higher", convention="liu")
+@register_metric("piella_qw", direction="higher", convention="liu", range=(-1, 1), ideal=1.0)
 def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella Q_W: Q0 with window weights ``c(w) = max_X s_X(w) / sum_w max_X s_X(w)``."""
     x = to_grey_levels(sources, data_range)
@@ -222,7 +236,7 @@ def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=True)
 
 
-@register_metric("piella_qe", direction="higher", convention="mefb")
+@register_metric("piella_qe", direction="higher", convention="mefb", range=(-1, 1), ideal=1.0)
 def piella_qe(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, alpha: float = 1.0, window: str = "ssim_gauss11"
 ) -> jax.Array:
@@ -254,7 +268,7 @@ def _two(x: jax.Array, name: str) -> None:
         raise ValueError(f"{name} is defined for exactly two sources, got {x.shape[0]}")
 
 
-@register_metric("qc", direction="higher", convention="mefb", n_sources=2)
+@register_metric("qc", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0)
 def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Cvejic Q_C (two sources): ``mean[sim Q(A,F) + (1 - sim) Q(B,F)]``, ``sim = s_AF / (s_AF + s_BF)``.
 
@@ -277,7 +291,7 @@ def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convent
     return jnp.mean(q) if convention == "liu" else _nanmean(q)
 
 
-@register_metric("qy", direction="higher", convention="mefb", n_sources=2)
+@register_metric("qy", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0)
 def qy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Yang Q_Y (two sources): where SSIM(A,B|w) >= 0.75 the lambda-weighted SSIMs, else their max.
 
