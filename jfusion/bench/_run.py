@@ -203,8 +203,10 @@ def _evaluate(jobs: list[_Job], names: tuple[str, ...], *, colour: str, options:
                 chunk = idx[c:c + batch]
                 pad = chunk + [chunk[-1]] * (batch - len(chunk))
                 try:
+                    # A value undefined on an image (NaN) stays NaN in the tables, where it shows, rather than
+                    # stopping the whole benchmark (evaluate's default raises).
                     res = jm.evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), names,
-                                            colour=colour, options=options)
+                                            colour=colour, options=options, undefined="nan")
                 except FusionInputError as err:
                     raise ChunkError(err, [jobs[i] for i in chunk]) from None
                 for n, i in enumerate(chunk):
