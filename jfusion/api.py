@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_sources
 from jfusion.methods.registry import MethodInfo, get_info, get_method
+from jfusion.options import validate_options
 from jfusion.registry import TASKS, Info, check_tasks
 
 __all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo", "TASKS"]
@@ -54,16 +55,20 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
       sources: S >= 2 images of one scene, a sequence of ``(H, W)`` / ``(H, W, C)`` arrays or one
         stacked array ``(S, H, W[, C])``; float in [0, 1], uint8 or uint16. Grey and RGB may be mixed.
       method: a registered name (``jfusion.list_methods()``).
-      **options: the method's keyword options (hashable values are compiled once per shape).
+      **options: the method's keyword options, checked against its typed spec
+        (``jfusion methods NAME`` or ``get_info(method).options`` lists them; values are
+        converted to the declared types; hashable values are compiled once per shape).
 
     Returns:
       The fused image as a float32 JAX array with the shape of one (promoted) source.
 
     Raises:
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty
-        images, NaN/Inf, unsupported dtypes or values outside [0, 1].
+        images, NaN/Inf, unsupported dtypes or values outside [0, 1]; unknown options, option
+        values of the wrong type (2.5 for an int), out of range or not among the choices.
     """
     info = get_info(method)
+    options = validate_options(info, options)
     stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
     try:
         key = tuple(sorted(options.items()))

@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 from jfusion.errors import FusionInputError
 from jfusion.methods.colour import fuse_chroma
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import guided_filter, pad2d, window_sum
@@ -297,6 +298,7 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     "Inf. Fusion 36 (2017) 191-207",
     colour="native",
     weights="focus_cnn",
+    options={"area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12)},
 )
 def cnn_focus(
     sources: ArrayLike,
@@ -336,6 +338,10 @@ def cnn_focus(
     "neural network, IEEE Access 5 (2017) 15750-15761",
     colour="native",
     weights="focus_cnn",
+    options={
+        "scales": opt(low=PATCH, high=1024), "area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256),
+        "eps": opt(low=1e-12),
+    },
 )
 def cnn_focus_multiscale(
     sources: ArrayLike,
@@ -404,6 +410,7 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     "networks, IJWMIP 16(3) 2018",
     colour="native",
     weights="focus_cnn_direct",
+    options={"threshold": opt(low=0.0, high=1.0), "colour_mode": opt(choices=("ycbcr", "rgb"))},
 )
 def cnn_medical(
     sources: ArrayLike,
@@ -444,6 +451,10 @@ def cnn_medical(
     "(2018), Fig. 5 (classification-type weight-map network, K weight-assignment classes)",
     colour="native",
     weights="weight_net",
+    options={
+        "domain": opt(choices=("spatial", "laplacian")), "threshold": opt(low=0.0, high=1.0),
+        "colour_mode": opt(choices=("ycbcr", "rgb")),
+    },
 )
 def cnn_weights(
     sources: ArrayLike,

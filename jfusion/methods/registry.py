@@ -7,6 +7,14 @@ function ``fn(sources, **options)`` that accepts ``(S, H, W)`` and ``(S, H, W, C
 routes colour through the one shared YCbCr helper (:mod:`jfusion.methods.colour`).
 That wrapped function is what :func:`jfusion.get_method` returns: no eager checks, so
 ``jax.jit(jax.vmap(fn))`` runs over a batch of scenes.
+
+``clip`` is an option of every method, also of those whose core has no such argument: the
+public function clips its result to [0, 1] at the end (after YCbCr -> RGB for colour) when
+``clip`` is true (default: the core's default, False for cores without the argument).
+
+A method's options are its core's keyword-only arguments (plus ``clip``), typed and documented
+in :attr:`MethodInfo.options` (:mod:`jfusion.options`); ``register(..., options=...)``
+declares the doc, choices or bounds a signature cannot carry.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Literal
 
 import jax
+import jax.numpy as jnp
 
 from jfusion.methods.colour import fuse_channels
+from jfusion.options import COMMON, Constraint, Option, build_options
 from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
 __all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "TASKS"]
@@ -40,6 +50,8 @@ class MethodInfo(Info):
       weights: the shipped asset it loads, if any.
     """
 
+    label: ClassVar[str] = "method"
+
     core: Callable[..., jax.Array]
     colour: ColourMode = "ycbcr"
     min_sources: int = 2
@@ -59,23 +71,32 @@ def register(
     min_sources: int = 2,
     max_sources: int | None = None,
     weights: str | None = None,
+    options: Mapping[str, Constraint] | None = None,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    """Decorator registering a core fusion function under ``name``; returns the public function."""
+    """Decorator registering a core fusion function under ``name``; returns the public function.
+
+    ``options`` declares, per keyword option of the core, what its signature cannot say
+    (:func:`jfusion.options.opt`: doc, choices, bounds).
+    """
     check_tasks(tasks, allowed=TASKS)
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         clip_param = inspect.signature(core).parameters.get("clip")
-        default_clip = bool(clip_param.default) if clip_param is not None and clip_param.default is not clip_param.empty else False
-        if colour == "native":
-            public = core
-        else:
+        core_clips = clip_param is not None
+        default_clip = bool(clip_param.default) if core_clips else False
+        clip_option = Option(name="clip", types=("bool",), default=default_clip, doc=COMMON["clip"].doc)
+        spec = build_options(core, options, extra=(clip_option,))
 
-            @functools.wraps(core)
-            def public(sources, **options):
-                # Methods clip to [0, 1] unless called with clip=False; RGB is clipped after YCbCr.
-                return fuse_channels(
-                    functools.partial(core, **options), sources, clip=bool(options.get("clip", default_clip))
-                )
+        @functools.wraps(core)
+        def public(sources, **opts):
+            # clip to [0, 1] at the end when clip (RGB after YCbCr); default: the core's own default
+            clip = bool(opts.get("clip", default_clip))
+            core_opts = opts if core_clips else {k: v for k, v in opts.items() if k != "clip"}
+            if colour == "native":
+                out = core(sources, **core_opts)
+            else:
+                out = fuse_channels(functools.partial(core, **core_opts), sources, clip=clip)
+            return jnp.clip(out, 0.0, 1.0) if clip else out
 
         REGISTRY.add(MethodInfo(
             name=name,
@@ -88,6 +109,7 @@ def register(
             max_sources=max_sources,
             weights=weights,
             summary=first_line(core),
+            options=spec,
         ))
         return public
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Literal
 
+from jfusion.options import Constraint, build_options
 from jfusion.registry import Info, Registry
 
 __all__ = ["MetricInfo", "REGISTRY", "register_metric", "get_metric_info", "metric_names", "list_metrics"]
@@ -36,6 +37,8 @@ class MetricInfo(Info):
       n_sources: the exact number of sources the metric is defined for (None: any S >= 2).
     """
 
+    label: ClassVar[str] = "metric"
+
     direction: Direction
     needs_reference: bool
     convention: str
@@ -65,8 +68,13 @@ def register_metric(
     description: str = "",
     n_sources: int | None = None,
     inputs: tuple[str, ...] | None = None,
+    options: Mapping[str, Constraint] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged."""
+    """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged.
+
+    ``options`` declares doc, choices or bounds of keyword options (:func:`jfusion.options.opt`);
+    ``data_range`` is set by :func:`jfusion.metrics.evaluate` and cannot be passed as an option.
+    """
 
     def deco(fn: Callable) -> Callable:
         REGISTRY.add(MetricInfo(
@@ -81,6 +89,7 @@ def register_metric(
             summary=description or (fn.__doc__ or "").strip().splitlines()[0],
             n_sources=n_sources,
             inputs=inputs or _DEFAULT_INPUTS[kind],
+            options=build_options(fn, options),
         ))
         return fn
 

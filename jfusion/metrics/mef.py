@@ -14,6 +14,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import box_mean_valid, filter_valid, fspecial_gaussian1d, to_grey_levels
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.metrics.structural import _avg_decimate
 from jfusion.ops.precision import einsum
 
@@ -67,7 +68,7 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     return jnp.mean(q)
 
 
-@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray")
+@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray", options={"scales": opt(doc="number of scales (image halved between scales)", low=1, high=8)})
 def mef_ssim(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, scales: int = 3, win_size: int = 11
 ) -> jax.Array:

@@ -26,6 +26,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 
 __all__ = ["qcb", "qcv", "contrast_metrics", "viff", "vifp"]
 
@@ -97,7 +98,7 @@ def _csf_mannos_sakrison(m: int, n: int) -> np.ndarray:
     return 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
 
 
-@register_metric("qcv", direction="lower", convention="vifb")
+@register_metric("qcv", direction="lower", convention="vifb", options={"alpha": opt(doc="exponent of the local saliency weights (Chen-Varshney alpha)", low=0.0)})
 def qcv(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, block: int = 16, alpha: float = 5.0
 ) -> jax.Array:
@@ -215,7 +216,7 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
     return total
 
 
-@register_metric("vifp", direction="higher", convention="sewar")
+@register_metric("vifp", direction="higher", convention="sewar", options={"sigma_nsq": opt(doc="variance of the HVS noise model (VIF sigma_n^2)", low=1e-12)})
 def vifp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma_nsq: float = 2.0) -> jax.Array:
     """VIF-P (Sheikh & Bovik 2006, pixel domain; sewar 0.4.10 ``vifp``) of F against each source, mean over sources.
 

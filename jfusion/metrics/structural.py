@@ -22,6 +22,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.ops import pad2d
 
 __all__ = ["LocalStats", "local_stats", "ssim", "ms_ssim", "piella_q0", "piella_qw", "piella_qe", "qc", "qy"]
@@ -87,7 +88,7 @@ def _uiqi_map(st: LocalStats) -> jax.Array:
     return jnp.where(only2, 2 * st.mu_x * st.mu_y / jnp.where(only2, d2, 1.0), q)
 
 
-@register_metric("ssim", direction="higher", convention="vifb")
+@register_metric("ssim", direction="higher", convention="vifb", options={"convention": opt(choices=('vifb', 'standard')), "window": opt(choices=('gaussian', 'uniform')), "sigma": opt(doc="standard deviation of the Gaussian window", low=1e-3)})
 def ssim(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -125,7 +126,7 @@ def _avg_decimate(x: jax.Array) -> jax.Array:
     return y[..., ::2, ::2]
 
 
-@register_metric("ms_ssim", direction="higher", convention="wang2003")
+@register_metric("ms_ssim", direction="higher", convention="wang2003", options={"reduction": opt(choices=('mean', 'sum')), "scales": opt(doc="number of scales (image halved between scales)", low=1, high=8), "sigma": opt(doc="standard deviation of the Gaussian window", low=1e-3)})
 def ms_ssim(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -201,7 +202,7 @@ def _piella(x: jax.Array, f: jax.Array, window: str, weighted: bool) -> jax.Arra
     return jnp.sum(c * combined) / jnp.sum(c)
 
 
-@register_metric("piella_q0", direction="higher", convention="liu")
+@register_metric("piella_q0", direction="higher", convention="liu", options={"window": opt(choices=('ssim_gauss11', 'uiqi8'))})
 def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella & Heijmans Q0: ``mean_w sum_X lambda_X(w) Q(X, F | w)``, lambda_X = s_X / sum s (local variances).
 
@@ -214,7 +215,7 @@ def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=False)
 
 
-@register_metric("piella_qw", direction="higher", convention="liu")
+@register_metric("piella_qw", direction="higher", convention="liu", options={"window": opt(choices=('ssim_gauss11', 'uiqi8'))})
 def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella Q_W: Q0 with window weights ``c(w) = max_X s_X(w) / sum_w max_X s_X(w)``."""
     x = to_grey_levels(sources, data_range)
@@ -222,7 +223,7 @@ def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=True)
 
 
-@register_metric("piella_qe", direction="higher", convention="mefb")
+@register_metric("piella_qe", direction="higher", convention="mefb", options={"window": opt(choices=('ssim_gauss11', 'uiqi8')), "alpha": opt(doc="exponent of the edge image term (Q_E = Q_W(X, F)^(1 - alpha) Q_W(edges)^alpha)", low=0.0)})
 def piella_qe(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, alpha: float = 1.0, window: str = "ssim_gauss11"
 ) -> jax.Array:
@@ -254,7 +255,7 @@ def _two(x: jax.Array, name: str) -> None:
         raise ValueError(f"{name} is defined for exactly two sources, got {x.shape[0]}")
 
 
-@register_metric("qc", direction="higher", convention="mefb", n_sources=2)
+@register_metric("qc", direction="higher", convention="mefb", n_sources=2, options={"convention": opt(choices=('mefb', 'liu', 'paper'))})
 def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Cvejic Q_C (two sources): ``mean[sim Q(A,F) + (1 - sim) Q(B,F)]``, ``sim = s_AF / (s_AF + s_BF)``.
 
@@ -277,7 +278,7 @@ def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convent
     return jnp.mean(q) if convention == "liu" else _nanmean(q)
 
 
-@register_metric("qy", direction="higher", convention="mefb", n_sources=2)
+@register_metric("qy", direction="higher", convention="mefb", n_sources=2, options={"convention": opt(choices=('mefb', 'liu'))})
 def qy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Yang Q_Y (two sources): where SSIM(A,B|w) >= 0.75 the lambda-weighted SSIMs, else their max.
 
