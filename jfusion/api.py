@@ -54,6 +54,8 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     Args:
       sources: S >= 2 images of one scene, a sequence of ``(H, W)`` / ``(H, W, C)`` arrays or one
         stacked array ``(S, H, W[, C])``; float in [0, 1], uint8 or uint16. Grey and RGB may be mixed.
+        A single 3-D array whose last axis has 1, 3 or 4 entries is one ``(H, W, C)`` image and
+        is refused (one source); pass such a grey stack as a list.
       method: a registered name (``jfusion.list_methods()``).
       **options: the method's keyword options, checked against its typed spec
         (``jfusion methods NAME`` or ``get_info(method).options`` lists them; values are
