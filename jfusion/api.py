@@ -62,7 +62,9 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
         converted to the declared types; hashable values are compiled once per shape).
 
     Returns:
-      The fused image as a float32 JAX array with the shape of one (promoted) source.
+      The fused image as a float32 JAX array with the shape of one (promoted) source, in
+      [0, 1] for every method: the result is clipped at the end (``clip=False`` keeps the raw
+      reconstruction, which may overshoot near strong edges).
 
     Raises:
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty

@@ -44,7 +44,7 @@ def test_every_keyword_option_has_a_type_and_doc(info):
 
 def test_universal_clip_and_declared_constraints():
     for info in GENERAL.list():
-        assert info.option("clip").types == ("bool",)
+        assert info.option("clip").types == ("bool",) and info.option("clip").default is True
     lap = GENERAL.get("laplacian")
     assert (lap.option("levels").low, lap.option("levels").high) == (1, 16)
     assert lap.option("rule").choices == ("max-abs", "window-energy")  # from the Literal annotation

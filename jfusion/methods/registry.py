@@ -8,9 +8,11 @@ routes colour through the one shared YCbCr helper (:mod:`jfusion.methods.colour`
 That wrapped function is what :func:`jfusion.get_method` returns: no eager checks, so
 ``jax.jit(jax.vmap(fn))`` runs over a batch of scenes.
 
-``clip`` is an option of every method, also of those whose core has no such argument: the
-public function clips its result to [0, 1] at the end (after YCbCr -> RGB for colour) when
-``clip`` is true (default: the core's default, False for cores without the argument).
+One output rule for every method: the public function clips its result to [0, 1] at the end
+(after YCbCr -> RGB for colour), unless called with ``clip=False`` (the raw result, e.g. for
+gradients or comparisons with unclipped reference code). ``clip`` is therefore an option of
+every method, also of those whose core has no such argument (the sparse and CNN methods, whose
+reconstructions overshoot [0, 1] near strong edges), and it defaults to True everywhere.
 
 A method's options are its core's keyword-only arguments (plus ``clip``), typed and documented
 in :attr:`MethodInfo.options` (:mod:`jfusion.options`); ``register(..., options=...)``
@@ -83,14 +85,15 @@ def register(
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         clip_param = inspect.signature(core).parameters.get("clip")
         core_clips = clip_param is not None
-        default_clip = bool(clip_param.default) if core_clips else False
-        clip_option = Option(name="clip", types=("bool",), default=default_clip, doc=COMMON["clip"].doc)
+        if core_clips and clip_param.default is not True:
+            raise ValueError(f"method {name!r}: a core's clip option defaults to True (the one output rule)")
+        clip_option = Option(name="clip", types=("bool",), default=True, doc=COMMON["clip"].doc)
         spec = build_options(core, options, extra=(clip_option,))
 
         @functools.wraps(core)
         def public(sources, **opts):
-            # clip to [0, 1] at the end when clip (RGB after YCbCr); default: the core's own default
-            clip = bool(opts.get("clip", default_clip))
+            # The one output rule: clip to [0, 1] at the end unless clip=False (RGB after YCbCr).
+            clip = bool(opts.get("clip", True))
             core_opts = opts if core_clips else {k: v for k, v in opts.items() if k != "clip"}
             if colour == "native":
                 out = core(sources, **core_opts)

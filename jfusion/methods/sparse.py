@@ -133,7 +133,8 @@ def csr(
             when on).
 
     Returns:
-        The fused image ``(H, W)`` (not clipped; the reference clips on its uint8 conversion).
+        The fused image ``(H, W)`` (the core does not clip; the registered method clips to [0, 1] unless
+        ``clip=False``, as the reference clips on its uint8 conversion).
     """
     x = jnp.asarray(sources)
     radius, choose_base = _mode_defaults(mode, radius)
