@@ -74,6 +74,13 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     info = get_info(method)
     options = validate_options(info, options)
     stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
+    h, w = stack.shape[1:3]
+    least = info.least_size(options)
+    if min(h, w) < least:
+        raise FusionInputError(
+            f"sources: {info.name} needs images of at least {least}x{least} pixels, got {h}x{w}; "
+            "pass larger images or another method."
+        )
     try:
         key = tuple(sorted(options.items()))
         hash(key)

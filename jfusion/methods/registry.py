@@ -50,6 +50,8 @@ class MethodInfo(Info):
       colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
       min_sources, max_sources: how many sources it takes.
       weights: the shipped asset it loads, if any.
+      min_size: the least image height and width it takes: a number, or the name of the option
+        that sets it (``"patch"`` for ``sr``); :func:`jfusion.fuse` refuses smaller images.
     """
 
     label: ClassVar[str] = "method"
@@ -59,6 +61,13 @@ class MethodInfo(Info):
     min_sources: int = 2
     max_sources: int | None = None
     weights: str | None = None
+    min_size: int | str = 1
+
+    def least_size(self, options: dict) -> int:
+        """:attr:`min_size` for these (validated) options."""
+        if isinstance(self.min_size, str):
+            return int(options.get(self.min_size, self.option(self.min_size).default))
+        return self.min_size
 
 
 REGISTRY: Registry[MethodInfo] = Registry("method", loader="jfusion.methods", namespace=METHOD_NAMESPACE)
@@ -74,6 +83,7 @@ def register(
     max_sources: int | None = None,
     weights: str | None = None,
     options: Mapping[str, Constraint] | None = None,
+    min_size: int | str = 1,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering a core fusion function under ``name``; returns the public function.
 
@@ -113,6 +123,7 @@ def register(
             weights=weights,
             summary=first_line(core),
             options=spec,
+            min_size=min_size,
         ))
         return public
 

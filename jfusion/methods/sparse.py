@@ -92,6 +92,7 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
     weights="jfusion/sparse/dictionaries/csr32.npz",
+    min_size=8,  # the shipped dictionary's 8x8 filters
     options={
         "mode": opt(choices=("multi-focus",) + _MULTI_MODAL), "lmbda": opt(low=1e-8, high=100.0),
         "radius": opt(low=0, high=99), "max_iter": opt(low=1, high=100_000), "tol": opt(low=0.0, high=1.0),
@@ -319,6 +320,7 @@ def csr_transform(
     "sr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Yang & Li, 'Multifocus image fusion and restoration with sparse representation', IEEE TIM 59(4) 2010",
+    min_size="patch",
     options={
         "patch": opt(low=2, high=32), "stride": opt(low=1, high=32), "atoms": opt(low=1, high=4096),
         "epsilon": opt(low=0.0), "max_atoms": opt(low=1, high=256),
