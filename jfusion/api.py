@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError, validate_sources
 from jfusion.methods.registry import MethodInfo, check_size, get_info, get_method
+from jfusion.options import validate_options
 from jfusion.registry import TASKS, Info, check_tasks
 
 __all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo", "TASKS"]
@@ -53,21 +54,29 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     Args:
       sources: S >= 2 images of one scene, a sequence of ``(H, W)`` / ``(H, W, C)`` arrays or one
         stacked array ``(S, H, W[, C])``; float in [0, 1], uint8 or uint16. Grey and RGB may be mixed.
+        A single 3-D array whose last axis has 1, 3 or 4 entries is one ``(H, W, C)`` image and
+        is refused (one source); pass such a grey stack as a list.
       method: a registered name (``jfusion.list_methods()``).
-      **options: the method's keyword options (hashable values are compiled once per shape).
+      **options: the method's keyword options, checked against its typed spec
+        (``jfusion methods NAME`` or ``get_info(method).options`` lists them; values are
+        converted to the declared types; hashable values are compiled once per shape).
 
     Returns:
-      The fused image as a float32 JAX array with the shape of one (promoted) source.
+      The fused image as a float32 JAX array with the shape of one (promoted) source, in
+      [0, 1] for every method: the result is clipped at the end (``clip=False`` keeps the raw
+      reconstruction, which may overshoot near strong edges).
 
     Raises:
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty
         images, NaN/Inf, unsupported dtypes or values outside [0, 1], images smaller than
-        the method's ``min_size``.
+        the method's ``min_size``; unknown options, option values of the wrong type (2.5 for
+        an int), out of range or not among the choices.
 
     Sources already on a device (``jax.Array``) are validated there and never copied to the
     host and back.
     """
     info = get_info(method)
+    options = validate_options(info, options)
     stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources, keep_device=True)
     check_size(info, stack.shape, options=options)
     stack = jnp.asarray(stack)

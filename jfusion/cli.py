@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,17 +14,18 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["levels=4", "rule=max"]`` -> ``{"levels": 4, "rule": "max"}`` (Python literals, else strings)."""
-    out: dict[str, Any] = {}
+def split_options(pairs: list[str] | None) -> dict[str, str]:
+    """``["levels=4", "rule=max-abs"]`` -> ``{"levels": "4", "rule": "max-abs"}`` (text; ``-`` in keys -> ``_``).
+
+    The values stay text: :func:`jfusion.options.parse_options` converts each by the option's
+    declared type, so ``levels=2.5`` is refused instead of being guessed.
+    """
+    out: dict[str, str] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise typer.BadParameter(f"option {pair!r} is not KEY=VALUE")
+            _fail(f"option {pair!r} is not KEY=VALUE")
         key, value = pair.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip().replace("-", "_")] = value
+        out[key.strip().replace("-", "_")] = value
     return out
 
 
@@ -186,7 +186,11 @@ def fuse_cmd(
     inputs: list[Path] = typer.Argument(..., help="Two or more source images of one scene, or folders of images with matching names."),
     method: str = typer.Option("laplacian", "-m", "--method", help="Registered method (see `jfusion methods`)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image, or output folder in batch mode."),
-    option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Method option KEY=VALUE (repeatable)."),
+    option: Optional[list[str]] = typer.Option(
+        None, "-p", "--option",
+        help="Method option KEY=VALUE (repeatable), converted and checked by the option's declared type and range; "
+        "`jfusion methods NAME` lists a method's options (type, default, range or choices, doc).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files (never an input)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Batch mode: keep outputs that exist and fuse the rest (resume an interrupted batch)."),
     drop_alpha: bool = typer.Option(False, "--drop-alpha", help="Drop the alpha channel of RGBA PNG sources (by default it is a band, as in jfusion.fuse)."),
@@ -195,11 +199,13 @@ def fuse_cmd(
     """Fuse images (or, given folders, every set of files with matching names).
 
     Outputs are written under a temporary name and renamed when complete: an interrupted run
-    leaves no partial file, and `--skip-existing` resumes a batch.
+    leaves no partial file, and `--skip-existing` resumes a batch. Method options (`-p KEY=VALUE`)
+    are listed by `jfusion methods NAME`.
     """
     from jfusion.errors import FusionInputError
+    from jfusion.options import parse_options
 
-    opts = parse_options(option)
+    raw_opts = split_options(option)
     if force and skip_existing:
         _fail("--force and --skip-existing contradict each other; pass one of them.")
     missing = [str(p) for p in inputs if not p.exists()]
@@ -210,7 +216,7 @@ def fuse_cmd(
     try:
         from jfusion.methods.registry import get_info
 
-        get_info(method)
+        opts = parse_options(get_info(method), raw_opts)
     except ValueError as err:
         _fail(str(err))
     if all(p.is_dir() for p in inputs):
@@ -234,14 +240,53 @@ def fuse_cmd(
         typer.echo(f"wrote {written}")
 
 
+def _print_options(info: Any, title: str) -> None:
+    """One registry entry's options as a table: name, type, default, range or choices, doc."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title))
+    for col in ("option", "type", "default", "allowed", "doc"):
+        table.add_column(col, overflow="fold")
+    for o in info.options:
+        doc = o.doc + (f" ({o.fixed}; not settable)" if o.fixed else "")
+        table.add_row(*(escape(v) for v in (o.name, o.type, repr(o.default), o.allowed(), doc)))
+    console = Console(width=160)
+    if info.summary:
+        console.print(escape(f"{info.name}: {info.summary}"))
+    if info.options:
+        console.print(table)
+    else:
+        console.print(f"{info.name} takes no options.")
+
+
 @app.command("methods")
-def methods_cmd(task: Optional[str] = typer.Option(None, "--task", help="Only methods for this task.")) -> None:
-    """List every registered method: general fusion, pan-sharpening and MS/HS fusion."""
+def methods_cmd(
+    name: Optional[str] = typer.Argument(None, help="A method: show its options (type, default, range or choices, doc)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Only methods for this task."),
+) -> None:
+    """List every registered method (general fusion, pan-sharpening, MS/HS), or one method's options.
+
+    `jfusion methods laplacian` shows what `jfusion fuse -m laplacian -p KEY=VALUE` accepts.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from jfusion.api import list_methods
 
+    if name is not None:
+        from jfusion.methods.registry import REGISTRY as general
+        from jfusion.pansharpening.registry import REGISTRY as remote
+
+        reg = remote if name in remote else general
+        try:
+            info = reg.get(name)
+        except ValueError as err:
+            _fail(str(err))
+        usage = "jfusion fuse -m" if reg is general else "jfusion.pansharpen(..., method="
+        _print_options(info, f"options of {info.name} ({usage} {info.name}{')' if reg is remote else ''})")
+        return
     try:
         infos = list_methods(task)
     except ValueError as err:
@@ -253,6 +298,33 @@ def methods_cmd(task: Optional[str] = typer.Option(None, "--task", help="Only me
         kind = getattr(m, "colour", None) or getattr(m, "family", "")
         weights = getattr(m, "weights", None) or ("shipped" if getattr(m, "learned", False) else "-")
         table.add_row(m.name, ", ".join(m.tasks), kind, weights, m.reference)
+    Console(width=160).print(table)
+    typer.echo("`jfusion methods NAME` shows a method's options.")
+
+
+@app.command("metrics")
+def metrics_cmd(
+    name: Optional[str] = typer.Argument(None, help="A metric: show its options (type, default, range or choices, doc)."),
+) -> None:
+    """List the registered metrics, or one metric's options (what `jfusion eval -p METRIC.KEY=VALUE` accepts)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from jfusion.metrics import get_metric_info, list_metrics
+
+    if name is not None:
+        try:
+            info = get_metric_info(name)
+        except ValueError as err:
+            _fail(str(err))
+        _print_options(info, f"options of {info.name} (jfusion eval -m {info.name} -p {info.name}.KEY=VALUE)")
+        return
+    table = Table(title="jfusion metrics")
+    for col in ("name", "direction", "kind", "convention", "options", "summary"):
+        table.add_column(col, overflow="fold")
+    for m in list_metrics():
+        opts = ", ".join(o.name for o in m.options if not o.fixed) or "-"
+        table.add_row(m.name, m.direction, m.kind, m.convention, opts, m.summary)
     Console(width=160).print(table)
 
 
@@ -552,7 +624,7 @@ def eval_cmd(
         "", "-m", "--metrics", help="Comma-separated metric names (jfusion.metrics.list_metrics() lists them; default: jfusion.metrics.DEFAULT_METRICS, VIFB's 13)."
     ),
     colour: str = typer.Option("vifb", "--colour", help="Colour rule: vifb, channels, mefb or gray."),
-    option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Metric option METRIC.KEY=VALUE, e.g. psnr.convention=standard."),
+    option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Metric option METRIC.KEY=VALUE, e.g. psnr.convention=standard, checked by its declared type (`jfusion metrics NAME` lists them)."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write the table (per image and mean) as CSV."),
     md_path: Optional[Path] = typer.Option(None, "--md", help="Write the table as Markdown."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --csv / --md files."),
@@ -577,12 +649,26 @@ def eval_cmd(
         _fail(str(err))
     if any(i.kind != "fusion" for i in infos):
         _fail("jfusion eval takes general fusion metrics; remote-sensing indices are in `jfusion pansharpen` / jfusion.metrics.remote.")
-    per_metric: dict[str, dict[str, Any]] = {}
-    for key, value in parse_options(option).items():
+    from jfusion.options import parse_options
+
+    raw_per_metric: dict[str, dict[str, str]] = {}
+    for key, value in split_options(option).items():
         if "." not in key:
             _fail(f"option {key!r}: write METRIC.KEY=VALUE, e.g. psnr.convention=standard.")
         m, k = key.split(".", 1)
-        per_metric.setdefault(m.lower(), {})[k] = value
+        raw_per_metric.setdefault(m.lower(), {})[k] = value
+    per_metric: dict[str, dict[str, Any]] = {}
+    for m, raw in raw_per_metric.items():
+        try:
+            info = get_metric_info(m)
+        except ValueError as err:
+            _fail(f"option {m}.*: {err}")
+        if m not in names:
+            _fail(f"option {m}.*: {m!r} is not among the metrics asked for ({', '.join(names)}); add it to -m or drop the option.")
+        try:
+            per_metric[m] = parse_options(info, raw)
+        except FusionInputError as err:
+            _fail(str(err))
     missing = [str(p) for p in [*sources, fused] if not p.exists()]
     if missing:
         _fail(f"no such file or folder: {', '.join(missing)}")

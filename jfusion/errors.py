@@ -163,7 +163,9 @@ def validate_sources(
 ) -> np.ndarray | jax.Array:
     """Validate the sources of one scene and stack them as float32 ``(S, H, W)`` or ``(S, H, W, C)``.
 
-    ``sources`` is a sequence of images or an array whose leading axis indexes sources.
+    ``sources`` is a sequence of images or an array whose leading axis indexes sources. A 3-D
+    array whose last axis has 1, 3 or 4 entries is read as one ``(H, W, C)`` image and refused
+    (one source), not as a stack of images 1, 3 or 4 pixels wide.
     Grey and colour sources may be mixed: a grey source is promoted to RGB by repeating it
     (its chroma is then neutral, so the colour rule takes chroma from the colour sources).
 
@@ -194,6 +196,12 @@ def validate_sources(
         ]
     else:
         arr = _to_numpy(sources, "sources")
+        if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+            raise FusionInputError(
+                f"sources: one array of shape {arr.shape} is a single (H, W, C) image, but fusion needs two or more "
+                "sources; pass a list of >= 2 images or an (S, H, W[, C]) stack (a grey stack 1, 3 or 4 pixels wide: "
+                "pass it as a list)."
+            )
         if arr.ndim not in (3, 4):
             raise FusionInputError(
                 f"sources: array of shape {arr.shape}; pass a list of images or an array (S, H, W) / (S, H, W, C)."

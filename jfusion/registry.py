@@ -10,7 +10,9 @@ same everywhere:
 - the registering modules are imported lazily, on the first look-up: the loader package and every
   public module in it, so a new method or metric is one new module (no import list to edit);
 - an unknown name raises :class:`jfusion.FusionInputError` (a ``ValueError``) naming the choices;
-- ``list()`` returns the entries sorted by name.
+- ``list()`` returns the entries sorted by name;
+- every entry carries its typed, documented keyword options (``options``, one shape for all
+  registries, :mod:`jfusion.options`), checked by :func:`jfusion.options.validate_options`.
 
 Tasks (:data:`TASKS`) are the one list of task names: the general fusion tasks, then
 ``"pansharpening"`` and ``"mshs"``.
@@ -22,9 +24,10 @@ import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from jfusion.errors import FusionInputError
+from jfusion.options import Option
 
 __all__ = ["Info", "Registry", "TASKS", "GENERAL_TASKS", "REMOTE_TASKS", "check_tasks"]
 
@@ -50,13 +53,26 @@ class Info:
       tasks: the tasks it serves (a subset of :data:`TASKS`; empty for metrics).
       reference: the paper or code it follows.
       summary: one line for tables and ``--help``.
+      options: the typed, documented keyword options (:class:`jfusion.options.Option`), built at
+        registration from the function's signature and the registration's declarations;
+        :func:`jfusion.options.validate_options` checks calls against them.
     """
+
+    label: ClassVar[str] = "entry"
 
     name: str
     fn: Callable[..., Any]
     tasks: tuple[str, ...] = ()
     reference: str = ""
     summary: str = ""
+    options: tuple[Option, ...] = ()
+
+    def option(self, name: str) -> Option:
+        """The spec of one option (KeyError if ``name`` is not an option)."""
+        for o in self.options:
+            if o.name == name:
+                return o
+        raise KeyError(name)
 
 
 InfoT = TypeVar("InfoT", bound=Info)

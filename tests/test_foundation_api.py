@@ -75,6 +75,24 @@ def test_bad_input_raises_named_error(sources, message):
         jfusion.fuse(sources, method="laplacian")
 
 
+@pytest.mark.parametrize("shape", [(520, 520, 3), (40, 30, 4), (40, 30, 1)])
+def test_one_colour_image_is_one_source_not_a_stack(rng, shape):
+    """A single (H, W, C) array was read as H sources of (W, C) and 'fused' to (W, C) (issue 16)."""
+    one = rng.random(shape).astype(np.float32)
+    with pytest.raises(FusionInputError, match=r"sources: .*single \(H, W, C\) image.*two or more.*list"):
+        jfusion.fuse(one, method="laplacian")
+    with pytest.raises(FusionInputError, match="single"):
+        jfusion.evaluate(one, one[..., 0] if shape[-1] == 1 else one, metrics=["psnr"])
+
+
+def test_grey_stacks_still_fuse(rng):
+    stack = rng.random((3, 16, 20)).astype(np.float32)  # (S, H, W), W not 1, 3 or 4
+    ref = jfusion.fuse(list(stack), method="laplacian")
+    np.testing.assert_array_equal(np.asarray(jfusion.fuse(stack, method="laplacian")), np.asarray(ref))
+    narrow = rng.random((2, 16, 3)).astype(np.float32)  # grey images 3 pixels wide: as a list
+    assert jfusion.fuse(list(narrow), method="laplacian").shape == (16, 3)
+
+
 def test_unknown_method_lists_choices(pair):
     with pytest.raises(FusionInputError, match="registered: .*laplacian"):
         jfusion.fuse(pair, method="no-such-method")

@@ -34,6 +34,7 @@ from jax.typing import ArrayLike
 
 from jfusion.methods.colour import fuse_chroma
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import guided_filter, pad2d, window_sum
@@ -288,6 +289,7 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     colour="native",
     weights="focus_cnn",
     min_size=PATCH,
+    options={"area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12)},
 )
 def cnn_focus(
     sources: ArrayLike,
@@ -327,6 +329,10 @@ def cnn_focus(
     colour="native",
     weights="focus_cnn",
     min_size=lambda options: max(options["scales"]),
+    options={
+        "scales": opt(low=PATCH, high=1024), "area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256),
+        "eps": opt(low=1e-12),
+    },
 )
 def cnn_focus_multiscale(
     sources: ArrayLike,
@@ -394,6 +400,7 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     colour="native",
     weights="focus_cnn_direct",
     min_size=PATCH,
+    options={"threshold": opt(low=0.0, high=1.0), "colour_mode": opt(choices=("ycbcr", "rgb"))},
 )
 def cnn_medical(
     sources: ArrayLike,
@@ -435,6 +442,10 @@ def cnn_medical(
     colour="native",
     weights="weight_net",
     min_size=PATCH,
+    options={
+        "domain": opt(choices=("spatial", "laplacian")), "threshold": opt(low=0.0, high=1.0),
+        "colour_mode": opt(choices=("ycbcr", "rgb")),
+    },
 )
 def cnn_weights(
     sources: ArrayLike,

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.ops.filters import pad2d
 from jfusion.rules.activity import window_energy, window_max_abs
 from jfusion.rules.combine import apply_weights, choose_max, max_weights, mean_sources
@@ -32,7 +33,7 @@ from jfusion.transforms.pyramids import (
     laplacian_pyramid,
     ratio_pyramid,
 )
-from jfusion.transforms.wavelets import WaveletMode, dwt_max_level, iswt2, swt2, wavedec2, waverec2
+from jfusion.transforms.wavelets import WAVELETS, WaveletMode, dwt_max_level, iswt2, swt2, wavedec2, waverec2
 from jfusion.registry import GENERAL_TASKS
 
 __all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusion", "dwt_fusion", "swt_fusion"]
@@ -94,6 +95,7 @@ def laplacian_fusion(
     "ratio",
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
+    options={"offset": opt(low=1e-6, high=1.0)},
 )
 def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
     """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
@@ -114,6 +116,7 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
     "Opt. Eng. 28(7) 1989",
+    options={"offset": opt(low=1e-6, high=1.0)},
 )
 def contrast_fusion(
     sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
@@ -123,6 +126,12 @@ def contrast_fusion(
     Differs from ``ratio`` in the representation (``C = R - 1``, the Weber contrast) and in
     the rule: the activity is the ``window x window`` energy of the contrast, not the
     pixel-wise ``|R - 1|``, which makes the selection less sensitive to single-pixel noise.
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      levels: pyramid levels including the top.
+      window: side of the energy window of the contrast.
+      offset: added before the ratios so that they are defined on black pixels.
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = contrast_pyramid(sources, n, offset=offset)
@@ -143,6 +152,11 @@ def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, cli
     and collapsed; the gradient pyramid is not exactly invertible, so identical sources
     reproduce the source only up to the transform's round-trip error (aliasing of the
     decimation: mean 5e-4, max 0.016 on a natural 128 px crop; see the tests).
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      levels: pyramid levels including the top.
+      window: side of the salience (energy) window.
     """
     n = _clamp_levels(levels, sources.shape)
     pyr = gradient_pyramid(sources, n)
@@ -167,6 +181,7 @@ def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="H. Li, B. S. Manjunath, S. K. Mitra, 'Multisensor image fusion using the wavelet transform', "
     "Graph. Models Image Process. 57(3) 1995",
+    options={"wavelet": opt(choices=WAVELETS)},
 )
 def dwt_fusion(
     sources: jax.Array,
@@ -190,7 +205,7 @@ def dwt_fusion(
       levels: decomposition depth (clamped to PyWavelets' ``dwt_max_level``, at least 1).
       mode: ``"symmetric"`` or ``"periodization"``.
       window: activity window.
-      consistency: apply the majority filter.
+      consistency: apply the 3x3 majority filter to the decision maps.
     """
     h, w = sources.shape[-2:]
     n = max(1, min(int(levels), dwt_max_level(min(h, w), wavelet)))
@@ -206,6 +221,7 @@ def dwt_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="M. Beaulieu, S. Foucher, L. Gagnon, 'Multi-spectral image resolution refinement using stationary "
     "wavelet transform', IGARSS 2003; rules of Li, Manjunath, Mitra 1995",
+    options={"wavelet": opt(choices=WAVELETS)},
 )
 def swt_fusion(
     sources: jax.Array,
@@ -220,6 +236,13 @@ def swt_fusion(
 
     Images whose size is not a multiple of ``2**levels`` are symmetrically extended to the
     next multiple and cropped back (the SWT is periodic).
+
+    Args:
+      sources: ``(S, H, W)`` in [0, 1].
+      wavelet: filter bank name (:data:`jfusion.transforms.WAVELETS`).
+      levels: decomposition depth (clamped to what the image size allows, at least 1).
+      window: activity window.
+      consistency: apply the 3x3 majority filter to the decision maps.
     """
     h, w = sources.shape[-2:]
     n = max(1, min(int(levels), default_levels((h, w))))

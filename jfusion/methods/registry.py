@@ -7,6 +7,16 @@ function ``fn(sources, **options)`` that accepts ``(S, H, W)`` and ``(S, H, W, C
 routes colour through the one shared YCbCr helper (:mod:`jfusion.methods.colour`).
 That wrapped function is what :func:`jfusion.get_method` returns: no eager checks, so
 ``jax.jit(jax.vmap(fn))`` runs over a batch of scenes.
+
+One output rule for every method: the public function clips its result to [0, 1] at the end
+(after YCbCr -> RGB for colour), unless called with ``clip=False`` (the raw result, e.g. for
+gradients or comparisons with unclipped reference code). ``clip`` is therefore an option of
+every method, also of those whose core has no such argument (the sparse and CNN methods, whose
+reconstructions overshoot [0, 1] near strong edges), and it defaults to True everywhere.
+
+A method's options are its core's keyword-only arguments (plus ``clip``), typed and documented
+in :attr:`MethodInfo.options` (:mod:`jfusion.options`); ``register(..., options=...)``
+declares the doc, choices or bounds a signature cannot carry.
 """
 
 from __future__ import annotations
@@ -15,12 +25,14 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jax
+import jax.numpy as jnp
 
 from jfusion.errors import FusionInputError
 from jfusion.methods.colour import fuse_channels
+from jfusion.options import COMMON, Constraint, Option, build_options
 from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
 __all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "check_size", "TASKS"]
@@ -39,21 +51,25 @@ class MethodInfo(Info):
       colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
       min_sources, max_sources: how many sources it takes.
       weights: the shipped asset it loads, if any.
-      min_size: the smallest image side it takes: a number, or a function of the call's
-        options (the core's defaults filled in) for sizes an option sets. The eager
-        boundary (:func:`jfusion.fuse`, :func:`jfusion.fuse_tiled`) checks it with
+      min_size: the smallest image side it takes: a number, the name of the option that sets it
+        (``"patch"`` for ``sr``), or a function of the call's options (the core's defaults filled
+        in). The eager boundary (:func:`jfusion.fuse`, :func:`jfusion.fuse_tiled`) checks it with
         :func:`check_size`; the pure ``fn`` never does.
     """
+
+    label: ClassVar[str] = "method"
 
     core: Callable[..., jax.Array]
     colour: ColourMode = "ycbcr"
     min_sources: int = 2
     max_sources: int | None = None
     weights: str | None = None
-    min_size: int | Callable[[Mapping[str, Any]], int] = 1
+    min_size: int | str | Callable[[Mapping[str, Any]], int] = 1
 
     def required_size(self, options: Mapping[str, Any] | None = None) -> int:
         """The smallest image side this method takes with ``options``."""
+        if isinstance(self.min_size, str):
+            return int(dict(options or {}).get(self.min_size, self.option(self.min_size).default))
         if not callable(self.min_size):
             return int(self.min_size)
         defaults = {
@@ -82,27 +98,35 @@ def register(
     min_sources: int = 2,
     max_sources: int | None = None,
     weights: str | None = None,
-    min_size: int | Callable[[Mapping[str, Any]], int] = 1,
+    options: Mapping[str, Constraint] | None = None,
+    min_size: int | str | Callable[[Mapping[str, Any]], int] = 1,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering a core fusion function under ``name``; returns the public function.
 
-    ``min_size`` declares the smallest image side (see :class:`MethodInfo`); the boundary checks it.
+    ``options`` declares, per keyword option of the core, what its signature cannot say
+    (:func:`jfusion.options.opt`: doc, choices, bounds). ``min_size`` declares the smallest image
+    side (see :class:`MethodInfo`); the boundary checks it.
     """
     check_tasks(tasks, allowed=TASKS)
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         clip_param = inspect.signature(core).parameters.get("clip")
-        default_clip = bool(clip_param.default) if clip_param is not None and clip_param.default is not clip_param.empty else False
-        if colour == "native":
-            public = core
-        else:
+        core_clips = clip_param is not None
+        if core_clips and clip_param.default is not True:
+            raise ValueError(f"method {name!r}: a core's clip option defaults to True (the one output rule)")
+        clip_option = Option(name="clip", types=("bool",), default=True, doc=COMMON["clip"].doc)
+        spec = build_options(core, options, extra=(clip_option,))
 
-            @functools.wraps(core)
-            def public(sources, **options):
-                # Methods clip to [0, 1] unless called with clip=False; RGB is clipped after YCbCr.
-                return fuse_channels(
-                    functools.partial(core, **options), sources, clip=bool(options.get("clip", default_clip))
-                )
+        @functools.wraps(core)
+        def public(sources, **opts):
+            # The one output rule: clip to [0, 1] at the end unless clip=False (RGB after YCbCr).
+            clip = bool(opts.get("clip", True))
+            core_opts = opts if core_clips else {k: v for k, v in opts.items() if k != "clip"}
+            if colour == "native":
+                out = core(sources, **core_opts)
+            else:
+                out = fuse_channels(functools.partial(core, **core_opts), sources, clip=clip)
+            return jnp.clip(out, 0.0, 1.0) if clip else out
 
         REGISTRY.add(MethodInfo(
             name=name,
@@ -114,8 +138,9 @@ def register(
             min_sources=min_sources,
             max_sources=max_sources,
             weights=weights,
-            min_size=min_size,
             summary=first_line(core),
+            options=spec,
+            min_size=min_size,
         ))
         return public
 

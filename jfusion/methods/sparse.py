@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.ops.filters import window_sum
 from jfusion.ops.patches import extract_patches, fold_patches
 from jfusion.ops.precision import matmul
@@ -29,6 +30,7 @@ from jfusion.sparse.cbpdn import Options, encode, synthesize
 from jfusion.sparse.dictionary import dct_dictionary, load_dictionary
 from jfusion.sparse.omp import omp_batch
 from jfusion.sparse.tikhonov import tikhonov_split
+from jfusion.transforms.wavelets import WAVELETS
 
 __all__ = [
     "BandTransform",
@@ -90,6 +92,12 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
     weights="jfusion/sparse/dictionaries/csr32.npz",
+    min_size=8,  # the shipped dictionary's 8x8 filters
+    options={
+        "mode": opt(choices=("multi-focus",) + _MULTI_MODAL), "lmbda": opt(low=1e-8, high=100.0),
+        "radius": opt(low=0, high=99), "max_iter": opt(low=1, high=100_000), "tol": opt(low=0.0, high=1.0),
+        "rho": opt(low=1e-8), "rho_scaling": opt(low=1.0), "tikhonov_lmbda": opt(low=0.0), "npad": opt(low=0, high=1024),
+    },
 )
 def csr(
     sources: jax.Array,
@@ -126,7 +134,8 @@ def csr(
             when on).
 
     Returns:
-        The fused image ``(H, W)`` (not clipped; the reference clips on its uint8 conversion).
+        The fused image ``(H, W)`` (the core does not clip; the registered method clips to [0, 1] unless
+        ``clip=False``, as the reference clips on its uint8 conversion).
     """
     x = jnp.asarray(sources)
     radius, choose_base = _mode_defaults(mode, radius)
@@ -249,6 +258,12 @@ def csr_framework(
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu et al., Information Fusion 42 (2018), Fig. 6 (generic CSR framework)",
     weights="jfusion/sparse/dictionaries/csr32.npz",
+    options={
+        "transform": opt(choices=("identity", "two-scale", "laplacian", "swt")), "wavelet": opt(choices=WAVELETS),
+        "manner": opt(choices=("coefficients", "bands")), "lowpass_rule": opt(choices=("average", "choose")),
+        "lmbda": opt(low=1e-8, high=100.0), "radius": opt(low=0, high=99), "max_iter": opt(low=1, high=100_000),
+        "tol": opt(low=0.0, high=1.0),
+    },
 )
 def csr_transform(
     sources: jax.Array,
@@ -267,7 +282,20 @@ def csr_transform(
     """Fig. 6 CSR framework over a named transform (``identity``, ``two-scale``, ``laplacian``, ``swt``).
 
     SWT needs ``H, W`` divisible by ``2**levels``: sources are padded symmetrically to the next
-    multiple and the result cropped back. See :func:`csr_framework` for the options.
+    multiple and the result cropped back. See :func:`csr_framework` for the details.
+
+    Args:
+        sources: ``(S, H, W)`` in [0, 1].
+        transform: ``"identity"``, ``"two-scale"`` (Tikhonov split), ``"laplacian"`` pyramid or ``"swt"``.
+        levels: depth of the Laplacian pyramid / SWT.
+        wavelet: SWT filter bank (:data:`jfusion.transforms.WAVELETS`).
+        dictionary: as :func:`csr` (shipped name, file path or ``(h, w, M)`` array).
+        manner: ``"coefficients"`` (bands rebuilt from the chosen codes) or ``"bands"`` (the codes'
+            activity picks the source band values).
+        lmbda: CBPDN l1 weight.
+        radius: activity window radius.
+        lowpass_rule: ``"average"`` or ``"choose"`` for the low-pass band (not sparse-coded).
+        max_iter, tol: ADMM bound and relative tolerance.
     """
     x = jnp.asarray(sources)
     h, w = x.shape[-2:]
@@ -292,6 +320,11 @@ def csr_transform(
     "sr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Yang & Li, 'Multifocus image fusion and restoration with sparse representation', IEEE TIM 59(4) 2010",
+    min_size="patch",
+    options={
+        "patch": opt(low=2, high=32), "stride": opt(low=1, high=32), "atoms": opt(low=1, high=4096),
+        "epsilon": opt(low=0.0), "max_atoms": opt(low=1, high=256),
+    },
 )
 def sr(
     sources: jax.Array,
@@ -309,6 +342,14 @@ def sr(
     ``<= epsilon`` (image range [0, 1]; 0.01 ~ 0.3 grey levels RMS for 8x8) or ``max_atoms``
     atoms; per window the source with the largest l1 norm of its code wins (code and mean);
     fused windows are put back by overlap averaging.
+
+    Args:
+        sources: ``(S, H, W)`` in [0, 1].
+        patch: window side in pixels (8).
+        stride: step between windows (1: every window).
+        atoms: columns of the overcomplete DCT dictionary (256).
+        epsilon: OMP stops when the residual l2 norm is at most this.
+        max_atoms: most atoms per window code (16).
     """
     x = jnp.asarray(sources)
     s_count, h, w = x.shape

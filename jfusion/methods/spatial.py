@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.ops.colour import RGB_TO_GRAY, rgb_to_gray
 from jfusion.ops.filters import gaussian_filter, guided_filter, laplacian, pad2d
 from jfusion.rules.activity import block_spatial_frequency
@@ -62,6 +63,10 @@ def _per_channel(weights: jax.Array, ndim: int) -> jax.Array:
     tasks=("multi-focus", "multi-exposure", "medical", "infrared-visible", "general"),
     reference="S. Li, X. Kang, J. Hu, 'Image fusion with guided filtering', IEEE Trans. Image Process. 22(7) 2013",
     colour="native",
+    options={
+        "r1": opt(low=1, high=512), "r2": opt(low=1, high=512), "eps1": opt(low=1e-12), "eps2": opt(low=1e-12),
+        "base_size": opt(low=1, high=1023),
+    },
 )
 def gff_fusion(
     sources: jax.Array,
@@ -84,6 +89,10 @@ def gff_fusion(
 
     Args:
       sources: ``(S, H, W)`` or ``(S, H, W, C)`` in [0, 1].
+      r1, eps1: guided-filter radius and regularisation for the base-layer weights (paper: 45, 0.3).
+      r2, eps2: the same for the detail-layer weights (paper: 7, 1e-6).
+      base_size: side of the mean filter of the two-scale split (paper: 31).
+      quantise: round the refined weights to 1/255 steps, as the reference's 8-bit conversion.
 
     Returns:
       ``(H, W)`` or ``(H, W, C)``.
@@ -113,6 +122,7 @@ def gff_fusion(
     tasks=("multi-focus", "general"),
     reference="S. Li, J. T. Kwok, Y. Wang, 'Combination of images with diverse focuses using the spatial frequency', "
     "Inf. Fusion 2(3) 2001",
+    options={"block": opt(low=1, high=1024), "threshold": opt(low=0.0)},
 )
 def sf_block_fusion(
     sources: jax.Array, *, block: int = 8, threshold: float = 0.0, consistency: bool = True
@@ -201,6 +211,10 @@ def mertens_weights(
     tasks=("multi-exposure", "multi-focus", "general"),
     reference="T. Mertens, J. Kautz, F. Van Reeth, 'Exposure fusion', Pacific Graphics 2007",
     colour="native",
+    options={
+        "contrast_weight": opt(low=0.0, high=100.0), "saturation_weight": opt(low=0.0, high=100.0),
+        "exposure_weight": opt(low=0.0, high=100.0), "sigma": opt(low=1e-3, high=100.0),
+    },
 )
 def mertens_fusion(
     sources: jax.Array,
@@ -222,6 +236,11 @@ def mertens_fusion(
 
     Args:
       sources: ``(S, H, W)`` or ``(S, H, W, C)`` exposures in [0, 1].
+      contrast_weight, saturation_weight, exposure_weight: exponents of the three weight
+        terms (0 switches a term off; paper: 1).
+      sigma: width of the well-exposedness Gaussian around 0.5 (paper: 0.2).
+      levels: pyramid levels (None: the mode's default from the image size).
+      mode: ``"mertens"`` (the MATLAB code's conventions) or ``"opencv"`` (``cv2.createMergeMertens``).
 
     Returns:
       ``(H, W)`` or ``(H, W, C)``, clipped to [0, 1] unless ``clip=False`` (the raw pyramid

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Literal
 
+from jfusion.options import Constraint, build_options
 from jfusion.registry import Info, Registry
 
 __all__ = ["MetricInfo", "REGISTRY", "register_metric", "get_metric_info", "metric_names", "list_metrics"]
@@ -45,6 +46,8 @@ class MetricInfo(Info):
         when reference and fused are swapped (``kind="remote"``).
     """
 
+    label: ClassVar[str] = "metric"
+
     direction: Direction
     needs_reference: bool
     convention: str
@@ -82,8 +85,13 @@ def register_metric(
     ideal: float | None = None,
     summed: bool = False,
     symmetric: bool = True,
+    options: Mapping[str, Constraint] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged."""
+    """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged.
+
+    ``options`` declares doc, choices or bounds of keyword options (:func:`jfusion.options.opt`);
+    ``data_range`` is set by :func:`jfusion.metrics.evaluate` and cannot be passed as an option.
+    """
 
     def deco(fn: Callable) -> Callable:
         REGISTRY.add(MetricInfo(
@@ -102,6 +110,7 @@ def register_metric(
             ideal=ideal,
             summed=summed,
             symmetric=symmetric,
+            options=build_options(fn, options),
         ))
         return fn
 

@@ -9,6 +9,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import to_grey_levels
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 
 __all__ = ["rmse", "psnr"]
 
@@ -23,7 +24,7 @@ def _mse(x: jax.Array, f: jax.Array) -> jax.Array:
     return jnp.mean((x - f[None]) ** 2, axis=(-2, -1))
 
 
-@register_metric("rmse", direction="lower", convention="vifb", range=(0, 255), ideal=0.0)
+@register_metric("rmse", direction="lower", convention="vifb", range=(0, 255), ideal=0.0, options={"convention": opt(choices=('vifb', 'standard'))})
 def rmse(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "vifb") -> jax.Array:
     """RMSE between F and the sources, averaged over sources, in grey levels.
 
@@ -38,7 +39,7 @@ def rmse(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, conve
     return jnp.sqrt(jnp.mean(_mse(x, f)))
 
 
-@register_metric("psnr", direction="higher", convention="vifb", range=(0, math.inf), ideal=math.inf)
+@register_metric("psnr", direction="higher", convention="vifb", range=(0, math.inf), ideal=math.inf, options={"convention": opt(choices=('vifb', 'standard'))})
 def psnr(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "vifb") -> jax.Array:
     """PSNR (dB) of F against the sources, peak 255.
 

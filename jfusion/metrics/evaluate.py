@@ -23,6 +23,7 @@ from jfusion.errors import FusionInputError, as_float_image, validate_image, val
 from jfusion.metrics._registry import MetricInfo, get_metric_info
 from jfusion.metrics.information import level_histogram_metrics
 from jfusion.metrics.perceptual import contrast_metrics
+from jfusion.options import validate_options
 
 __all__ = ["VIFB_METRICS", "DEFAULT_METRICS", "evaluate", "evaluate_batch", "prepare_fusion_inputs"]
 
@@ -125,7 +126,36 @@ def _resolve(metrics: Sequence[str] | str | None, default: Sequence[str]) -> tup
         raise FusionInputError(f"metrics: {err}") from None
 
 
-def _freeze(options: Mapping[str, Mapping[str, Any]] | None) -> tuple:
+def _check_options(infos: Sequence[MetricInfo], options: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """``options`` checked against each metric's spec (:func:`jfusion.options.validate_options`).
+
+    Keys must name metrics that are asked for: an unknown name (``psnrr``) or a metric not in
+    ``metrics`` would otherwise be ignored silently.
+    """
+    if not options:
+        return {}
+    if not isinstance(options, Mapping):
+        raise FusionInputError("options: pass {metric_name: {option: value}}, e.g. {'psnr': {'convention': 'standard'}}.")
+    asked = {i.name: i for i in infos}
+    out: dict[str, dict[str, Any]] = {}
+    for key, opts in options.items():
+        name = str(key).lower()
+        if name not in asked:
+            try:
+                get_metric_info(name)
+            except ValueError as err:
+                raise FusionInputError(f"options: {err}") from None
+            raise FusionInputError(
+                f"options: {name!r} is not among the metrics asked for ({', '.join(asked)}); add it to metrics or drop its options."
+            )
+        if not isinstance(opts, Mapping):
+            raise FusionInputError(f"options[{key!r}]: pass a dict {{option: value}}, got {type(opts).__name__}.")
+        out[name] = validate_options(asked[name], opts)
+    return out
+
+
+def _freeze(infos: Sequence[MetricInfo], options: Mapping[str, Mapping[str, Any]] | None) -> tuple:
+    options = _check_options(infos, options)
     if not options:
         return ()
     try:
@@ -461,7 +491,9 @@ def evaluate(
       colour: how colour images are reduced: ``"vifb"`` (per-channel mean; SF on the side-by-side
         channels), ``"channels"`` (per-channel mean everywhere), ``"mefb"``, ``"gray"``.
       quantize: snap ``255 x`` to integers (None: when the data are 8-bit levels to 1e-3).
-      options: per-metric keyword options, e.g. ``{"psnr": {"convention": "standard"}}``.
+      options: per-metric keyword options, e.g. ``{"psnr": {"convention": "standard"}}``, checked
+        against each metric's typed options (``get_metric_info(name).options``); keys must be
+        metrics asked for.
       undefined: what a metric that is undefined on these images (NaN: e.g. MS-SSIM with a
         negative contrast term, Q_Y when every window is flat in both sources) gives:
         ``"raise"`` (default) a :class:`FusionInputError` naming the metric, ``"nan"`` the NaN.
@@ -470,12 +502,13 @@ def evaluate(
       ``{name: value}``; see each metric's direction, range and ideal value in the registry.
 
     Raises:
-      FusionInputError: unknown metric names, bad images (NaN/Inf, sizes, dtype, range) or a
-        metric that cannot take this many sources.
+      FusionInputError: unknown metric names, bad images (NaN/Inf, sizes, dtype, range), a
+        metric that cannot take this many sources, or options that are unknown, of the wrong
+        type or out of range (:func:`jfusion.options.validate_options`).
     """
     default = REMOTE_DEFAULT if reference is not None else DEFAULT_METRICS
     infos = _resolve(metrics, default)
-    frozen = _freeze(options)
+    frozen = _freeze(infos, options)
     fusion = tuple(i for i in infos if i.kind == "fusion")
     remote = tuple(i for i in infos if i.kind != "fusion")
     out: dict[str, float] = {}
@@ -520,7 +553,7 @@ def evaluate_batch(
         raise FusionInputError("metrics: evaluate_batch takes general fusion metrics; call the remote ones per scene.")
     x, f, sbs = _prepare_batch(sources, fused, colour, quantize)
     _check_sources(infos, x.shape[2])
-    res = _run(tuple(i.name for i in infos), _freeze(options), sbs, x, f)
+    res = _run(tuple(i.name for i in infos), _freeze(infos, options), sbs, x, f)
     out = {i.name: np.asarray(res[i.name], dtype=np.float64) for i in infos}
     _check_undefined(out, undefined)
     return out

@@ -18,6 +18,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import fspecial_gaussian1d, safe_div, to_grey_levels, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.ops import extract_patches, separable_filter, sobel_edges
 
 _FMI_CHUNK = 8192
@@ -178,7 +179,7 @@ def _masked_correlation(feats: jax.Array, feat_max: jax.Array, feat_f: jax.Array
     return jnp.sum(best) / jnp.sum(mask_max)
 
 
-@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=1.0)
+@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=1.0, options={"threshold": opt(doc="phase-congruency threshold of the feature maps", low=0.0, high=1.0)})
 def qp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, threshold: float = 0.1) -> jax.Array:
     """Zhao et al. (2007) phase-congruency metric Q_P = P_pc * P_M * P_m (Liu ``metricZhao``, MEFB ``metricsQp``).
 

@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import arctan, conv2_same, safe_sqrt, to_grey_levels
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 
 __all__ = ["qabf", "qsf"]
 
@@ -55,7 +56,7 @@ def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> 
     return qg * qa
 
 
-@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=1.0)
+@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=1.0, options={"convention": opt(choices=('vifb', 'paper'))})
 def qabf(
     sources: ArrayLike,
     fused: ArrayLike,

@@ -25,6 +25,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.ops.precision import matmul
 
 __all__ = [
@@ -177,7 +178,7 @@ def normalized_mutual_information(sources: ArrayLike, fused: ArrayLike, *, data_
     return 2.0 * jnp.sum(jax.vmap(one)(x))
 
 
-@register_metric("te", direction="higher", convention="mefb", range=(0, math.inf), summed=True)
+@register_metric("te", direction="higher", convention="mefb", range=(0, math.inf), summed=True, options={"q": opt(doc="order q of the Tsallis entropy (q != 1)", low=1e-6)})
 def tsallis_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, q: float = 1.85) -> jax.Array:
     """TE (Cvejic 2006; Liu metricMI sw=2, MEFB metricsTE): ``sum_X I_q(X; F)``, q = 1.85.
 
@@ -197,7 +198,7 @@ def tsallis_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float =
     return jnp.sum(jax.vmap(one)(x))
 
 
-@register_metric("ncie", direction="higher", convention="mefb", range=(0, 1))
+@register_metric("ncie", direction="higher", convention="mefb", range=(0, 1), options={"convention": opt(choices=('mefb', 'paper'))})
 def ncie(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """NCIE / Q_NCIE (Wang & Shen 2005; Liu metricWang, MEFB metricsQncie).
 

@@ -21,6 +21,7 @@ from jfusion.metrics._common import (
     windowed_var,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.metrics.structural import _avg_decimate
 from jfusion.ops.precision import einsum
 
@@ -74,7 +75,7 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     return jnp.mean(q)
 
 
-@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray", range=(-1, 1), ideal=1.0)
+@register_metric("mef_ssim", direction="higher", convention="mefb", colour="gray", range=(-1, 1), ideal=1.0, options={"scales": opt(doc="number of scales (image halved between scales)", low=1, high=8)})
 def mef_ssim(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, scales: int = 3, win_size: int = 11
 ) -> jax.Array:

@@ -29,6 +29,7 @@ from jfusion.metrics._common import (
     to_grey_levels,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 
 __all__ = ["qcb", "qcv", "contrast_metrics", "viff", "vifp"]
 
@@ -100,7 +101,7 @@ def _csf_mannos_sakrison(m: int, n: int) -> np.ndarray:
     return 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
 
 
-@register_metric("qcv", direction="lower", convention="vifb", range=(0, math.inf), ideal=0.0)
+@register_metric("qcv", direction="lower", convention="vifb", range=(0, math.inf), ideal=0.0, options={"alpha": opt(doc="exponent of the local saliency weights (Chen-Varshney alpha)", low=0.0)})
 def qcv(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, block: int = 16, alpha: float = 5.0
 ) -> jax.Array:
@@ -219,7 +220,7 @@ def viff(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> ja
     return total
 
 
-@register_metric("vifp", direction="higher", convention="sewar", range=(0, math.inf), ideal=1.0)
+@register_metric("vifp", direction="higher", convention="sewar", range=(0, math.inf), ideal=1.0, options={"convention": opt(choices=("mean", "sum"), doc="'mean' over the sources (sewar) or their 'sum' (the VIF of infrared/visible papers)"), "sigma_nsq": opt(doc="variance of the HVS noise model (VIF sigma_n^2)", low=1e-12)})
 def vifp(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, sigma_nsq: float = 2.0, convention: str = "mean"
 ) -> jax.Array:

@@ -24,6 +24,7 @@ from jax.typing import ArrayLike
 
 from jfusion.metrics._common import as_metric_float, box_sum_stored, filter_same_zero, matlab_round, safe_sqrt, windowed_cov, windowed_var
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.ops import extract_patches, pad2d, resize
 from jfusion.ops.precision import einsum
 
@@ -68,7 +69,7 @@ def cc(reference: ArrayLike, fused: ArrayLike) -> jax.Array:
     return jnp.mean(num / jnp.sqrt(jnp.sum(rc**2, axis=(0, 1)) * jnp.sum(fc**2, axis=(0, 1))))
 
 
-@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, 180), ideal=0.0)
+@register_metric("sam", direction="lower", convention="pst", needs_reference=True, kind="remote", range=(0, 180), ideal=0.0, options={"degrees": opt(doc="return the angle in degrees (False: radians)")})
 def sam(reference: ArrayLike, fused: ArrayLike, *, degrees: bool = True) -> jax.Array:
     """SAM: mean spectral angle between the pixel vectors (PST SAM.m), in degrees (radians if not ``degrees``).
 
@@ -110,7 +111,7 @@ def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:
     return jnp.where(den != 0, num / jnp.where(den != 0, den, 1.0), q)
 
 
-@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0)
+@register_metric("uiqi", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(-1, 1), ideal=1.0, options={"convention": opt(choices=('pst', 'sewar'))})
 def uiqi(reference: ArrayLike, fused: ArrayLike, *, block: int = 32, convention: str = "pst") -> jax.Array:
     """UIQI / Q (Wang & Bovik 2002; PST Q.m + img_qi.m): sliding ``block x block`` windows ('valid'),
     mean of the map, then mean over bands. PST uses 32; the classic UIQI uses 8.
@@ -193,7 +194,7 @@ def _q2n_block(x: jax.Array, y: jax.Array, tensor: np.ndarray) -> jax.Array:
     return jnp.sqrt(jnp.sum(q**2))
 
 
-@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0, symmetric=False)
+@register_metric("q2n", direction="higher", convention="pst", needs_reference=True, kind="remote", range=(0, 1), ideal=1.0, symmetric=False, options={"shift": opt(doc="step between the Q2n blocks in pixels", low=1, high=4096), "cast_uint16": opt(doc="round the inputs to uint16 first, as the reference MATLAB code")})
 def q2n(
     reference: ArrayLike, fused: ArrayLike, *, block: int = 32, shift: int = 32, cast_uint16: bool = True
 ) -> jax.Array:
@@ -275,7 +276,7 @@ def _pairwise_q(img: jax.Array, block: int) -> jax.Array:
     return jax.vmap(lambda a, b: block_uiqi(a, b, block=block))(bands[ii], bands[jj])
 
 
-@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"), range=(0, 2), ideal=0.0, symmetric=False)
+@register_metric("d_lambda", direction="lower", convention="pst", kind="remote_noref", inputs=("ms", "fused"), range=(0, 2), ideal=0.0, symmetric=False, options={"convention": opt(choices=('pst', 'sewar'), doc="'pst' (the pan-sharpening toolbox's definition) or 'sewar' (sewar 0.4.10's); see the function's docstring"), "p": opt(doc="exponent of the band-pair UIQI differences (QNR paper p)", low=1e-6)})
 def d_lambda(ms: ArrayLike, fused: ArrayLike, *, block: int = 32, p: float = 1.0, ratio: int = 4, convention: str = "pst") -> jax.Array:
     """Spectral distortion D_lambda (Alparone et al. 2008; PST D_lambda.m).
 
@@ -308,7 +309,7 @@ def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:
     return resize(small, (h, w), "bicubic")
 
 
-@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref", range=(0, 2), ideal=0.0, symmetric=False)
+@register_metric("d_s", direction="lower", convention="pst", kind="remote_noref", range=(0, 2), ideal=0.0, symmetric=False, options={"convention": opt(choices=('pst', 'sewar'), doc="'pst' (the pan-sharpening toolbox's definition) or 'sewar' (sewar 0.4.10's); see the function's docstring"), "q": opt(doc="exponent of the MS-PAN UIQI differences (QNR paper q)", low=1e-6)})
 def d_s(
     ms: ArrayLike,
     pan: ArrayLike,
@@ -347,7 +348,7 @@ def d_s(
     return jnp.mean(jnp.abs(qf - qm) ** q) ** (1.0 / q)
 
 
-@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref", range=(-1, 1), ideal=1.0, symmetric=False)
+@register_metric("qnr", direction="higher", convention="pst", kind="remote_noref", range=(-1, 1), ideal=1.0, symmetric=False, options={"convention": opt(choices=('pst', 'sewar'), doc="'pst' (the pan-sharpening toolbox's definition) or 'sewar' (sewar 0.4.10's); see the function's docstring"), "p": opt(doc="exponent of D_lambda's band-pair UIQI differences", low=1e-6), "q": opt(doc="exponent of D_s's MS-PAN UIQI differences", low=1e-6), "alpha": opt(doc="exponent of (1 - D_lambda) in QNR", low=0.0), "beta": opt(doc="exponent of (1 - D_s) in QNR", low=0.0), "pan_lowpass": opt(doc="the PAN degraded to the MS resolution (None: computed from pan)")})
 def qnr(
     ms: ArrayLike,
     pan: ArrayLike,

@@ -24,6 +24,7 @@ from jfusion.metrics._common import (
     windowed_var,
 )
 from jfusion.metrics._registry import register_metric
+from jfusion.options import opt
 from jfusion.ops import pad2d
 
 __all__ = ["LocalStats", "local_stats", "ssim", "ms_ssim", "piella_q0", "piella_qw", "piella_qe", "qc", "qy"]
@@ -91,7 +92,7 @@ def _uiqi_map(st: LocalStats) -> jax.Array:
     return jnp.where(only2, 2 * st.mu_x * st.mu_y / jnp.where(only2, d2, 1.0), q)
 
 
-@register_metric("ssim", direction="higher", convention="vifb", range=(-1, 1), ideal=1.0, summed=True)
+@register_metric("ssim", direction="higher", convention="vifb", range=(-1, 1), ideal=1.0, summed=True, options={"convention": opt(choices=('vifb', 'standard')), "window": opt(choices=('gaussian', 'uniform')), "sigma": opt(doc="standard deviation of the Gaussian window", low=1e-3)})
 def ssim(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -129,7 +130,7 @@ def _avg_decimate(x: jax.Array) -> jax.Array:
     return y[..., ::2, ::2]
 
 
-@register_metric("ms_ssim", direction="higher", convention="wang2003", range=(0, 1), ideal=1.0)
+@register_metric("ms_ssim", direction="higher", convention="wang2003", range=(0, 1), ideal=1.0, options={"reduction": opt(choices=('mean', 'sum')), "convention": opt(choices=("wang2003", "means_product"), doc="'wang2003': msssim.m's coarsest term mean(l cs); 'means_product': mean(l) mean(cs)"), "scales": opt(doc="number of scales (image halved between scales)", low=1, high=8), "sigma": opt(doc="standard deviation of the Gaussian window", low=1e-3)})
 def ms_ssim(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -215,7 +216,7 @@ def _piella(x: jax.Array, f: jax.Array, window: str, weighted: bool) -> jax.Arra
     return jnp.sum(c * combined) / jnp.sum(c)
 
 
-@register_metric("piella_q0", direction="higher", convention="liu", range=(-1, 1), ideal=1.0)
+@register_metric("piella_q0", direction="higher", convention="liu", range=(-1, 1), ideal=1.0, options={"window": opt(choices=('ssim_gauss11', 'uiqi8'))})
 def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella & Heijmans Q0: ``mean_w sum_X lambda_X(w) Q(X, F | w)``, lambda_X = s_X / sum s (local variances).
 
@@ -228,7 +229,7 @@ def piella_q0(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=False)
 
 
-@register_metric("piella_qw", direction="higher", convention="liu", range=(-1, 1), ideal=1.0)
+@register_metric("piella_qw", direction="higher", convention="liu", range=(-1, 1), ideal=1.0, options={"window": opt(choices=('ssim_gauss11', 'uiqi8'))})
 def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, window: str = "ssim_gauss11") -> jax.Array:
     """Piella Q_W: Q0 with window weights ``c(w) = max_X s_X(w) / sum_w max_X s_X(w)``."""
     x = to_grey_levels(sources, data_range)
@@ -236,7 +237,7 @@ def piella_qw(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, 
     return _piella(x, f, window, weighted=True)
 
 
-@register_metric("piella_qe", direction="higher", convention="mefb", range=(-1, 1), ideal=1.0)
+@register_metric("piella_qe", direction="higher", convention="mefb", range=(-1, 1), ideal=1.0, options={"window": opt(choices=('ssim_gauss11', 'uiqi8')), "alpha": opt(doc="exponent of the edge image term (Q_E = Q_W(X, F)^(1 - alpha) Q_W(edges)^alpha)", low=0.0)})
 def piella_qe(
     sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, alpha: float = 1.0, window: str = "ssim_gauss11"
 ) -> jax.Array:
@@ -268,7 +269,7 @@ def _two(x: jax.Array, name: str) -> None:
         raise ValueError(f"{name} is defined for exactly two sources, got {x.shape[0]}")
 
 
-@register_metric("qc", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0)
+@register_metric("qc", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0, options={"convention": opt(choices=('mefb', 'liu', 'paper'))})
 def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Cvejic Q_C (two sources): ``mean[sim Q(A,F) + (1 - sim) Q(B,F)]``, ``sim = s_AF / (s_AF + s_BF)``.
 
@@ -291,7 +292,7 @@ def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convent
     return jnp.mean(q) if convention == "liu" else _nanmean(q)
 
 
-@register_metric("qy", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0)
+@register_metric("qy", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0, options={"convention": opt(choices=('mefb', 'liu'))})
 def qy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Yang Q_Y (two sources): where SSIM(A,B|w) >= 0.75 the lambda-weighted SSIMs, else their max.
 

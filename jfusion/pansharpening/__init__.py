@@ -17,6 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError
+from jfusion.options import validate_options
 from jfusion.pansharpening import cs, learned, mra, mshs, wald  # noqa: F401  (registers the methods)
 from jfusion.pansharpening.io import Scene, read_multiband, read_scene, write_multiband
 from jfusion.pansharpening.registry import PansharpeningInfo, get_info, list_pansharpening_methods
@@ -200,13 +201,15 @@ def pansharpen(
       sensor: sensor name for MTF gains and learned weights (``QB``, ``IKONOS``, ``GeoEye1``,
         ``WV2``, ``WV3``; ``None`` = generic MTF).
       bit_depth: radiometric depth (inferred for integer input; learned methods need it for float input).
-      **options: method options (e.g. ``interp="bicubic"``).
+      **options: method options (e.g. ``interp="bicubic"``), checked against the method's typed
+        options (``jfusion methods NAME`` lists them; :func:`jfusion.options.validate_options`).
 
     Returns:
       ``(r h, r w, B)`` float32 in the sensor's scale.
 
     Raises:
-      FusionInputError: see :func:`validate_pair`; unknown method or sensor.
+      FusionInputError: see :func:`validate_pair`; unknown method, sensor or option; option values
+        of the wrong type or out of range.
     """
     info, ms_in, pan_in, r, options = prepare(
         ms, pan, method=method, ratio=ratio, sensor=sensor, bit_depth=bit_depth, options=options, keep_device=True
@@ -242,7 +245,7 @@ def prepare(
     :func:`validate_pair` (the arrays are then ``jax.Array`` values for device input).
     """
     info = get_info(method)
-    options = dict(options or {})
+    options = validate_options(info, options)
     if info.family == "mshs":
         if sensor is not None:
             # `sensor` names a sensor (MTF gains, per-sensor weights); the MS/HS models are per scene.

@@ -32,6 +32,7 @@ from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import DRPNN, PNN, SRCNN, StackedSAE
 from jfusion.ops.patches import extract_patches, fold_patches
 from jfusion.pansharpening import cs
+from jfusion.options import opt
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, sensor_mtf, upsample_ms
 from jfusion.weights import cached_loader
@@ -406,7 +407,11 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
     return fold_patches(out.reshape(patches.shape), band.shape, patch, stride)
 
 
-@register("sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)", check=check_inputs("sae"))
+@register(
+    "sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)",
+    check=check_inputs("sae"),
+    options={"stride": opt(doc="step between the restored patches in pixels (overlaps are averaged)", low=1, high=64)},
+)
 def sae(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
     interp: Interp = "23tap", stride: int = 2, weights: str | None = None,

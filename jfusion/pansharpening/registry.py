@@ -12,11 +12,12 @@ high-resolution MS/RGB/PAN as ``pan``. The names share one name space with the g
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 import jax
 
+from jfusion.options import Constraint, build_options
 from jfusion.registry import METHOD_NAMESPACE, Info, Registry, first_line
 
 __all__ = ["PansharpeningInfo", "REGISTRY", "register", "get_info", "list_pansharpening_methods"]
@@ -40,6 +41,8 @@ class PansharpeningInfo(Info):
         the sensor); run eagerly by :func:`jfusion.pansharpening.prepare`, never by ``fn``.
     """
 
+    label: ClassVar[str] = "pan-sharpening method"
+
     family: Family
     learned: bool = False
     local: bool = False
@@ -50,15 +53,26 @@ REGISTRY: Registry[PansharpeningInfo] = Registry("pan-sharpening method", loader
 
 
 def register(
-    name: str, *, family: Family, reference: str, local: bool = False, check: Callable[..., Any] | None = None
+    name: str,
+    *,
+    family: Family,
+    reference: str,
+    local: bool = False,
+    check: Callable[..., Any] | None = None,
+    options: Mapping[str, Constraint] | None = None,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name`` (``check``: see :class:`PansharpeningInfo`)."""
+    """Decorator registering ``fn(ms, pan, *, ratio, sensor, **options)`` under ``name`` (``check``: see :class:`PansharpeningInfo`).
+
+    ``options`` declares doc, choices or bounds of keyword options (:func:`jfusion.options.opt`).
+    ``ratio``, ``sensor`` and ``bit_depth`` are arguments of :func:`jfusion.pansharpen` itself.
+    """
 
     def deco(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
         REGISTRY.add(PansharpeningInfo(
             name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"), local=local,
             check=check,
             tasks=("mshs",) if family == "mshs" else ("pansharpening",), summary=first_line(fn),
+            options=build_options(fn, options),
         ))
         return fn
 
