@@ -15,6 +15,19 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 
 
+@app.callback()
+def _main() -> None:
+    """jfusion: pixel-level image fusion in JAX.
+
+    Compiled programs are kept in JAX's persistent cache ($JFUSION_CACHE_DIR, else
+    $XDG_CACHE_HOME/jfusion/jax or ~/.cache/jfusion/jax; JFUSION_NO_CACHE=1 turns it off), so a
+    repeated command on images of the same shapes does not compile again.
+    """
+    from jfusion.cache import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """``["levels=4", "rule=max"]`` -> ``{"levels": 4, "rule": "max"}`` (Python literals, else strings)."""
     out: dict[str, Any] = {}
