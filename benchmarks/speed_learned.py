@@ -170,10 +170,12 @@ def families(quick: bool):
     yield ("stacked SAE (49-128-64)", sae, TSAE(sae), 0, r(big * 64, 49), r(256, 49), r(256, 49))
 
 
-def run(quick: bool, repeat: int) -> list[dict]:
+def run(quick: bool, repeat: int, only: str | None = None) -> list[dict]:
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", os.cpu_count() or 1)))
     rows = []
     for name, model, tmodel, kind, x_fwd, x_tr, y_tr in families(quick):
+        if only and not name.lower().startswith(only.lower()):
+            continue
         graphdef, state = nnx.split(model)
         if kind == "focus":
             f_fwd = lambda s, x: nnx.merge(graphdef, s).dense_logits(*x)  # noqa: E731
@@ -253,11 +255,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small forward inputs (256 px PNN instead of 1296)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default=None, help="only the families whose name starts with this (e.g. PNN)")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
     args = ap.parse_args()
     print(f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(HEADER)
-    rows = run(args.quick, args.repeat)
+    rows = run(args.quick, args.repeat, args.only)
     if args.out:
         from jfusion.io import atomic_output
 
