@@ -14,6 +14,19 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 
 
+@app.callback()
+def _main() -> None:
+    """jfusion: pixel-level image fusion in JAX.
+
+    Compiled programs are kept in JAX's persistent cache ($JFUSION_CACHE_DIR, else
+    $XDG_CACHE_HOME/jfusion/jax or ~/.cache/jfusion/jax; JFUSION_NO_CACHE=1 turns it off), so a
+    repeated command on images of the same shapes does not compile again.
+    """
+    from jfusion.cache import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
 def split_options(pairs: list[str] | None) -> dict[str, str]:
     """``["levels=4", "rule=max-abs"]`` -> ``{"levels": "4", "rule": "max-abs"}`` (text; ``-`` in keys -> ``_``).
 

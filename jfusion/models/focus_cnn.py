@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jfusion.models import conv as fastconv
+from jfusion.models.conv import Conv
 from jfusion.ops.precision import HIGHEST, matmul
 
 __all__ = ["WeightNetConfig", "WeightNet", "Branch", "class_weights", "PATCH", "STRIDE"]
@@ -111,9 +113,9 @@ class Branch(nnx.Module):
     def __init__(self, in_channels: int, widths: tuple[int, int, int], *, rngs: nnx.Rngs):
         init = nnx.initializers.xavier_uniform()
         c1, c2, c3 = widths
-        self.conv1 = nnx.Conv(in_channels, c1, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
-        self.conv2 = nnx.Conv(c1, c2, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
-        self.conv3 = nnx.Conv(c2, c3, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
+        self.conv1 = Conv(in_channels, c1, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
+        self.conv2 = Conv(c1, c2, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
+        self.conv3 = Conv(c2, c3, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jax.nn.relu(self.conv1(x))
@@ -202,10 +204,12 @@ class WeightNet(nnx.Module):
         c = f.shape[-1]
         first = self.fc1 if self.config.head == "fc256" else self.out
         kernel = first.kernel[...].reshape(k, k, c, -1)  # Linear on row-major (y, x, c) == HWIO conv
-        h = jax.lax.conv_general_dilated(
-            f, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=HIGHEST,
-        )
+        if fastconv.enabled():  # blocked patch products on the CPU (jfusion.models.conv)
+            h = fastconv.conv(f, kernel, padding="VALID", precision=HIGHEST)
+        else:
+            h = jax.lax.conv_general_dilated(
+                f, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=HIGHEST,
+            )
         ref = self.config.reference_forward
         if self.config.head == "fc256":
             if not ref:

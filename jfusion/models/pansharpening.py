@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jfusion.models.conv import Conv
+
 __all__ = ["PNN", "DRPNN", "SRCNN", "SparseAE", "StackedSAE", "CNN3D", "receptive_margin"]
 
 
@@ -56,9 +58,9 @@ class PNN(nnx.Module):
         self.residual = residual
         self.margin = receptive_margin(kernels)
         chans = (in_channels, *features, bands)
-        self.conv1 = nnx.Conv(chans[0], chans[1], (kernels[0],) * 2, padding="VALID", rngs=rngs)
-        self.conv2 = nnx.Conv(chans[1], chans[2], (kernels[1],) * 2, padding="VALID", rngs=rngs)
-        self.conv3 = nnx.Conv(
+        self.conv1 = Conv(chans[0], chans[1], (kernels[0],) * 2, padding="VALID", rngs=rngs)
+        self.conv2 = Conv(chans[1], chans[2], (kernels[1],) * 2, padding="VALID", rngs=rngs)
+        self.conv3 = Conv(
             chans[2], chans[3], (kernels[2],) * 2, padding="VALID", rngs=rngs,
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )
@@ -86,13 +88,13 @@ class DRPNN(nnx.Module):
 
     def __init__(self, in_channels: int, bands: int, *, features: int = 32, depth: int = 11, kernel: int = 7, rngs: nnx.Rngs):
         k = (kernel, kernel)
-        self.first = nnx.Conv(in_channels, features, k, padding="SAME", rngs=rngs)
-        self.hidden = nnx.List([nnx.Conv(features, features, k, padding="SAME", rngs=rngs) for _ in range(depth - 3)])
-        self.to_input = nnx.Conv(
+        self.first = Conv(in_channels, features, k, padding="SAME", rngs=rngs)
+        self.hidden = nnx.List([Conv(features, features, k, padding="SAME", rngs=rngs) for _ in range(depth - 3)])
+        self.to_input = Conv(
             features, in_channels, k, padding="SAME", rngs=rngs,
             kernel_init=nnx.initializers.variance_scaling(0.1, "fan_in", "truncated_normal"),
         )
-        self.out = nnx.Conv(in_channels, bands, k, padding="SAME", rngs=rngs)
+        self.out = Conv(in_channels, bands, k, padding="SAME", rngs=rngs)
         # Start as EXP: the last convolution initially passes the MS bands of its input through
         # (centre tap = identity on the first ``bands`` channels), and the residual branch is small.
         eye = jnp.zeros((kernel, kernel, in_channels, bands)).at[kernel // 2, kernel // 2, :bands, :].set(jnp.eye(bands))
@@ -125,9 +127,9 @@ class SRCNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.residual = residual
-        self.conv1 = nnx.Conv(channels, features[0], (kernels[0],) * 2, padding="SAME", rngs=rngs)
-        self.conv2 = nnx.Conv(features[0], features[1], (kernels[1],) * 2, padding="SAME", rngs=rngs)
-        self.conv3 = nnx.Conv(
+        self.conv1 = Conv(channels, features[0], (kernels[0],) * 2, padding="SAME", rngs=rngs)
+        self.conv2 = Conv(features[0], features[1], (kernels[1],) * 2, padding="SAME", rngs=rngs)
+        self.conv3 = Conv(
             features[1], channels, (kernels[2],) * 2, padding="SAME", rngs=rngs,
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )
@@ -181,9 +183,9 @@ class CNN3D(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.residual = residual
-        self.conv1 = nnx.Conv(1, features[0], kernels[0], padding="SAME", rngs=rngs)
-        self.conv2 = nnx.Conv(features[0], features[1], kernels[1], padding="SAME", rngs=rngs)
-        self.conv3 = nnx.Conv(
+        self.conv1 = Conv(1, features[0], kernels[0], padding="SAME", rngs=rngs)
+        self.conv2 = Conv(features[0], features[1], kernels[1], padding="SAME", rngs=rngs)
+        self.conv3 = Conv(
             features[1], 1, kernels[2], padding="SAME", rngs=rngs,
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )

@@ -1,0 +1,130 @@
+"""jfusion.models.conv: the blocked patch-matmul convolution equals lax / nnx.Conv (values and gradients),
+and the shipped weights give the same method outputs through it as through XLA's convolution."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+import jfusion
+from jfusion.models import conv as fastconv
+from jfusion.models.conv import Conv, conv
+from jfusion.pansharpening import learned, mshs
+
+# float32 products of up to ~600 terms summed in another order: relative to the output's scale.
+RTOL = 1e-5
+
+
+def _ref(x, w, padding):
+    nd = w.ndim - 2
+    sp = "DHW"[-nd:] if nd <= 3 else None
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, (f"N{sp}C", f"{sp}IO", f"N{sp}C"))
+    return lax.conv_general_dilated(x, w, (1,) * nd, padding, dimension_numbers=dn, precision=lax.Precision.HIGHEST)
+
+
+def _close(a, b, rtol=RTOL):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    err = np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)
+    assert err <= rtol, f"relative max error {err:.2e} > {rtol:.0e}"
+
+
+CASES = [
+    ((2, 23, 19, 3), (5, 3), "VALID"),
+    ((2, 23, 19, 3), (4, 4), "SAME"),  # even kernel: lax puts the extra row/column high
+    ((1, 30, 30, 7), (9, 9), "VALID"),
+    ((3, 16, 16, 4), (3, 3), [(2, 0), (1, 3)]),
+    ((2, 10, 9, 7, 1), (5, 5, 3), "SAME"),  # the 3-D CNN's first layer
+    ((4, 12, 12, 6), (1, 1), "VALID"),
+]
+
+
+@pytest.mark.parametrize("block_bytes", [64, fastconv.BLOCK_BYTES])  # many one-row blocks / one block
+@pytest.mark.parametrize("shape,ks,padding", CASES)
+def test_conv_and_gradients_equal_lax(shape, ks, padding, block_bytes):
+    rng = np.random.default_rng(len(shape) + sum(ks))
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((*ks, shape[-1], 5)), jnp.float32)
+    f = jax.jit(lambda x, w: conv(x, w, padding=padding, block_bytes=block_bytes, precision="highest"))
+    _close(f(x, w), _ref(x, w, padding))
+
+    def loss(fn):
+        return lambda x, w: jnp.sum(jnp.sin(fn(x, w)))
+
+    g = jax.jit(jax.grad(loss(lambda x, w: conv(x, w, padding=padding, block_bytes=block_bytes, precision="highest")), (0, 1)))(x, w)
+    g_ref = jax.grad(loss(lambda x, w: _ref(x, w, padding)), (0, 1))(x, w)
+    for a, b in zip(g, g_ref):
+        _close(a, b)
+
+
+def test_conv_rejects_unsupported_padding_and_small_inputs():
+    x = jnp.zeros((1, 4, 4, 1))
+    with pytest.raises(ValueError, match="padding"):
+        conv(x, jnp.zeros((3, 3, 1, 1)), padding="CIRCULAR")
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        conv(x, jnp.zeros((5, 5, 1, 1)))
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_conv_module_matches_nnx_conv_with_the_same_parameters(padding):
+    fast = Conv(3, 8, (5, 5), padding=padding, rngs=nnx.Rngs(0))
+    ref = nnx.Conv(3, 8, (5, 5), padding=padding, rngs=nnx.Rngs(0))
+    assert jax.tree.map(jnp.shape, nnx.state(fast, nnx.Param)) == jax.tree.map(jnp.shape, nnx.state(ref, nnx.Param))
+    nnx.update(ref, nnx.state(fast, nnx.Param))
+    x = jnp.asarray(np.random.default_rng(1).random((2, 17, 13, 3)), jnp.float32)
+    _close(fast(x), ref(x))
+    _close(fast(x[0]), ref(x[0]))  # unbatched input
+
+
+def test_conv_module_falls_back_to_nnx_for_strides_and_dilation():
+    for kw in ({"strides": 2}, {"kernel_dilation": 2}, {"padding": "CIRCULAR"}):
+        layer = Conv(2, 3, (3, 3), rngs=nnx.Rngs(0), **kw)
+        assert not fastconv.patch_path_applies(layer)
+        ref = nnx.Conv(2, 3, (3, 3), rngs=nnx.Rngs(0), **kw)
+        x = jnp.ones((1, 9, 9, 2))
+        np.testing.assert_array_equal(layer(x), ref(x))
+
+
+def _without_patch_path(monkeypatch, fn):
+    """``fn()`` with every model on XLA's own convolution (fresh traces)."""
+    monkeypatch.setattr(fastconv, "enabled", lambda: False)
+    jax.clear_caches()
+    try:
+        return np.asarray(fn())
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+
+
+@pytest.mark.parametrize("name", ["pnn", "pnn-residual", "drpnn", "srcnn-gs"])
+def test_shipped_pansharpening_weights_give_the_same_outputs(name, monkeypatch):
+    rng = np.random.default_rng(0)
+    ms = (rng.random((24, 24, 4)) * 1500 + 100).astype(np.float32)
+    pan = (rng.random((96, 96)) * 1500 + 100).astype(np.float32)
+
+    def run():
+        return jfusion.pansharpen(ms, pan, name, sensor="IKONOS", bit_depth=11)
+
+    fast = np.asarray(run())
+    _close(fast, _without_patch_path(monkeypatch, run))
+
+
+def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
+    scene = sorted(mshs.shipped_cnn3d())[0]
+    model, _, _ = mshs.load_cnn3d(scene)
+    vol = jnp.asarray(np.random.default_rng(2).random((1, 20, 20, 9, 1)), jnp.float32)
+    f = jax.jit(lambda v: model(v))
+    _close(f(vol), _without_patch_path(monkeypatch, lambda: jax.jit(lambda v: model(v))(vol)))
+
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 36)).astype(np.float32)
+    b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
+    src = np.stack([a, b])
+    for method in ("cnn-focus", "cnn-focus-multiscale"):
+        out = np.asarray(jfusion.fuse(src, method))
+        _close(out, _without_patch_path(monkeypatch, lambda: jfusion.fuse(src, method)))
+    del learned  # imported for its registrations
