@@ -758,6 +758,24 @@ def eval_cmd(
 # ---------------------------------------------------------------------------
 # bench: methods x datasets x metrics (jfusion.bench)
 # ---------------------------------------------------------------------------
+
+
+def _typed_options(name: str, raw: dict[str, str]) -> dict[str, Any]:
+    """``-p``-style text options of a general or pan-sharpening method, converted and checked by its declared types."""
+    from jfusion.errors import FusionInputError
+    from jfusion.methods.registry import get_info
+    from jfusion.options import parse_options
+    from jfusion.pansharpening.registry import get_info as get_pansharpening_info
+
+    try:
+        try:
+            info = get_info(name)
+        except FusionInputError:
+            info = get_pansharpening_info(name)
+        return parse_options(info, raw)
+    except FusionInputError as err:
+        _fail(f"--method {name}: {err}")
+        raise
 def _bench_config_from_flags(task: str, datasets: list[str], methods: list[str], results: list[str], metrics: str,
                              colour: str, dtype: str, batch: int) -> dict[str, Any]:
     """The config dict of ``jfusion bench`` flags (the same keys as a TOML file)."""
@@ -771,7 +789,7 @@ def _bench_config_from_flags(task: str, datasets: list[str], methods: list[str],
     for m in methods:
         label, sep, rest = m.partition("=")
         name, _, opts = (rest if sep else m).partition(":")
-        options = parse_options([o for o in opts.split(",") if o]) if opts else {}
+        options = _typed_options(name, split_options([o for o in opts.split(",") if o])) if opts else {}
         ms.append({"name": name, "label": label if sep else name + (":" + opts if opts else ""), "options": options})
     for r in results:
         label, sep, folder = r.partition("=")
