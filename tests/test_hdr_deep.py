@@ -135,3 +135,19 @@ def test_method_registered_outputs_and_bad_input(tmp_path, rng):
         jfusion.fuse(x, "deep-hdr", weights=str(tmp_path / "absent"))
     with pytest.raises(FusionInputError, match="arch"):
         jfusion.fuse(x, "deep-hdr", arch="wie", weights=w)  # a 'we' asset asked for as 'wie'
+
+
+def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
+    from tests.test_foundation_precision import default_precision_products
+    from tests.test_foundation_shape import count_compilations
+
+    w = _asset(tmp_path)
+    x = rng.random((3, 24, 28, 3)).astype(np.float32)
+    kw = dict(weights=w, flow_iterations=3, flow_warps=1)
+    first = jfusion.fuse(x, "deep-hdr", **kw)
+    with count_compilations() as n:
+        second = jfusion.fuse(x, "deep-hdr", **kw)
+    assert n[0] == 0
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    fn = jfusion.get_method("deep-hdr")
+    assert default_precision_products(lambda s: fn(s, **kw), jnp.asarray(x)) == []

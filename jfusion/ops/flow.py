@@ -174,7 +174,8 @@ def _grey(x: jax.Array) -> jax.Array:
     if x.ndim == 2:
         return x
     if x.shape[-1] == 3:
-        return x @ jnp.asarray([0.298936021293775, 0.587043074451121, 0.114020904255103], x.dtype)
+        # MATLAB rgb2gray weights, as a weighted sum (no matrix product whose precision the backend picks)
+        return 0.298936021293775 * x[..., 0] + 0.587043074451121 * x[..., 1] + 0.114020904255103 * x[..., 2]
     return jnp.mean(x, axis=-1)
 
 
