@@ -389,6 +389,74 @@ def demo_cmd(
 # ---------------------------------------------------------------------------
 
 
+def _check_train_outputs(files: list[Path], package_dir: Path | None, force: bool) -> None:
+    """Before training: the run's files (and, with --install, their package copies) must be writable and new."""
+    from jfusion.io import check_output_path
+
+    for f in files:
+        if package_dir is not None and f.resolve().parent == package_dir.resolve():
+            continue  # the run folder is the package folder: checked once below
+        check_output_path(f, overwrite=force)
+    if package_dir is not None:
+        for f in files:
+            check_output_path(package_dir / f.name, overwrite=force)
+
+
+@train_app.command("deep-hdr")
+def train_deep_hdr(
+    arch: str = typer.Option("we", help="variant: direct | we | wie"),
+    data: str = typer.Option("", help="folder of natural images (default: ../shared/data/natural)"),
+    steps: int = typer.Option(2000, help="optimiser steps"),
+    batch: int = typer.Option(16, help="patches per step"),
+    per_image: int = typer.Option(2, "--per-image", help="training stacks cut from each training image"),
+    flow_iterations: int = typer.Option(100, "--flow-iterations", help="TV-L1 inner iterations of the alignment"),
+    validate_every: int = typer.Option(250, "--validate-every", help="validation interval (the shipped step is chosen on it)"),
+    seed: int = typer.Option(0, help="seed of initialisation, synthesis and batches"),
+    out: str = typer.Option("", help="run folder (default: ./runs/deep-hdr)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    install: bool = typer.Option(False, "--install", help="also install the weights into the package (jfusion/weights/deep_hdr)"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing weights (in the run folder, and with --install the shipped ones)"),
+) -> None:
+    """Train the Deep HDR merge network (Kalantari 2017) on synthetic dynamic stacks; write weights + manifest.
+
+    The run goes to --out (default ./runs/deep-hdr, asset deep_hdr/<arch>); the package is changed only with --install.
+    """
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from jfusion.errors import FusionInputError
+    from jfusion.models.hdr import ARCHS
+    from jfusion.training.hdr import HDRTrainConfig, train_and_evaluate
+    from jfusion.weights import WEIGHTS_DIR, default_run_dir
+    from jfusion.weights import install as install_files
+
+    if arch not in ARCHS:
+        raise typer.BadParameter(f"unknown arch {arch!r}; choose one of {list(ARCHS)}")
+    folder = Path(out) if out else default_run_dir("deep-hdr")
+    package_dir = WEIGHTS_DIR / "deep_hdr"
+    files = [folder / "deep_hdr" / f"{arch}.npz", folder / "deep_hdr" / f"{arch}.json"]
+    try:
+        _check_train_outputs(files, package_dir if install else None, force)
+    except FusionInputError as err:
+        _fail(str(err))
+    base = HDRTrainConfig()
+    cfg = dataclasses.replace(base, model=dataclasses.replace(base.model, arch=arch), steps=steps, batch=batch,
+                              per_image=per_image, flow_iterations=flow_iterations, validate_every=validate_every,
+                              checkpoint_every=validate_every, seed=seed, **({"source": data} if data else {}))
+    args = sys.argv[sys.argv.index("deep-hdr") + 1 :] if "deep-hdr" in sys.argv else []
+    try:
+        man = train_and_evaluate(cfg, folder, command=" ".join(["jfusion train deep-hdr", *args]), progress=progress,
+                                 force=force)
+        v = man["scores"]["validation"]
+        typer.echo(f"wrote {files[0].with_suffix('')}: step {v['step']}, val PSNR-mu {v['psnr_mu']:.2f} dB")
+        if install and folder.resolve() / "deep_hdr" != package_dir.resolve():
+            install_files(files, package_dir, overwrite=force)
+            typer.echo(f"installed deep-hdr/{arch} into {package_dir}")
+    except FusionInputError as err:
+        _fail(str(err))
+
+
 # ---------------------------------------------------------------------------
 # remote sensing: `jfusion pansharpen` and `jfusion train <pan-sharpening model> --scene ...`
 # ---------------------------------------------------------------------------

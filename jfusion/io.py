@@ -39,9 +39,12 @@ __all__ = [
     "copy_file",
     "probe_folder",
     "read_image",
+    "read_radiance",
+    "RADIANCE_SUFFIXES",
     "read_image_info",
     "write_bytes",
     "write_image",
+    "write_radiance",
     "write_text",
 ]
 
@@ -406,3 +409,116 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool
     with atomic_output(dst, overwrite=overwrite) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear radiance (HDR): Radiance RGBE (.hdr) and float32 TIFF
+# ---------------------------------------------------------------------------------------------
+RADIANCE_SUFFIXES = (".hdr", ".tif", ".tiff")
+
+
+def _rgbe_encode(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` non-negative float -> ``(H, W, 4)`` uint8 RGBE (Ward's shared exponent)."""
+    m = rgb.max(axis=-1)
+    mant, e = np.frexp(m)
+    scale = np.where(m > 1e-32, mant * 256.0 / np.where(m > 1e-32, m, 1.0), 0.0)
+    out = np.zeros(rgb.shape[:2] + (4,), np.uint8)
+    out[..., :3] = np.clip(np.floor(rgb * scale[..., None]), 0, 255).astype(np.uint8)
+    out[..., 3] = np.where(m > 1e-32, np.clip(e + 128, 0, 255), 0).astype(np.uint8)
+    return out
+
+
+def _rgbe_decode(rgbe: np.ndarray) -> np.ndarray:
+    e = rgbe[..., 3].astype(np.int32)
+    f = np.where(e > 0, np.ldexp(1.0, e - 136), 0.0)
+    return (rgbe[..., :3].astype(np.float64) * f[..., None]).astype(np.float32)
+
+
+def _rgbe_scanlines(data: bytes, pos: int, h: int, w: int, path: Path) -> np.ndarray:
+    """Pixel data from ``pos``: flat RGBE, or the "new" run-length encoding (per channel runs)."""
+    buf = np.frombuffer(data, np.uint8, offset=pos)
+    flat = h * w * 4
+    if w < 8 or w > 0x7FFF or len(buf) < 4 or not (buf[0] == 2 and buf[1] == 2 and buf[2] < 128):
+        if len(buf) < flat:
+            raise FusionInputError(f"{path}: truncated Radiance file ({len(buf)} of {flat} pixel bytes).")
+        return buf[:flat].reshape(h, w, 4)
+    out = np.empty((h, w, 4), np.uint8)
+    i = 0
+    for y in range(h):  # runs are sequential by construction: a loop over runs, not pixels
+        if i + 4 > len(buf) or buf[i] != 2 or buf[i + 1] != 2 or (int(buf[i + 2]) << 8 | int(buf[i + 3])) != w:
+            raise FusionInputError(f"{path}: corrupt run-length scanline {y}.")
+        i += 4
+        for c in range(4):
+            x = 0
+            while x < w:
+                n = int(buf[i])
+                i += 1
+                if n > 128:
+                    n -= 128
+                    out[y, x : x + n, c] = buf[i]
+                    i += 1
+                else:
+                    out[y, x : x + n, c] = buf[i : i + n]
+                    i += n
+                x += n
+    return out
+
+
+def _read_rgbe(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    if not (data.startswith(b"#?RADIANCE") or data.startswith(b"#?RGBE")):
+        raise FusionInputError(f"{path}: not a Radiance .hdr file (no '#?RADIANCE' header).")
+    end = data.find(b"\n\n")
+    if end < 0:
+        raise FusionInputError(f"{path}: Radiance header without its blank line.")
+    header = data[:end].decode("latin-1")
+    if "FORMAT=" in header and "32-bit_rle_rgbe" not in header:
+        raise FusionInputError(f"{path}: only the RGBE Radiance format is read (not XYZE).")
+    nl = data.find(b"\n", end + 2)
+    res = data[end + 2 : nl].decode("latin-1").split()
+    if len(res) != 4 or res[0] != "-Y" or res[2] != "+X":
+        raise FusionInputError(f"{path}: unsupported Radiance orientation {' '.join(res)!r} (jfusion reads -Y H +X W).")
+    h, w = int(res[1]), int(res[3])
+    return _rgbe_decode(_rgbe_scanlines(data, nl + 1, h, w, path))
+
+
+def write_radiance(path: str | os.PathLike, radiance: ArrayLike, *, overwrite: bool = False) -> Path:
+    """Write linear radiance (``(H, W, 3)``, or ``(H, W)`` grey, values >= 0, unbounded) unscaled.
+
+    ``.hdr``: Radiance RGBE (flat scanlines, ``-Y H +X W``; 8-bit mantissas with a shared
+    exponent: relative error below 1/128 of a pixel's largest channel). ``.tif``/``.tiff``:
+    float32 TIFF, exact. Atomic (:func:`atomic_output`); ``overwrite=False`` refuses an existing
+    ``path``. Returns the path written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in RADIANCE_SUFFIXES:
+        raise FusionOutputError(f"{path}: radiance is written to {', '.join(RADIANCE_SUFFIXES)}, not {suffix!r}.")
+    img = np.asarray(radiance, dtype=np.float64)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or img.size == 0 or (img.ndim == 3 and img.shape[2] != 3):
+        raise FusionInputError(f"radiance: shape {img.shape}; pass (H, W, 3) or (H, W).")
+    if not np.all(np.isfinite(img)) or np.any(img < 0):
+        raise FusionInputError("radiance: values must be finite and >= 0; nothing was written.")
+    if suffix in _TIFF:
+        return write_image(path, img, bit_depth=32, overwrite=overwrite)
+    rgb = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
+    h, w = rgb.shape[:2]
+    header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\nSOFTWARE=jfusion\n\n-Y {h} +X {w}\n".encode("ascii")
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(header + _rgbe_encode(rgb).tobytes())
+    return path
+
+
+def read_radiance(path: str | os.PathLike) -> np.ndarray:
+    """Read linear radiance from ``.hdr`` (RGBE, flat or run-length) or float TIFF: float32, unscaled."""
+    path = Path(path)
+    if not path.exists():
+        raise FusionInputError(f"{path}: no such file.")
+    suffix = path.suffix.lower()
+    if suffix == ".hdr":
+        return _read_rgbe(path)
+    if suffix in _TIFF:
+        return _load(path).astype(np.float32)
+    raise FusionInputError(f"{path}: radiance is read from {', '.join(RADIANCE_SUFFIXES)}, not {suffix!r}.")

@@ -19,6 +19,7 @@ from jfusion.ops.filters import (
     sobel_edges,
     window_sum,
 )
+from jfusion.ops.flow import endpoint_error, tvl1_flow, warp
 from jfusion.ops.patches import extract_patches, fold_patches, patch_starts
 from jfusion.ops.resample import downsample, resize, upsample_zeros
 
@@ -30,6 +31,7 @@ __all__ = [
     "correlate1d",
     "correlate_valid",
     "downsample",
+    "endpoint_error",
     "extract_patches",
     "filter2d",
     "filter2d_dense",
@@ -46,7 +48,9 @@ __all__ = [
     "separable_filter",
     "sobel",
     "sobel_edges",
+    "tvl1_flow",
     "upsample_zeros",
+    "warp",
     "window_sum",
     "ycbcr_to_rgb",
 ]

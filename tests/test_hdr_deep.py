@@ -1,0 +1,153 @@
+"""Deep HDR (Kalantari 2017): stack synthesis, the merge network's three variants, the method and its training batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import jfusion
+from jfusion import FusionInputError, assets, hdr
+from jfusion.data.hdr import HDRSynthConfig, split_sources, synthesize_batch, synthesize_stack
+from jfusion.models.hdr import ARCHS, HDRMergeNet, HDRNetConfig, merge, network_inputs
+from jfusion.training.hdr import HDRTrainConfig, _make_batch_fn, baselines
+
+
+def _image(rng, n=16):
+    return rng.random((n, n, 3)).astype(np.float32)
+
+
+def test_synthesis_is_keyed_and_physical(rng):
+    cfg = HDRSynthConfig(noise=0.0)
+    img = _image(rng, 24)
+    a = synthesize_stack(jax.random.key(3), img, config=cfg)
+    b = synthesize_stack(jax.random.key(3), img, config=cfg)
+    c = synthesize_stack(jax.random.key(4), img, config=cfg)
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+    assert not np.array_equal(np.asarray(a["ldr"]), np.asarray(c["ldr"]))
+    np.testing.assert_allclose(np.asarray(a["times"]), [1, 4, 16])
+    assert a["ldr"].shape == (3, 24, 24, 3) and a["radiance"].shape == (24, 24, 3)
+    # the reference is the unmoved radiance through the gamma camera, 8-bit quantised
+    ref = np.round(np.clip(np.asarray(a["radiance"]) * 4.0, 0, 1) ** (1 / 2.2) * 255) / 255
+    np.testing.assert_allclose(np.asarray(a["ldr"][1]), ref, atol=1e-6)
+    assert np.all(np.asarray(a["motion"][1]) == 0) and np.abs(np.asarray(a["motion"][0])).max() > 0
+    assert 0.0 <= float(a["radiance"].min()) and float(a["radiance"].max()) <= 1.0
+    assert set(np.unique(np.round(np.asarray(a["ldr"]) * 255, 4)) % 1) == {0.0}
+
+
+def test_split_sources_is_fixed_and_disjoint():
+    paths = [f"/x/{i:03d}.png" for i in range(40)]
+    s = split_sources(paths[::-1])
+    assert s == split_sources(paths)
+    assert len(s["test"]) == 4 and len(s["val"]) == 4 and len(s["train"]) == 32
+    assert not set(s["test"]) & set(s["val"]) and not set(s["train"]) & (set(s["test"]) | set(s["val"]))
+
+
+def test_network_inputs_are_the_papers_18_channels(rng):
+    z = rng.random((2, 3, 5, 6, 3)).astype(np.float32)
+    t = np.array([[1, 4, 16], [1, 8, 64]], np.float32)
+    x, h = network_inputs(z, t)
+    assert x.shape == (2, 5, 6, 18)
+    np.testing.assert_allclose(np.asarray(x[..., 3:6]), z[:, 1], atol=0)  # I2
+    np.testing.assert_allclose(np.asarray(x[..., 15:18]), z[:, 2] ** 2.2 / t[:, 2, None, None, None], rtol=1e-5)  # H3
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_variants_shapes_blend_and_gradients(arch, rng):
+    model = HDRMergeNet(HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
+    z = jnp.asarray(rng.random((2, 3, 14, 14, 3)).astype(np.float32))
+    t = jnp.asarray([[1.0, 4.0, 16.0]] * 2)
+    out, refined = merge(model, z, t)
+    assert out.shape == (2, 14, 14, 3) and bool(jnp.all(jnp.isfinite(out)))
+    assert (refined is not None) == (arch == "wie")
+    y = model(network_inputs(z, t)[0])
+    if arch in ("we", "wie"):  # the blend: sum_j a_j H_j / sum_j a_j with per-channel weights
+        a = np.asarray(y[..., :9]).reshape(2, 14, 14, 3, 3)
+        imgs = np.asarray(refined) if arch == "wie" else np.asarray(z)
+        hj = np.moveaxis(imgs, 1, 3) ** 2.2 / np.asarray(t)[:, None, None, :, None]
+        np.testing.assert_allclose(np.asarray(out), (a * hj).sum(3) / (a.sum(3) + 1e-6), rtol=2e-4, atol=1e-6)
+    else:  # direct: the network's output is the tonemapped image
+        np.testing.assert_allclose(np.asarray(hdr.mu_law(out)), np.asarray(y), atol=1e-4)
+    target = jnp.asarray(rng.random((2, 14, 14, 3)).astype(np.float32)) * 0.2
+    params = nnx.state(model, nnx.Param)
+    graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+    grads = jax.grad(lambda p: hdr.mu_law_loss(merge(nnx.merge(graphdef, p, rest), z, t)[0], target))(params)
+    norms = [float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads)]
+    assert all(np.isfinite(norms)) and all(n > 0 for n in norms)
+
+
+def test_training_batches_are_reproducible_and_consistent(rng):
+    cfg = HDRTrainConfig(batch=6, patch=12, synth=HDRSynthConfig(noise=0.0))
+    st = synthesize_batch(jax.random.key(0), rng.random((4, 20, 20, 3)).astype(np.float32), config=cfg.synth)
+    data = {"aligned": st["ldr"], "times": st["times"], "radiance": st["radiance"]}
+    fn = _make_batch_fn(data, cfg)
+    a, b = fn(5), fn(5)
+    np.testing.assert_array_equal(np.asarray(a["aligned"]), np.asarray(b["aligned"]))
+    assert not np.array_equal(np.asarray(fn(6)["aligned"]), np.asarray(a["aligned"]))
+    assert a["aligned"].shape == (6, 3, 12, 12, 3) and a["radiance"].shape == (6, 12, 12, 3)
+    # flips, rotations and channel permutations move the reference and its ground truth together
+    ref = np.round(np.clip(np.asarray(a["radiance"]) * 4.0, 0, 1) ** (1 / 2.2) * 255) / 255
+    np.testing.assert_allclose(np.asarray(a["aligned"][:, 1]), ref, atol=1e-6)
+
+
+def test_baselines_on_a_static_stack(rng):
+    cfg = HDRSynthConfig(noise=0.0, max_shift=0.0, warp_amplitude=0.0)
+    st = synthesize_batch(jax.random.key(1), rng.random((2, 32, 32, 3)).astype(np.float32), config=cfg)
+    data = {"ldr": st["ldr"], "aligned": st["ldr"], "times": st["times"], "radiance": st["radiance"]}
+    b = baselines(data)
+    assert set(b) == {"mertens", "flow_average", "flow_hat_average"}
+    # static, noise-free: the triangle-weighted merge recovers the radiance well (> 35 dB PSNR-mu)
+    assert b["flow_hat_average"]["psnr_mu"] > 35.0
+
+
+def _asset(tmp_path, arch="we"):
+    model = HDRMergeNet(HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
+    man = assets.new_manifest(model=f"deep-hdr/{arch}", config={"model": model.config.to_dict()}, data="test",
+                              command="test", steps=0, seed=0)
+    assets.write_asset(tmp_path / arch, assets.params_to_arrays(nnx.state(model, nnx.Param)), man)
+    return str(tmp_path / arch)
+
+
+def test_method_registered_outputs_and_bad_input(tmp_path, rng):
+    assert "deep-hdr" in [m.name for m in jfusion.list_methods(task="multi-exposure")]
+    w = _asset(tmp_path)
+    x = rng.random((3, 24, 28, 3)).astype(np.float32)
+    kw = dict(weights=w, flow_iterations=3, flow_warps=1)
+    tm = np.asarray(jfusion.fuse(x, "deep-hdr", **kw))
+    rad = np.asarray(jfusion.fuse(x, "deep-hdr", output="radiance", **kw))
+    assert tm.shape == (24, 28, 3) and 0.0 <= tm.min() and tm.max() <= 1.0
+    np.testing.assert_allclose(tm, np.asarray(hdr.mu_law(rad)), atol=1e-5)
+    grey = np.asarray(jfusion.fuse(x[..., 0], "deep-hdr", **kw))
+    assert grey.shape == (24, 28)
+    with pytest.raises(FusionInputError, match="arch"):
+        jfusion.fuse(x, "deep-hdr", arch="big", **kw)
+    with pytest.raises(FusionInputError, match="output"):
+        jfusion.fuse(x, "deep-hdr", output="ldr", **kw)
+    with pytest.raises(FusionInputError, match="ev"):
+        jfusion.fuse(x, "deep-hdr", ev=(0.0, 2.0), **kw)
+    with pytest.raises(FusionInputError):
+        jfusion.fuse(x[:2], "deep-hdr", **kw)
+    with pytest.raises(FusionInputError, match="jfusion train deep-hdr"):
+        jfusion.fuse(x, "deep-hdr", weights=str(tmp_path / "absent"))
+    with pytest.raises(FusionInputError, match="arch"):
+        jfusion.fuse(x, "deep-hdr", arch="wie", weights=w)  # a 'we' asset asked for as 'wie'
+
+
+def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
+    from tests.test_foundation_precision import default_precision_products
+    from tests.test_foundation_shape import count_compilations
+
+    w = _asset(tmp_path)
+    x = rng.random((3, 24, 28, 3)).astype(np.float32)
+    kw = dict(weights=w, flow_iterations=3, flow_warps=1)
+    first = jfusion.fuse(x, "deep-hdr", **kw)
+    with count_compilations() as n:
+        second = jfusion.fuse(x, "deep-hdr", **kw)
+    assert n[0] == 0
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    fn = jfusion.get_method("deep-hdr")
+    assert default_precision_products(lambda s: fn(s, **kw), jnp.asarray(x)) == []
