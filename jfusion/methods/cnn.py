@@ -34,7 +34,7 @@ from jax.typing import ArrayLike
 
 from jfusion.errors import FusionInputError
 from jfusion.methods.colour import fuse_chroma
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import guided_filter, pad2d, window_sum
@@ -288,6 +288,43 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 # ------------------------------------------------------------------------------------------
+# spatial support (for jfusion.tiling)
+# ------------------------------------------------------------------------------------------
+_SMALL_REGIONS = (
+    "its small-region removal labels connected regions of the whole decision map (threshold area_ratio * H * W); "
+    "pass area_ratio=0 for a bounded support"
+)
+_DEPTH = "its default pyramid depth floor(log2(min(H, W))) grows with the image; pass levels=N"
+
+
+def _focus_support(o) -> Support:
+    if o["area_ratio"] > 0:
+        return Support.unbounded(_SMALL_REGIONS, align=STRIDE)
+    # scores of 16x16 patches (stride 2) folded over their patch, then the guided filter (2 r)
+    return Support(2 * PATCH + 2 * int(o["radius"]) + 4, STRIDE)
+
+
+def _multiscale_focus_support(o) -> Support:
+    align = math.lcm(*(STRIDE * int(s) // PATCH for s in o["scales"]))
+    if o["area_ratio"] > 0:
+        return Support.unbounded(_SMALL_REGIONS, align=align)
+    halo = 2 * max(int(s) for s in o["scales"]) + 2 * int(o["radius"]) + 8
+    return Support(-(-halo // align) * align, align)
+
+
+def _pyramid_cnn_support(o) -> Support:
+    if o.get("domain", "laplacian") == "spatial":
+        return Support(2 * PATCH + 4, STRIDE)
+    if o["levels"] is None:
+        return Support.unbounded(_DEPTH)
+    from jfusion.methods.multiscale import _pyramid_support
+
+    pyr = _pyramid_support(o["levels"], window=3)
+    align = max(STRIDE, pyr.align)
+    return Support(-(-(pyr.halo + 2 * PATCH + 4) // align) * align, align)
+
+
+# ------------------------------------------------------------------------------------------
 # registered methods
 # ------------------------------------------------------------------------------------------
 @register(
@@ -297,6 +334,8 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     "Inf. Fusion 36 (2017) 191-207",
     colour="native",
     weights="focus_cnn",
+    support=_focus_support,
+    working_bytes=2048,  # estimated peak bytes per source pixel and channel
 )
 def cnn_focus(
     sources: ArrayLike,
@@ -336,6 +375,8 @@ def cnn_focus(
     "neural network, IEEE Access 5 (2017) 15750-15761",
     colour="native",
     weights="focus_cnn",
+    support=_multiscale_focus_support,
+    working_bytes=2048,  # estimated peak bytes per source pixel and channel
 )
 def cnn_focus_multiscale(
     sources: ArrayLike,
@@ -404,6 +445,8 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     "networks, IJWMIP 16(3) 2018",
     colour="native",
     weights="focus_cnn_direct",
+    support=_pyramid_cnn_support,
+    working_bytes=2048,  # estimated peak bytes per source pixel and channel
 )
 def cnn_medical(
     sources: ArrayLike,
@@ -444,6 +487,8 @@ def cnn_medical(
     "(2018), Fig. 5 (classification-type weight-map network, K weight-assignment classes)",
     colour="native",
     weights="weight_net",
+    support=_pyramid_cnn_support,
+    working_bytes=2048,  # estimated peak bytes per source pixel and channel
 )
 def cnn_weights(
     sources: ArrayLike,

@@ -14,7 +14,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.ops.filters import pad2d
 from jfusion.rules.activity import window_energy, window_max_abs
 from jfusion.rules.combine import apply_weights, choose_max, max_weights, mean_sources
@@ -37,6 +37,57 @@ from jfusion.registry import GENERAL_TASKS
 
 __all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusion", "dwt_fusion", "swt_fusion"]
 
+
+
+def _pyramid_support(levels: int, *, window: int = 1, extra: int = 8) -> Support:
+    """Support of a ``levels``-level pyramid fusion whose rule looks at ``window x window`` coefficients.
+
+    REDUCE (5 taps) and EXPAND (3 taps) reach 2 and 1 coarse pixels per level, i.e. ``2**l`` fine
+    pixels at level ``l``; summed over analysis, rule and synthesis the reach stays below
+    ``2**(levels-1) * (extra + window)`` (``extra`` 8 for the Laplacian-type pyramids, 16 for the
+    gradient pyramid's extra 3x3 filters). Offsets are multiples of ``2**(levels-1)``, the
+    coarsest decimation.
+    """
+    scale = 2 ** (max(1, int(levels)) - 1)
+    return Support(scale * (extra + int(window)), scale)
+
+
+def _laplacian_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"] if o["rule"] == "window-energy" else 1)
+
+
+def _ratio_support(o) -> Support:
+    return _pyramid_support(o["levels"])
+
+
+def _windowed_pyramid_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"])
+
+
+def _gradient_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"], extra=16)
+
+
+def _wavelet_support(levels: int, wavelet: str, window: int) -> Support:
+    # analysis and synthesis each reach (F - 1) (2**L - 1) px; the rule's window and the 3x3
+    # majority filter reach (window // 2 + 1) coefficients at the coarsest level (2**L px)
+    from jfusion.transforms.wavelets import wavelet_filters
+
+    f = len(wavelet_filters(wavelet)[0])
+    scale = 2 ** max(1, int(levels))
+    return Support(scale * (2 * f + int(window) // 2 + 2), scale)
+
+
+def _dwt_support(o) -> Support:
+    if o["mode"] != "symmetric":
+        return Support.unbounded(f"mode={o['mode']!r} wraps around the image (periodic borders); use mode='symmetric'")
+    return _wavelet_support(o["levels"], o["wavelet"], o["window"])
+
+
+def _swt_support(o) -> Support:
+    return Support.unbounded(
+        "the stationary wavelet transform is periodic: pixels at one image border depend on the opposite border"
+    )
 
 
 def _finish(fused: jax.Array, clip: bool) -> jax.Array:
@@ -62,6 +113,8 @@ def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
     tasks=GENERAL_TASKS,
     reference="P. J. Burt, E. H. Adelson, 'The Laplacian pyramid as a compact image code', IEEE Trans. Commun. 31(4) 1983; "
     "P. J. Burt, R. J. Kolczynski, 'Enhanced image capture through fusion', ICCV 1993",
+    support=_laplacian_support,
+    working_bytes=128,  # estimated peak bytes per source pixel and channel
 )
 def laplacian_fusion(
     sources: jax.Array,
@@ -94,6 +147,8 @@ def laplacian_fusion(
     "ratio",
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
+    support=_ratio_support,
+    working_bytes=128,  # estimated peak bytes per source pixel and channel
 )
 def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
     """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
@@ -114,6 +169,8 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
     "Opt. Eng. 28(7) 1989",
+    support=_windowed_pyramid_support,
+    working_bytes=128,  # estimated peak bytes per source pixel and channel
 )
 def contrast_fusion(
     sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
@@ -135,6 +192,8 @@ def contrast_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="P. J. Burt, 'A gradient pyramid basis for pattern-selective image fusion', SID Digest 1992; "
     "P. J. Burt, R. J. Kolczynski, ICCV 1993",
+    support=_gradient_support,
+    working_bytes=256,  # estimated peak bytes per source pixel and channel
 )
 def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, clip: bool = True) -> jax.Array:
     """Gradient-pyramid fusion: per orientation, keep the gradient of largest ``window`` energy (salience).
@@ -167,6 +226,8 @@ def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="H. Li, B. S. Manjunath, S. K. Mitra, 'Multisensor image fusion using the wavelet transform', "
     "Graph. Models Image Process. 57(3) 1995",
+    support=_dwt_support,
+    working_bytes=128,  # estimated peak bytes per source pixel and channel
 )
 def dwt_fusion(
     sources: jax.Array,
@@ -206,6 +267,8 @@ def dwt_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="M. Beaulieu, S. Foucher, L. Gagnon, 'Multi-spectral image resolution refinement using stationary "
     "wavelet transform', IGARSS 2003; rules of Li, Manjunath, Mitra 1995",
+    support=_swt_support,
+    working_bytes=512,  # estimated peak bytes per source pixel and channel
 )
 def swt_fusion(
     sources: jax.Array,

@@ -7,6 +7,12 @@ function ``fn(sources, **options)`` that accepts ``(S, H, W)`` and ``(S, H, W, C
 routes colour through the one shared YCbCr helper (:mod:`jfusion.methods.colour`).
 That wrapped function is what :func:`jfusion.get_method` returns: no eager checks, so
 ``jax.jit(jax.vmap(fn))`` runs over a batch of scenes.
+
+Each entry also declares its spatial :class:`Support` for given options (``support=``): how many
+pixels of context make a tile's result equal the whole image's, and the window-offset
+granularity that keeps a decimating transform's sampling grid. :func:`jfusion.tiling.fuse_tiled`
+derives its halo and alignment from it and refuses methods whose support is unbounded (image-wide
+statistics, periodic borders, image-size-dependent depths), naming the reason.
 """
 
 from __future__ import annotations
@@ -14,19 +20,51 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import jax
 
 from jfusion.methods.colour import fuse_channels
 from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
-__all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "TASKS"]
+__all__ = ["MethodInfo", "Support", "REGISTRY", "register", "get_method", "get_info", "list_methods", "TASKS"]
 
 TASKS = GENERAL_TASKS
 
 ColourMode = Literal["ycbcr", "native"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Support:
+    """The spatial reach of a method for given options (what tiling needs to be exact).
+
+    Attributes:
+      halo: pixels of context on each side of a tile after which the output of the tile's pixels no
+        longer depends on anything farther away (an upper bound of the support radius, including the
+        method's own border handling); ``None`` when the support is unbounded for these options.
+      align: window offsets must be multiples of this (``2**levels`` for pyramids and wavelets, the
+        block size of block rules, the patch stride of patch methods), so the windows keep the
+        whole image's sampling grid; 1 for shift-invariant methods.
+      reason: for an unbounded support, why (and which options would bound it).
+    """
+
+    halo: int | None
+    align: int = 1
+    reason: str = ""
+
+    @property
+    def bounded(self) -> bool:
+        return self.halo is not None
+
+    @staticmethod
+    def unbounded(reason: str, *, align: int = 1) -> "Support":
+        return Support(None, align, reason)
+
+
+def _image_wide(options: Mapping[str, Any]) -> Support:
+    del options
+    return Support.unbounded("it uses image-wide statistics")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,6 +76,10 @@ class MethodInfo(Info):
       colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
       min_sources, max_sources: how many sources it takes.
       weights: the shipped asset it loads, if any.
+      support: ``support(options) -> Support`` for the method's options (defaults filled in); see
+        :meth:`support_for`.
+      working_bytes: estimated peak working memory per pixel of one source channel (bytes), for
+        the large-image warning of :func:`jfusion.fuse`.
     """
 
     core: Callable[..., jax.Array]
@@ -45,6 +87,19 @@ class MethodInfo(Info):
     min_sources: int = 2
     max_sources: int | None = None
     weights: str | None = None
+    support: Callable[[Mapping[str, Any]], Support] = _image_wide
+    working_bytes: int = 256
+
+    def options_with_defaults(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` completed with the core's keyword defaults."""
+        params = inspect.signature(self.core).parameters.values()
+        full = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+        full.update(options)
+        return full
+
+    def support_for(self, options: Mapping[str, Any]) -> Support:
+        """The :class:`Support` of this method with ``options`` (the core's defaults filled in)."""
+        return self.support(self.options_with_defaults(options))
 
 
 REGISTRY: Registry[MethodInfo] = Registry("method", loader="jfusion.methods", namespace=METHOD_NAMESPACE)
@@ -59,8 +114,15 @@ def register(
     min_sources: int = 2,
     max_sources: int | None = None,
     weights: str | None = None,
+    support: Callable[[Mapping[str, Any]], Support] = _image_wide,
+    working_bytes: int = 256,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    """Decorator registering a core fusion function under ``name``; returns the public function."""
+    """Decorator registering a core fusion function under ``name``; returns the public function.
+
+    ``support(options) -> Support`` declares the method's spatial reach (default: image-wide,
+    so :func:`jfusion.tiling.fuse_tiled` refuses it); ``working_bytes`` its working memory per
+    source pixel and channel.
+    """
     check_tasks(tasks, allowed=TASKS)
 
     def deco(core: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
@@ -87,6 +149,8 @@ def register(
             min_sources=min_sources,
             max_sources=max_sources,
             weights=weights,
+            support=support,
+            working_bytes=int(working_bytes),
             summary=first_line(core),
         ))
         return public

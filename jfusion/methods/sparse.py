@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.ops.filters import window_sum
 from jfusion.ops.patches import extract_patches, fold_patches
 from jfusion.ops.precision import matmul
@@ -85,11 +85,27 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
     raise ValueError(f"mode must be 'multi-focus' or one of {_MULTI_MODAL}, got {mode!r}")
 
 
+def _csc_support(o) -> Support:
+    del o
+    return Support.unbounded(
+        "its ADMM solves circular convolutions over the whole image in the Fourier domain and stops on "
+        "image-wide residuals, so every pixel depends on the whole image"
+    )
+
+
+def _sr_support(o) -> Support:
+    # a pixel is the average of the fused patches covering it; a patch reads only itself
+    p, st = int(o["patch"]), int(o["stride"])
+    return Support(-(-(p + st) // st) * st, st)
+
+
 @register(
     "csr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
     weights="jfusion/sparse/dictionaries/csr32.npz",
+    support=_csc_support,
+    working_bytes=4096,  # estimated peak bytes per source pixel and channel
 )
 def csr(
     sources: jax.Array,
@@ -249,6 +265,8 @@ def csr_framework(
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu et al., Information Fusion 42 (2018), Fig. 6 (generic CSR framework)",
     weights="jfusion/sparse/dictionaries/csr32.npz",
+    support=_csc_support,
+    working_bytes=4096,  # estimated peak bytes per source pixel and channel
 )
 def csr_transform(
     sources: jax.Array,
@@ -292,6 +310,8 @@ def csr_transform(
     "sr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Yang & Li, 'Multifocus image fusion and restoration with sparse representation', IEEE TIM 59(4) 2010",
+    support=_sr_support,
+    working_bytes=4096,  # estimated peak bytes per source pixel and channel
 )
 def sr(
     sources: jax.Array,
