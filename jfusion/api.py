@@ -62,15 +62,32 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     Raises:
       FusionInputError: fewer than two sources, sizes or band counts that differ, empty
         images, NaN/Inf, unsupported dtypes or values outside [0, 1].
+
+    Warns:
+      jfusion.tiling.LargeImageWarning: the method's estimated working memory for these sources
+        is more than half the available memory; the message gives the
+        :func:`jfusion.tiling.fuse_tiled` call that fuses it in bounded memory.
     """
     info = get_info(method)
-    stack = jnp.asarray(validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources))
+    stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources)
+    _warn_if_large(info.name, stack.shape, options)
+    stack = jnp.asarray(stack)
     try:
         key = tuple(sorted(options.items()))
         hash(key)
     except TypeError:
         return info.fn(stack, **options)
     return _compiled(method, key)(stack)
+
+
+def _warn_if_large(method: str, shape: tuple[int, ...], options: dict[str, Any]) -> None:
+    from jfusion.tiling import LargeImageWarning, memory_advice
+
+    advice = memory_advice(method, shape, options)
+    if advice is not None:
+        import warnings
+
+        warnings.warn(advice, LargeImageWarning, stacklevel=3)
 
 
 def pansharpen(ms: ArrayLike, pan: ArrayLike, method: str = "gsa", **options: Any) -> jax.Array:

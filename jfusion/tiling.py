@@ -32,6 +32,7 @@ __all__ = [
     "tile_plan",
     "tile_windows",
     "window_size",
+    "periodic_windows",
     "job_batches",
     "LargeImageWarning",
     "AUTO_TILE_PIXELS",
@@ -93,6 +94,40 @@ def job_batches(jobs: list, batch: int, *, progress: bool = False, desc: str = "
         groups = tqdm(groups, desc=desc)
     for group in groups:
         yield group, group + [group[-1]] * (batch - len(group))
+
+
+def _symmetric_index(length: int, multiple: int) -> np.ndarray:
+    """Indices of an axis of ``length`` extended symmetrically (edge repeated) to a multiple of ``multiple``."""
+    padded = -(-length // multiple) * multiple
+    i = np.arange(padded)
+    return np.where(i < length, i, 2 * length - 1 - i)
+
+
+def periodic_windows(length: int, tile: int, halo: int, multiple: int) -> tuple[int, list[tuple[np.ndarray, int, int]]]:
+    """Windows for a method periodic over the axis extended symmetrically to a multiple of ``multiple``.
+
+    Returns ``(size, [(index, keep_start, keep_stop), ...])``: ``index`` (``size`` entries, a
+    multiple of ``multiple``) indexes the image axis. A window at the start of the axis ends with
+    the last ``halo`` entries of the extended axis, one at its end begins with the first ``halo``:
+    the window's own periodic wrap then reads what the whole image's reads. Kept pixels have
+    ``halo`` of true context on both sides (or the image border).
+    """
+    ext = _symmetric_index(length, multiple)
+    n = len(ext)
+    win = -(-(tile + 4 * halo) // multiple) * multiple
+    if win >= n:
+        return n, [(ext, 0, length)]
+    out = []
+    for y0 in range(0, length, tile):
+        y1 = min(y0 + tile, length)
+        start = min(max(y0 - 2 * halo, 0), n - win)
+        idx = ext[start : start + win].copy()
+        if start == 0:
+            idx[win - halo :] = ext[n - halo :]
+        elif start + win == n:
+            idx[:halo] = ext[:halo]
+        out.append((idx, y0 - start, y1 - start))
+    return win, out
 
 
 def tile_plan(method: str, options: dict[str, Any], *, halo: int | None = None, local_statistics: bool = False):
@@ -181,15 +216,23 @@ def fuse_tiled(
         )
     stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources)
     h, w = stack.shape[1:3]
-    rows, cols = tile_windows(h, tile, halo, align), tile_windows(w, tile, halo, align)
-    wh, ww = window_size(h, tile, halo, align), window_size(w, tile, halo, align)
+    if support.periodic:
+        wh, rows = periodic_windows(h, tile, halo, support.periodic)
+        ww, cols = periodic_windows(w, tile, halo, support.periodic)
+        take = lambda r, c: stack[:, r[0]][:, :, c[0]]  # noqa: E731
+        place = lambda r, c: (slice(r[0][r[1]], r[0][r[1]] + r[2] - r[1]), slice(c[0][c[1]], c[0][c[1]] + c[2] - c[1]))  # noqa: E731
+    else:
+        rows, cols = tile_windows(h, tile, halo, align), tile_windows(w, tile, halo, align)
+        wh, ww = window_size(h, tile, halo, align), window_size(w, tile, halo, align)
+        take = lambda r, c: stack[:, r[0] : r[0] + wh, c[0] : c[0] + ww]  # noqa: E731
+        place = lambda r, c: (slice(r[0] + r[1], r[0] + r[2]), slice(c[0] + c[1], c[0] + c[2]))  # noqa: E731
     jobs = [(r, c) for r in rows for c in cols]
     fn = _batched(info.name, tuple(sorted(options.items())))
     out = np.zeros((h, w) + stack.shape[3:], np.float32)
     for group, padded in job_batches(jobs, batch, progress=progress, desc=f"tiles ({info.name})"):
-        fused = np.asarray(fn(np.stack([stack[:, r[0] : r[0] + wh, c[0] : c[0] + ww] for r, c in padded])))
+        fused = np.asarray(fn(np.stack([take(r, c) for r, c in padded])))
         for (r, c), f in zip(group, fused):
-            out[r[0] + r[1] : r[0] + r[2], c[0] + c[1] : c[0] + c[2]] = f[r[1] : r[2], c[1] : c[2]]
+            out[place(r, c)] = f[r[1] : r[2], c[1] : c[2]]
     return out
 
 

@@ -13,7 +13,7 @@ import pytest
 import jfusion
 from jfusion.errors import FusionInputError
 from jfusion.methods.registry import get_info, list_methods
-from jfusion.tiling import fuse_tiled, tile_plan, tile_windows, window_size
+from jfusion.tiling import fuse_tiled, periodic_windows, tile_plan, tile_windows, window_size
 
 from conftest import data_path
 
@@ -48,6 +48,7 @@ BOUNDED = [
     ("contrast", {"levels": 3}, 64, False),
     ("gradient", {"levels": 3}, 32, False),
     ("dwt", {"levels": 2}, 32, True),
+    ("swt", {}, 32, True),  # periodic: border windows carry the opposite border (periodic_windows)
     ("gff", {"r1": 20}, 64, True),
     ("sf-block", {}, 64, True),
     ("mertens", {"levels": 3}, 64, True),
@@ -64,7 +65,10 @@ def test_tiled_equals_whole_image(pair, method, options, tile, colour):
     assert support.bounded and halo == support.halo and tile % align == 0
     for src in (pair.mean(-1), pair) if colour else (pair.mean(-1),):
         h, w = src.shape[1:3]
-        assert window_size(w, tile, halo, align) < w, "the case must have seams"
+        if not support.periodic:
+            assert window_size(w, tile, halo, align) < w, "the case must have seams"
+        else:
+            assert periodic_windows(w, tile, halo, support.periodic)[0] < w, "the case must have seams"
         whole = np.asarray(jfusion.fuse(src, method=method, **options))
         tiled = fuse_tiled(src, method, tile=tile, batch=8, **options)
         assert tiled.shape == whole.shape and tiled.dtype == np.float32
@@ -84,12 +88,23 @@ def test_sparse_patch_method_tiles_exactly(pair):
 REFUSED = [
     ("csr", {}, "Fourier domain"),
     ("csr-transform", {}, "Fourier domain"),
-    ("swt", {}, "periodic"),
     ("dwt", {"mode": "periodization"}, "periodic"),
     ("mertens", {}, "levels=N"),
     ("cnn-focus", {}, "area_ratio=0"),
     ("cnn-medical", {}, "levels=N"),
 ]
+
+
+@pytest.mark.parametrize("length,tile,halo,m", [(200, 32, 19, 8), (232, 64, 27, 4), (50, 32, 19, 8)])
+def test_periodic_windows_cover_axis_once(length, tile, halo, m):
+    win, wins = periodic_windows(length, tile, halo, m)
+    assert win % m == 0 or len(wins) == 1
+    kept = np.zeros(length, int)
+    for idx, a, b in wins:
+        assert len(idx) == win and idx.min() >= 0 and idx.max() < length
+        np.testing.assert_array_equal(idx[a:b], np.arange(idx[a], idx[a] + b - a))  # kept part: contiguous pixels
+        kept[idx[a] : idx[a] + b - a] += 1
+    np.testing.assert_array_equal(kept, 1)
 
 
 @pytest.mark.parametrize("method,options,why", REFUSED)
@@ -109,7 +124,7 @@ def test_every_method_declares_its_support():
 
 def test_local_statistics_opt_in_and_small_halo_warning(rng):
     src = rng.random((2, 96, 80)).astype(np.float32)
-    out = fuse_tiled(src, "swt", tile=32, halo=16, local_statistics=True, levels=2)
+    out = fuse_tiled(src, "dwt", tile=32, halo=16, local_statistics=True, levels=2, mode="periodization")
     assert out.shape == (96, 80) and np.isfinite(out).all()
     with pytest.warns(UserWarning, match="less than the support"):
         fuse_tiled(src, "laplacian", tile=32, halo=8, levels=3)

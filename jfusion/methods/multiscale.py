@@ -85,9 +85,13 @@ def _dwt_support(o) -> Support:
 
 
 def _swt_support(o) -> Support:
-    return Support.unbounded(
-        "the stationary wavelet transform is periodic: pixels at one image border depend on the opposite border"
-    )
+    # undecimated: analysis and synthesis reach (F - 1) (2**L - 1) px each, the rules
+    # window // 2 + 1; periodic over the image extended to a multiple of 2**L
+    from jfusion.transforms.wavelets import wavelet_filters
+
+    f = len(wavelet_filters(o["wavelet"])[0])
+    m = 2 ** max(1, int(o["levels"]))
+    return Support(2 * (f - 1) * m + int(o["window"]) // 2 + 2, 1, periodic=m)
 
 
 def _finish(fused: jax.Array, clip: bool) -> jax.Array:
@@ -114,7 +118,7 @@ def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
     reference="P. J. Burt, E. H. Adelson, 'The Laplacian pyramid as a compact image code', IEEE Trans. Commun. 31(4) 1983; "
     "P. J. Burt, R. J. Kolczynski, 'Enhanced image capture through fusion', ICCV 1993",
     support=_laplacian_support,
-    working_bytes=128,  # estimated peak bytes per source pixel and channel
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def laplacian_fusion(
     sources: jax.Array,
@@ -148,7 +152,7 @@ def laplacian_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
     support=_ratio_support,
-    working_bytes=128,  # estimated peak bytes per source pixel and channel
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
     """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
@@ -170,7 +174,7 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
     reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
     "Opt. Eng. 28(7) 1989",
     support=_windowed_pyramid_support,
-    working_bytes=128,  # estimated peak bytes per source pixel and channel
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def contrast_fusion(
     sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
@@ -193,7 +197,7 @@ def contrast_fusion(
     reference="P. J. Burt, 'A gradient pyramid basis for pattern-selective image fusion', SID Digest 1992; "
     "P. J. Burt, R. J. Kolczynski, ICCV 1993",
     support=_gradient_support,
-    working_bytes=256,  # estimated peak bytes per source pixel and channel
+    working_bytes=160,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, clip: bool = True) -> jax.Array:
     """Gradient-pyramid fusion: per orientation, keep the gradient of largest ``window`` energy (salience).
@@ -227,7 +231,7 @@ def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
     reference="H. Li, B. S. Manjunath, S. K. Mitra, 'Multisensor image fusion using the wavelet transform', "
     "Graph. Models Image Process. 57(3) 1995",
     support=_dwt_support,
-    working_bytes=128,  # estimated peak bytes per source pixel and channel
+    working_bytes=64,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def dwt_fusion(
     sources: jax.Array,
@@ -268,7 +272,7 @@ def dwt_fusion(
     reference="M. Beaulieu, S. Foucher, L. Gagnon, 'Multi-spectral image resolution refinement using stationary "
     "wavelet transform', IGARSS 2003; rules of Li, Manjunath, Mitra 1995",
     support=_swt_support,
-    working_bytes=512,  # estimated peak bytes per source pixel and channel
+    working_bytes=256,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def swt_fusion(
     sources: jax.Array,

@@ -47,11 +47,15 @@ class Support:
         block size of block rules, the patch stride of patch methods), so the windows keep the
         whole image's sampling grid; 1 for shift-invariant methods.
       reason: for an unbounded support, why (and which options would bound it).
+      periodic: ``m > 0`` for a method that extends the image symmetrically to a multiple of ``m``
+        and treats that as periodic (the SWT): windows at an image border then carry the opposite
+        border's context at their far end, where the window's own periodic wrap reads it.
     """
 
     halo: int | None
     align: int = 1
     reason: str = ""
+    periodic: int = 0
 
     @property
     def bounded(self) -> bool:

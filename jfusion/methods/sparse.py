@@ -105,7 +105,7 @@ def _sr_support(o) -> Support:
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
     weights="jfusion/sparse/dictionaries/csr32.npz",
     support=_csc_support,
-    working_bytes=4096,  # estimated peak bytes per source pixel and channel
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def csr(
     sources: jax.Array,
@@ -266,7 +266,7 @@ def csr_framework(
     reference="Liu et al., Information Fusion 42 (2018), Fig. 6 (generic CSR framework)",
     weights="jfusion/sparse/dictionaries/csr32.npz",
     support=_csc_support,
-    working_bytes=4096,  # estimated peak bytes per source pixel and channel
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def csr_transform(
     sources: jax.Array,
@@ -311,7 +311,7 @@ def csr_transform(
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Yang & Li, 'Multifocus image fusion and restoration with sparse representation', IEEE TIM 59(4) 2010",
     support=_sr_support,
-    working_bytes=4096,  # estimated peak bytes per source pixel and channel
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def sr(
     sources: jax.Array,
