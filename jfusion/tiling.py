@@ -6,12 +6,21 @@ memory is bounded by the tile batch, not the image. Each window is fused by the 
 pure function under ``jit(vmap(...))`` (one compilation: every batch has the same shape,
 the last one is padded), and only its central ``tile x tile`` part is kept.
 
-Windows are shifted inwards at the image border instead of padded, so border pixels see
-the method's own border handling, and window offsets are multiples of ``align`` so that
-decimating transforms (pyramids, DWT) keep the whole-image sampling grid. For a method
-whose output at a pixel depends only on inputs within ``halo`` pixels (its support), the
-tiled result equals the whole-image result up to float rounding. Images whose sides are
-not multiples of ``align`` are padded (symmetric) up to the next multiple and cropped back.
+Windows are shifted inwards at the image border instead of padded, so border pixels see the
+method's own border handling. The halo and the window alignment come from the method's
+declared :class:`jfusion.methods.registry.Support` (``halo=None``): window offsets are
+multiples of the alignment (``2**levels`` for pyramids and wavelets, the block or patch
+stride of block and patch rules) and the last window of each axis ends on the image border
+(its side is grown by less than the alignment to make that offset aligned), so decimating
+transforms keep the whole image's sampling grid and their border extension at the image's far
+border; a periodic method (the SWT) gets windows whose far end carries the opposite border's
+context (:func:`periodic_windows`). The tiled result then equals whole-image fusion up to
+float32 rounding for every method of bounded support; methods of unbounded support
+(image-wide statistics, image-size-dependent depths) are refused unless
+``local_statistics=True``.
+
+:func:`memory_advice` and :func:`should_tile` are the large-image checks of :func:`jfusion.fuse`
+(a :class:`LargeImageWarning`) and of ``jfusion fuse`` (automatic tiling).
 """
 
 from __future__ import annotations
