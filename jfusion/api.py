@@ -72,6 +72,11 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
         the method's ``min_size``; unknown options, option values of the wrong type (2.5 for
         an int), out of range or not among the choices.
 
+    Warns:
+      jfusion.tiling.LargeImageWarning: the method's estimated working memory for these sources
+        is more than half the available memory; the message gives the
+        :func:`jfusion.tiling.fuse_tiled` call that fuses it in bounded memory.
+
     Sources already on a device (``jax.Array``) are validated there and never copied to the
     host and back.
     """
@@ -79,6 +84,7 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     options = validate_options(info, options)
     stack = validate_sources(sources, min_sources=info.min_sources, max_sources=info.max_sources, keep_device=True)
     check_size(info, stack.shape, options=options)
+    _warn_if_large(info.name, stack.shape, options)
     stack = jnp.asarray(stack)
     try:
         key = tuple(sorted(options.items()))
@@ -86,6 +92,16 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **
     except TypeError:
         return info.fn(stack, **options)
     return _compiled(method, key)(stack)
+
+
+def _warn_if_large(method: str, shape: tuple[int, ...], options: dict[str, Any]) -> None:
+    from jfusion.tiling import LargeImageWarning, memory_advice
+
+    advice = memory_advice(method, shape, options)
+    if advice is not None:
+        import warnings
+
+        warnings.warn(advice, LargeImageWarning, stacklevel=3)
 
 
 def pansharpen(ms: ArrayLike, pan: ArrayLike, method: str = "gsa", **options: Any) -> jax.Array:

@@ -90,7 +90,11 @@ def _output_depth(infos: list[Any], out: Path) -> int:
 def _fuse_files(
     paths: list[Path], out: Path, method: str, options: dict[str, Any], tile: int | None, *, force: bool = False, drop_alpha: bool = False
 ) -> Path:
-    """Read, check, fuse and write one scene; every error names the scene's files."""
+    """Read, check, fuse and write one scene; every error names the scene's files.
+
+    ``tile``: a tile side (fuse tile by tile), ``-1`` (never tile) or ``None`` (tile a method of
+    bounded support when :func:`jfusion.tiling.should_tile` says the image is large).
+    """
     import numpy as np
 
     import jfusion
@@ -108,10 +112,12 @@ def _fuse_files(
     depth = _output_depth(list(infos), out)
     channels_fit(out, 1 if stack.ndim == 3 else stack.shape[-1])
     try:
-        if tile:
-            from jfusion.tiling import fuse_tiled
+        from jfusion.tiling import fuse_tiled, should_tile
 
-            fused = fuse_tiled(list(images), method, tile=tile, **options)
+        if tile is None:  # automatic: tile a bounded method on a large image
+            tile = 0 if should_tile(method, stack.shape, options) else -1
+        if tile >= 0:
+            fused = fuse_tiled(stack, method, tile=tile or None, **options)
         else:
             fused = np.asarray(jfusion.fuse(list(images), method=method, **options))
     except FusionInputError as err:
@@ -207,7 +213,8 @@ def fuse_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files (never an input)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Batch mode: keep outputs that exist and fuse the rest (resume an interrupted batch)."),
     drop_alpha: bool = typer.Option(False, "--drop-alpha", help="Drop the alpha channel of RGBA PNG sources (by default it is a band, as in jfusion.fuse)."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Fuse tile by tile (tile side in pixels) for large images."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Fuse tile by tile with this tile side (pixels), whatever the size (default: tile automatically above 4096 x 4096 pixels or when the image does not fit in memory, for methods of bounded support)."),
+    no_tile: bool = typer.Option(False, "--no-tile", help="Never tile: fuse the whole image at once, however large."),
 ) -> None:
     """Fuse images (or, given folders, every set of files with matching names).
 
@@ -219,6 +226,11 @@ def fuse_cmd(
     from jfusion.options import parse_options
 
     raw_opts = split_options(option)
+    if tile is not None and no_tile:
+        _fail("--tile and --no-tile contradict each other; pass one of them.")
+    if tile is not None and tile < 1:
+        _fail(f"--tile {tile}: pass a tile side of at least 1 pixel.")
+    tile = -1 if no_tile else tile
     if force and skip_existing:
         _fail("--force and --skip-existing contradict each other; pass one of them.")
     missing = [str(p) for p in inputs if not p.exists()]

@@ -33,7 +33,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jfusion.methods.colour import fuse_chroma
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.options import opt
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
@@ -279,6 +279,43 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 # ------------------------------------------------------------------------------------------
+# spatial support (for jfusion.tiling)
+# ------------------------------------------------------------------------------------------
+_SMALL_REGIONS = (
+    "its small-region removal labels connected regions of the whole decision map (threshold area_ratio * H * W); "
+    "pass area_ratio=0 for a bounded support"
+)
+_DEPTH = "its default pyramid depth floor(log2(min(H, W))) grows with the image; pass levels=N"
+
+
+def _focus_support(o) -> Support:
+    if o["area_ratio"] > 0:
+        return Support.unbounded(_SMALL_REGIONS, align=STRIDE)
+    # scores of 16x16 patches (stride 2) folded over their patch, then the guided filter (2 r)
+    return Support(2 * PATCH + 2 * int(o["radius"]) + 4, STRIDE)
+
+
+def _multiscale_focus_support(o) -> Support:
+    align = math.lcm(*(STRIDE * int(s) // PATCH for s in o["scales"]))
+    if o["area_ratio"] > 0:
+        return Support.unbounded(_SMALL_REGIONS, align=align)
+    halo = 2 * max(int(s) for s in o["scales"]) + 2 * int(o["radius"]) + 8
+    return Support(-(-halo // align) * align, align)
+
+
+def _pyramid_cnn_support(o) -> Support:
+    if o.get("domain", "laplacian") == "spatial":
+        return Support(2 * PATCH + 4, STRIDE)
+    if o["levels"] is None:
+        return Support.unbounded(_DEPTH)
+    from jfusion.methods.multiscale import _pyramid_support
+
+    pyr = _pyramid_support(o["levels"], window=3)
+    align = max(STRIDE, pyr.align)
+    return Support(-(-(pyr.halo + 2 * PATCH + 4) // align) * align, align)
+
+
+# ------------------------------------------------------------------------------------------
 # registered methods
 # ------------------------------------------------------------------------------------------
 @register(
@@ -290,6 +327,8 @@ def _apply_map(wa: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     weights="focus_cnn",
     min_size=PATCH,
     options={"area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12)},
+    support=_focus_support,
+    working_bytes=1536,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def cnn_focus(
     sources: ArrayLike,
@@ -333,6 +372,8 @@ def cnn_focus(
         "scales": opt(low=PATCH, high=1024), "area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256),
         "eps": opt(low=1e-12),
     },
+    support=_multiscale_focus_support,
+    working_bytes=1536,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def cnn_focus_multiscale(
     sources: ArrayLike,
@@ -401,6 +442,8 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     weights="focus_cnn_direct",
     min_size=PATCH,
     options={"threshold": opt(low=0.0, high=1.0), "colour_mode": opt(choices=("ycbcr", "rgb"))},
+    support=_pyramid_cnn_support,
+    working_bytes=1536,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def cnn_medical(
     sources: ArrayLike,
@@ -446,6 +489,8 @@ def cnn_medical(
         "domain": opt(choices=("spatial", "laplacian")), "threshold": opt(low=0.0, high=1.0),
         "colour_mode": opt(choices=("ycbcr", "rgb")),
     },
+    support=_pyramid_cnn_support,
+    working_bytes=1536,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def cnn_weights(
     sources: ArrayLike,

@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from jfusion import assets, hdr
 from jfusion.errors import FusionInputError
 from jfusion.methods.registry import register
+from jfusion.options import opt
 from jfusion.models.hdr import ARCHS, HDRMergeNet, HDRNetConfig, merge
 from jfusion.weights import WEIGHTS_DIR, cached_loader
 
@@ -68,12 +69,16 @@ def load_hdr_net(arch: str = "we", weights: str | None = None) -> HDRMergeNet:
     min_sources=3,
     max_sources=3,
     weights="deep_hdr",
+    options={
+        "arch": opt(choices=tuple(ARCHS)), "output": opt(choices=tuple(OUTPUTS)),
+        "flow_iterations": opt(low=1, high=10_000), "flow_warps": opt(low=1, high=20),
+    },
 )
 def deep_hdr(
     sources: ArrayLike,
     *,
-    ev: tuple[float, float, float] = (-2.0, 0.0, 2.0),
-    times: tuple[float, float, float] | None = None,
+    ev: tuple[float, ...] = (-2.0, 0.0, 2.0),
+    times: tuple[float, ...] | None = None,
     arch: str = "we",
     output: str = "tonemapped",
     weights: str | None = None,
@@ -91,7 +96,8 @@ def deep_hdr(
       output: ``"tonemapped"`` (mu-law, in [0, 1]) or ``"radiance"`` (linear, in [0, 1] with the
         lowest exposure time as the unit).
       weights: an asset path (without suffix) instead of the shipped ``deep_hdr/<arch>``.
-      flow_iterations, flow_warps: TV-L1 settings (:func:`jfusion.ops.flow.tvl1_flow`).
+      flow_iterations: TV-L1 inner iterations per warp (:func:`jfusion.ops.flow.tvl1_flow`).
+      flow_warps: TV-L1 warps per pyramid level.
 
     Returns:
       One image, the shape of a source.

@@ -14,7 +14,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.options import opt
 from jfusion.ops.filters import pad2d
 from jfusion.rules.activity import window_energy, window_max_abs
@@ -40,6 +40,61 @@ __all__ = ["laplacian_fusion", "ratio_fusion", "contrast_fusion", "gradient_fusi
 
 
 
+def _pyramid_support(levels: int, *, window: int = 1, extra: int = 8) -> Support:
+    """Support of a ``levels``-level pyramid fusion whose rule looks at ``window x window`` coefficients.
+
+    REDUCE (5 taps) and EXPAND (3 taps) reach 2 and 1 coarse pixels per level, i.e. ``2**l`` fine
+    pixels at level ``l``; summed over analysis, rule and synthesis the reach stays below
+    ``2**(levels-1) * (extra + window)`` (``extra`` 8 for the Laplacian-type pyramids, 16 for the
+    gradient pyramid's extra 3x3 filters). Offsets are multiples of ``2**(levels-1)``, the
+    coarsest decimation.
+    """
+    scale = 2 ** (max(1, int(levels)) - 1)
+    return Support(scale * (extra + int(window)), scale)
+
+
+def _laplacian_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"] if o["rule"] == "window-energy" else 1)
+
+
+def _ratio_support(o) -> Support:
+    return _pyramid_support(o["levels"])
+
+
+def _windowed_pyramid_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"])
+
+
+def _gradient_support(o) -> Support:
+    return _pyramid_support(o["levels"], window=o["window"], extra=16)
+
+
+def _wavelet_support(levels: int, wavelet: str, window: int) -> Support:
+    # analysis and synthesis each reach (F - 1) (2**L - 1) px; the rule's window and the 3x3
+    # majority filter reach (window // 2 + 1) coefficients at the coarsest level (2**L px)
+    from jfusion.transforms.wavelets import wavelet_filters
+
+    f = len(wavelet_filters(wavelet)[0])
+    scale = 2 ** max(1, int(levels))
+    return Support(scale * (2 * f + int(window) // 2 + 2), scale)
+
+
+def _dwt_support(o) -> Support:
+    if o["mode"] != "symmetric":
+        return Support.unbounded(f"mode={o['mode']!r} wraps around the image (periodic borders); use mode='symmetric'")
+    return _wavelet_support(o["levels"], o["wavelet"], o["window"])
+
+
+def _swt_support(o) -> Support:
+    # undecimated: analysis and synthesis reach (F - 1) (2**L - 1) px each, the rules
+    # window // 2 + 1; periodic over the image extended to a multiple of 2**L
+    from jfusion.transforms.wavelets import wavelet_filters
+
+    f = len(wavelet_filters(o["wavelet"])[0])
+    m = 2 ** max(1, int(o["levels"]))
+    return Support(2 * (f - 1) * m + int(o["window"]) // 2 + 2, 1, periodic=m)
+
+
 def _finish(fused: jax.Array, clip: bool) -> jax.Array:
     # multi-scale reconstructions overshoot near strong edges; the references clip to [0, 1]
     # when they convert to 8 bits, jfusion clips here (``clip=False`` keeps the raw result)
@@ -63,6 +118,8 @@ def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
     tasks=GENERAL_TASKS,
     reference="P. J. Burt, E. H. Adelson, 'The Laplacian pyramid as a compact image code', IEEE Trans. Commun. 31(4) 1983; "
     "P. J. Burt, R. J. Kolczynski, 'Enhanced image capture through fusion', ICCV 1993",
+    support=_laplacian_support,
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def laplacian_fusion(
     sources: jax.Array,
@@ -96,6 +153,8 @@ def laplacian_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="A. Toet, 'Image fusion by a ratio of low-pass pyramid', Pattern Recognit. Lett. 9(4) 1989",
     options={"offset": opt(low=1e-6, high=1.0)},
+    support=_ratio_support,
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, clip: bool = True) -> jax.Array:
     """Ratio-of-low-pass pyramid fusion: keep the ratio of largest contrast ``|R - 1|``; average the top.
@@ -117,6 +176,8 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
     reference="A. Toet, L. J. van Ruyven, J. M. Valeton, 'Merging thermal and visual images by a contrast pyramid', "
     "Opt. Eng. 28(7) 1989",
     options={"offset": opt(low=1e-6, high=1.0)},
+    support=_windowed_pyramid_support,
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def contrast_fusion(
     sources: jax.Array, *, levels: int = 4, window: int = 3, offset: float = 0.01, clip: bool = True
@@ -144,6 +205,8 @@ def contrast_fusion(
     tasks=("multi-focus", "infrared-visible", "medical", "general"),
     reference="P. J. Burt, 'A gradient pyramid basis for pattern-selective image fusion', SID Digest 1992; "
     "P. J. Burt, R. J. Kolczynski, ICCV 1993",
+    support=_gradient_support,
+    working_bytes=160,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, clip: bool = True) -> jax.Array:
     """Gradient-pyramid fusion: per orientation, keep the gradient of largest ``window`` energy (salience).
@@ -182,6 +245,8 @@ def _fuse_subband(c: jax.Array, window: int, consistency: bool) -> jax.Array:
     reference="H. Li, B. S. Manjunath, S. K. Mitra, 'Multisensor image fusion using the wavelet transform', "
     "Graph. Models Image Process. 57(3) 1995",
     options={"wavelet": opt(choices=WAVELETS)},
+    support=_dwt_support,
+    working_bytes=64,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def dwt_fusion(
     sources: jax.Array,
@@ -222,6 +287,8 @@ def dwt_fusion(
     reference="M. Beaulieu, S. Foucher, L. Gagnon, 'Multi-spectral image resolution refinement using stationary "
     "wavelet transform', IGARSS 2003; rules of Li, Manjunath, Mitra 1995",
     options={"wavelet": opt(choices=WAVELETS)},
+    support=_swt_support,
+    working_bytes=256,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def swt_fusion(
     sources: jax.Array,

@@ -17,6 +17,11 @@ reconstructions overshoot [0, 1] near strong edges), and it defaults to True eve
 A method's options are its core's keyword-only arguments (plus ``clip``), typed and documented
 in :attr:`MethodInfo.options` (:mod:`jfusion.options`); ``register(..., options=...)``
 declares the doc, choices or bounds a signature cannot carry.
+Each entry also declares its spatial :class:`Support` for given options (``support=``): how many
+pixels of context make a tile's result equal the whole image's, and the window-offset
+granularity that keeps a decimating transform's sampling grid. :func:`jfusion.tiling.fuse_tiled`
+derives its halo and alignment from it and refuses methods whose support is unbounded (image-wide
+statistics, periodic borders, image-size-dependent depths), naming the reason.
 """
 
 from __future__ import annotations
@@ -35,11 +40,47 @@ from jfusion.methods.colour import fuse_channels
 from jfusion.options import COMMON, Constraint, Option, build_options
 from jfusion.registry import GENERAL_TASKS, METHOD_NAMESPACE, Info, Registry, check_tasks, first_line
 
-__all__ = ["MethodInfo", "REGISTRY", "register", "get_method", "get_info", "list_methods", "check_size", "TASKS"]
+__all__ = ["MethodInfo", "Support", "REGISTRY", "register", "get_method", "get_info", "list_methods", "check_size", "TASKS"]
 
 TASKS = GENERAL_TASKS
 
 ColourMode = Literal["ycbcr", "native"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Support:
+    """The spatial reach of a method for given options (what tiling needs to be exact).
+
+    Attributes:
+      halo: pixels of context on each side of a tile after which the output of the tile's pixels no
+        longer depends on anything farther away (an upper bound of the support radius, including the
+        method's own border handling); ``None`` when the support is unbounded for these options.
+      align: window offsets must be multiples of this (``2**levels`` for pyramids and wavelets, the
+        block size of block rules, the patch stride of patch methods), so the windows keep the
+        whole image's sampling grid; 1 for shift-invariant methods.
+      reason: for an unbounded support, why (and which options would bound it).
+      periodic: ``m > 0`` for a method that extends the image symmetrically to a multiple of ``m``
+        and treats that as periodic (the SWT): windows at an image border then carry the opposite
+        border's context at their far end, where the window's own periodic wrap reads it.
+    """
+
+    halo: int | None
+    align: int = 1
+    reason: str = ""
+    periodic: int = 0
+
+    @property
+    def bounded(self) -> bool:
+        return self.halo is not None
+
+    @staticmethod
+    def unbounded(reason: str, *, align: int = 1) -> "Support":
+        return Support(None, align, reason)
+
+
+def _image_wide(options: Mapping[str, Any]) -> Support:
+    del options
+    return Support.unbounded("it uses image-wide statistics")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,6 +96,10 @@ class MethodInfo(Info):
         (``"patch"`` for ``sr``), or a function of the call's options (the core's defaults filled
         in). The eager boundary (:func:`jfusion.fuse`, :func:`jfusion.fuse_tiled`) checks it with
         :func:`check_size`; the pure ``fn`` never does.
+      support: ``support(options) -> Support`` for the method's options (defaults filled in); see
+        :meth:`support_for`.
+      working_bytes: estimated peak working memory per pixel of one source channel (bytes), for
+        the large-image warning of :func:`jfusion.fuse`.
     """
 
     label: ClassVar[str] = "method"
@@ -66,6 +111,9 @@ class MethodInfo(Info):
     weights: str | None = None
     min_size: int | str | Callable[[Mapping[str, Any]], int] = 1
 
+    support: Callable[[Mapping[str, Any]], Support] = _image_wide
+    working_bytes: int = 256
+
     def required_size(self, options: Mapping[str, Any] | None = None) -> int:
         """The smallest image side this method takes with ``options``."""
         if isinstance(self.min_size, str):
@@ -76,6 +124,17 @@ class MethodInfo(Info):
             k: p.default for k, p in inspect.signature(self.core).parameters.items() if p.default is not p.empty
         }
         return int(self.min_size({**defaults, **dict(options or {})}))
+
+    def options_with_defaults(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` completed with the core's keyword defaults."""
+        params = inspect.signature(self.core).parameters.values()
+        full = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+        full.update(options)
+        return full
+
+    def support_for(self, options: Mapping[str, Any]) -> Support:
+        """The :class:`Support` of this method with ``options`` (the core's defaults filled in)."""
+        return self.support(self.options_with_defaults(options))
 
 
 def check_size(info: MethodInfo, shape: tuple[int, ...], *, options: Mapping[str, Any] | None = None, what: str = "images") -> None:
@@ -100,12 +159,17 @@ def register(
     weights: str | None = None,
     options: Mapping[str, Constraint] | None = None,
     min_size: int | str | Callable[[Mapping[str, Any]], int] = 1,
+    support: Callable[[Mapping[str, Any]], Support] = _image_wide,
+    working_bytes: int = 256,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering a core fusion function under ``name``; returns the public function.
 
     ``options`` declares, per keyword option of the core, what its signature cannot say
     (:func:`jfusion.options.opt`: doc, choices, bounds). ``min_size`` declares the smallest image
     side (see :class:`MethodInfo`); the boundary checks it.
+    ``support(options) -> Support`` declares the method's spatial reach (default: image-wide,
+    so :func:`jfusion.tiling.fuse_tiled` refuses it); ``working_bytes`` its working memory per
+    source pixel and channel.
     """
     check_tasks(tasks, allowed=TASKS)
 
@@ -138,6 +202,8 @@ def register(
             min_sources=min_sources,
             max_sources=max_sources,
             weights=weights,
+            support=support,
+            working_bytes=int(working_bytes),
             summary=first_line(core),
             options=spec,
             min_size=min_size,

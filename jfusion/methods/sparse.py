@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.options import opt
 from jfusion.ops.filters import window_sum
 from jfusion.ops.patches import extract_patches, fold_patches
@@ -87,6 +87,20 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
     raise ValueError(f"mode must be 'multi-focus' or one of {_MULTI_MODAL}, got {mode!r}")
 
 
+def _csc_support(o) -> Support:
+    del o
+    return Support.unbounded(
+        "its ADMM solves circular convolutions over the whole image in the Fourier domain and stops on "
+        "image-wide residuals, so every pixel depends on the whole image"
+    )
+
+
+def _sr_support(o) -> Support:
+    # a pixel is the average of the fused patches covering it; a patch reads only itself
+    p, st = int(o["patch"]), int(o["stride"])
+    return Support(-(-(p + st) // st) * st, st)
+
+
 @register(
     "csr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
@@ -98,6 +112,8 @@ def _mode_defaults(mode: str, radius: int | None) -> tuple[int, bool]:
         "radius": opt(low=0, high=99), "max_iter": opt(low=1, high=100_000), "tol": opt(low=0.0, high=1.0),
         "rho": opt(low=1e-8), "rho_scaling": opt(low=1.0), "tikhonov_lmbda": opt(low=0.0), "npad": opt(low=0, high=1024),
     },
+    support=_csc_support,
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def csr(
     sources: jax.Array,
@@ -264,6 +280,8 @@ def csr_framework(
         "lmbda": opt(low=1e-8, high=100.0), "radius": opt(low=0, high=99), "max_iter": opt(low=1, high=100_000),
         "tol": opt(low=0.0, high=1.0),
     },
+    support=_csc_support,
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def csr_transform(
     sources: jax.Array,
@@ -325,6 +343,8 @@ def csr_transform(
         "patch": opt(low=2, high=32), "stride": opt(low=1, high=32), "atoms": opt(low=1, high=4096),
         "epsilon": opt(low=0.0), "max_atoms": opt(low=1, high=256),
     },
+    support=_sr_support,
+    working_bytes=2048,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def sr(
     sources: jax.Array,

@@ -14,7 +14,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from jfusion.methods.registry import register
+from jfusion.methods.registry import Support, register
 from jfusion.options import opt
 from jfusion.ops.colour import RGB_TO_GRAY, rgb_to_gray
 from jfusion.ops.filters import gaussian_filter, guided_filter, laplacian, pad2d
@@ -30,6 +30,30 @@ from jfusion.transforms.pyramids import (
 from jfusion.transforms.twoscale import two_scale
 
 __all__ = ["gff_fusion", "sf_block_fusion", "mertens_fusion", "mertens_weights"]
+
+
+def _gff_support(o) -> Support:
+    # saliency: 3x3 Laplacian + 11x11 Gaussian (6 px); weights: guided filter = two box means of
+    # radius r (2 r); base layer: a base_size mean
+    return Support(max(6 + 2 * max(int(o["r1"]), int(o["r2"])), int(o["base_size"]) // 2) + 2)
+
+
+def _sf_block_support(o) -> Support:
+    # a block's decision reads its own spatial frequency and, through the 3x3 majority filter,
+    # its neighbours'; offsets keep the block grid
+    b = int(o["block"])
+    return Support(2 * b, b)
+
+
+def _mertens_support(o) -> Support:
+    if o["levels"] is None:
+        return Support.unbounded(
+            "its default depth floor(log2(min(H, W))) grows with the image, so the support does; pass levels=N"
+        )
+    from jfusion.methods.multiscale import _pyramid_support
+
+    pyr = _pyramid_support(o["levels"])
+    return Support(pyr.halo + 2 * pyr.align, pyr.align)  # + the weights' 3x3 Laplacian
 
 
 def _finish(fused: jax.Array, clip: bool) -> jax.Array:
@@ -67,6 +91,8 @@ def _per_channel(weights: jax.Array, ndim: int) -> jax.Array:
         "r1": opt(low=1, high=512), "r2": opt(low=1, high=512), "eps1": opt(low=1e-12), "eps2": opt(low=1e-12),
         "base_size": opt(low=1, high=1023),
     },
+    support=_gff_support,
+    working_bytes=320,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def gff_fusion(
     sources: jax.Array,
@@ -123,6 +149,8 @@ def gff_fusion(
     reference="S. Li, J. T. Kwok, Y. Wang, 'Combination of images with diverse focuses using the spatial frequency', "
     "Inf. Fusion 2(3) 2001",
     options={"block": opt(low=1, high=1024), "threshold": opt(low=0.0)},
+    support=_sf_block_support,
+    working_bytes=48,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def sf_block_fusion(
     sources: jax.Array, *, block: int = 8, threshold: float = 0.0, consistency: bool = True
@@ -215,6 +243,8 @@ def mertens_weights(
         "contrast_weight": opt(low=0.0, high=100.0), "saturation_weight": opt(low=0.0, high=100.0),
         "exposure_weight": opt(low=0.0, high=100.0), "sigma": opt(low=1e-3, high=100.0),
     },
+    support=_mertens_support,
+    working_bytes=96,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
 def mertens_fusion(
     sources: jax.Array,
