@@ -77,8 +77,8 @@ def bench_speed() -> None:
     print("| method | weights | first call (s) | compiled (s) |")
     print("|---|---|---|---|")
     for method in ("cnn-focus", "cnn-focus-multiscale", "cnn-medical", "cnn-weights"):
-        _, t1 = timed(lambda: jf.fuse([a, b], method))
-        _, t2 = timed(lambda: jf.fuse([a, b], method))
+        _, t1 = timed(lambda: jf.fuse([a, b], method=method))
+        _, t2 = timed(lambda: jf.fuse([a, b], method=method))
         w = jf.methods.get_info(method).weights
         print(f"| {method} | {w} | {t1:.1f} | {t2:.1f} |")
 
@@ -97,7 +97,7 @@ def bench_training(batch: int = 64, steps: int = 5) -> None:
         "label": jnp.asarray(rng.integers(0, 2, batch).astype(np.int32)),
     }
     for name, cfg in cfgs:
-        m = WeightNet(cfg, rngs=nnx.Rngs(0))
+        m = WeightNet(config=cfg, rngs=nnx.Rngs(0))
         g, p, r = nnx.split(m, nnx.Param, ...)
         tx = optax.adam(1e-3)
         o = tx.init(p)
@@ -127,8 +127,8 @@ def bench_lytro(n_pairs: int) -> None:
     for n in names:
         a, b = read_image(DATA / "lytro" / f"{n}-A.jpg"), read_image(DATA / "lytro" / f"{n}-B.jpg")
         pub = read_image(DATA / "lytro" / "results" / "CNN_Liu2017" / f"{n}.jpg")
-        f = q8(jf.fuse([a, b], "cnn-focus"))
-        fm = q8(jf.fuse([a, b], "cnn-focus-multiscale"))
+        f = q8(jf.fuse([a, b], method="cnn-focus"))
+        fm = q8(jf.fuse([a, b], method="cnn-focus-multiscale"))
         psnrs.append(psnr8(f, pub))
         psnrs_ms.append(psnr8(fm, pub))
         rows["ours"].append(_metrics([a, b], f))
@@ -166,10 +166,10 @@ def bench_vifb(n_pairs: int, parity: bool) -> None:
         ir, vi = read_image(DATA / "vifb" / "IR" / f"{n}.jpg"), read_image(DATA / "vifb" / "VI" / f"{n}.jpg")
         pub = read_image(DATA / "vifb" / "results" / "CNN" / f"{n}.jpg")
         rows["pub"].append(_metrics([ir, vi], pub))
-        f = q8(jf.fuse([ir, vi], "cnn-medical", colour_mode="rgb"))
+        f = q8(jf.fuse([ir, vi], method="cnn-medical", colour_mode="rgb"))
         rows["ours"].append(_metrics([ir, vi], f))
         if parity:
-            fp = q8(jf.fuse([ir, vi], "cnn-medical", weights=str(ref_folder), colour_mode="rgb"))
+            fp = q8(jf.fuse([ir, vi], method="cnn-medical", weights=str(ref_folder), colour_mode="rgb"))
             rows["par"].append(_metrics([ir, vi], fp))
             psnrs.append(psnr8(fp, pub))
             psnrs_j.append(psnr8(jpeg75(fp), pub))
@@ -202,7 +202,7 @@ def bench_medical(n_pairs: int) -> None:
             for i in ids:
                 x = read_image(root / combo / mods[0] / f"{i}.png")
                 y = read_image(root / combo / mods[1] / f"{i}.png")
-                f = q8(jf.fuse([x, y], method))
+                f = q8(jf.fuse([x, y], method=method))
                 vals.append(_metrics([x, y], f))
             mean = [np.mean([r[m] for r in vals]) for m in METRICS]
             print(f"| {combo} ({len(ids)}) | {method} | " + " | ".join(f"{v:.4f}" for v in mean) + " |")

@@ -191,7 +191,7 @@ def main() -> None:
             sporco_where.remove(where)
 
     name = "csr32" if "csr32" in shipped_dictionaries() else None
-    d = load_dictionary(name) if name else load_dictionary(str(DATA / "reference_models/liu2016_csr_dict/dict.mat"))
+    d = load_dictionary(name_or_path=name) if name else load_dictionary(name_or_path=str(DATA / "reference_models/liu2016_csr_dict/dict.mat"))
     m = d.shape[-1]
     groups = default_fft_groups(m) if args.groups is None else args.groups
     lmbda, it = 0.01, args.iters

@@ -154,7 +154,7 @@ def families(quick: bool):
     srcnn = SRCNN(channels=4, features=(32, 16), kernels=(9, 5, 5), residual=True, rngs=nnx.Rngs(1))
     drpnn = DRPNN(5, 4, features=16, depth=11, kernel=7, rngs=nnx.Rngs(2))
     cnn3d = CNN3D(features=(16, 8), kernels=((5, 5, 3), (3, 3, 3), (3, 3, 3)), residual=True, rngs=nnx.Rngs(3))
-    focus = WeightNet(WeightNetConfig(arch="siamese", head="fc256", widths=(32, 64, 128), hidden=64), rngs=nnx.Rngs(4))
+    focus = WeightNet(config=WeightNetConfig(arch="siamese", head="fc256", widths=(32, 64, 128), hidden=64), rngs=nnx.Rngs(4))
     sae = StackedSAE(49, (128, 64), rngs=nnx.Rngs(5))
     m = pnn.margin
     yield ("PNN (7-32-16-4, 9-5-5 valid)", pnn, TThree(pnn, 2, residual=False), 2,

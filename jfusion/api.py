@@ -22,7 +22,7 @@ from jfusion.registry import TASKS, Info, check_tasks
 __all__ = ["fuse", "get_method", "list_methods", "pansharpen", "evaluate", "MethodInfo", "TASKS"]
 
 
-def list_methods(task: str | None = None) -> list[Info]:
+def list_methods(*, task: str | None = None) -> list[Info]:
     """Every registered method of the package, sorted by name: general fusion, pan-sharpening and MS/HS.
 
     Args:
@@ -48,7 +48,7 @@ def _compiled(name: str, options: tuple[tuple[str, Any], ...]) -> Callable[[jax.
     return jax.jit(functools.partial(info.fn, **dict(options)))
 
 
-def fuse(sources: Sequence[ArrayLike] | ArrayLike, method: str = "laplacian", **options: Any) -> jax.Array:
+def fuse(sources: Sequence[ArrayLike] | ArrayLike, *, method: str = "laplacian", **options: Any) -> jax.Array:
     """Fuse the sources of one scene with a registered method.
 
     Args:
@@ -104,14 +104,14 @@ def _warn_if_large(method: str, shape: tuple[int, ...], options: dict[str, Any])
         warnings.warn(advice, LargeImageWarning, stacklevel=3)
 
 
-def pansharpen(ms: ArrayLike, pan: ArrayLike, method: str = "gsa", **options: Any) -> jax.Array:
+def pansharpen(ms: ArrayLike, pan: ArrayLike, *, method: str = "gsa", **options: Any) -> jax.Array:
     """Pan-sharpen a multispectral image; see :func:`jfusion.pansharpening.pansharpen`."""
     from jfusion.pansharpening import pansharpen as _pansharpen
 
     return _pansharpen(ms, pan, method=method, **options)
 
 
-def evaluate(sources: Any, fused: ArrayLike, metrics: Sequence[str] | None = None, **options: Any) -> dict[str, float]:
+def evaluate(sources: Any, fused: ArrayLike, *, metrics: Sequence[str] | None = None, **options: Any) -> dict[str, float]:
     """Objective fusion metrics; see :func:`jfusion.metrics.evaluate`."""
     from jfusion.metrics import evaluate as _evaluate
 

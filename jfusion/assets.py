@@ -77,7 +77,7 @@ def asset_files(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_name(p.name + ".npz"), p.with_name(p.name + ".json")
 
 
-def find_assets(folder: str | os.PathLike, pattern: str = "*") -> list[Path]:
+def find_assets(folder: str | os.PathLike, *, pattern: str = "*") -> list[Path]:
     """The ``.npz`` files of the assets in ``folder`` whose name matches ``pattern`` (both files present)."""
     return sorted(p for p in Path(folder).glob(f"{pattern}.npz") if p.with_suffix(".json").exists())
 

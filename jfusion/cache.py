@@ -32,7 +32,7 @@ def compilation_cache_dir() -> Path | None:
     return (Path(base).expanduser() if base else Path.home() / ".cache") / "jfusion" / "jax"
 
 
-def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
+def enable_compilation_cache(*, path: str | os.PathLike | None = None) -> Path | None:
     """Turn on JAX's persistent compilation cache in ``path`` (default :func:`compilation_cache_dir`).
 
     Sets ``jax_compilation_cache_dir`` and caches every program (minimum compile time 0 s, any

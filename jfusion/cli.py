@@ -202,6 +202,7 @@ def _fuse_batch(
 
 @app.command("fuse")
 def fuse_cmd(
+    *,
     inputs: list[Path] = typer.Argument(..., help="Two or more source images of one scene, or folders of images with matching names."),
     method: str = typer.Option("laplacian", "-m", "--method", help="Registered method (see `jfusion methods`)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image, or output folder in batch mode."),
@@ -288,6 +289,7 @@ def _print_options(info: Any, title: str) -> None:
 
 @app.command("methods")
 def methods_cmd(
+    *,
     name: Optional[str] = typer.Argument(None, help="A method: show its options (type, default, range or choices, doc)."),
     task: Optional[str] = typer.Option(None, "--task", help="Only methods for this task."),
 ) -> None:
@@ -313,7 +315,7 @@ def methods_cmd(
         _print_options(info, f"options of {info.name} ({usage} {info.name}{')' if reg is remote else ''})")
         return
     try:
-        infos = list_methods(task)
+        infos = list_methods(task=task)
     except ValueError as err:
         _fail(str(err))
     table = Table(title="jfusion methods")
@@ -329,6 +331,7 @@ def methods_cmd(
 
 @app.command("metrics")
 def metrics_cmd(
+    *,
     name: Optional[str] = typer.Argument(None, help="A metric: show its options (type, default, range or choices, doc)."),
 ) -> None:
     """List the registered metrics, or one metric's options (what `jfusion eval -p METRIC.KEY=VALUE` accepts)."""
@@ -371,6 +374,7 @@ def demo_sources() -> tuple[Any, Any, Any]:
 
 @app.command("demo")
 def demo_cmd(
+    *,
     out: Path = typer.Option(Path("jfusion-demo"), "-o", "--out", help="Folder for the demo outputs."),
     method: str = typer.Option("laplacian", "-m", "--method", help="Method to demonstrate."),
 ) -> None:
@@ -416,6 +420,7 @@ def _check_train_outputs(files: list[Path], package_dir: Path | None, force: boo
 
 @train_app.command("deep-hdr")
 def train_deep_hdr(
+    *,
     arch: str = typer.Option("we", help="variant: direct | we | wie"),
     data: str = typer.Option("", help="folder of natural images (default: ../shared/data/natural)"),
     steps: int = typer.Option(2000, help="optimiser steps"),
@@ -474,6 +479,7 @@ def train_deep_hdr(
 # ---------------------------------------------------------------------------
 @app.command("pansharpen")
 def pansharpen_cmd(
+    *,
     ms: str = typer.Option(..., "--ms", help="Multispectral image (multiband TIFF/GeoTIFF, sensor units)."),
     pan: str = typer.Option(..., "--pan", help="Panchromatic image (TIFF/GeoTIFF), r times the MS size."),
     method: str = typer.Option("gsa", "-m", "--method", help="Pan-sharpening method (see jfusion.pansharpening.list_pansharpening_methods())."),
@@ -535,7 +541,7 @@ def pansharpen_cmd(
             )
         try:
             extra = {"scene": scene} if scene is not None else {}
-            fused = pansharpen(ms_arr, pan_arr, method, sensor=sensor, bit_depth=depth, **extra)
+            fused = pansharpen(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth, **extra)
         except FusionInputError as err:
             raise FusionInputError(f"{ms} / {pan}: {err}".replace("bit_depth=", "--bit-depth ")) from None
         write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth, overwrite=force)
@@ -652,13 +658,14 @@ _register_train_commands()
 
 @train_app.command("pansharpening-scores")
 def pansharpening_scores_cmd(
+    *,
     data: str = typer.Option(None, "--data", help="Shared data folder (default ../shared/data next to the repository)."),
     prune: bool = typer.Option(True, "--prune/--keep", help="Delete weights that do not beat EXP on Q2n, SAM and ERGAS."),
 ) -> None:
     """Score the shipped pan-sharpening / MS-HS weights on the held-out test regions and rebuild their manifest."""
     from jfusion.training.pansharpening import score_shipped
 
-    entries = score_shipped(data, prune=prune)
+    entries = score_shipped(data_dir=data, prune=prune)
     for key, meta in entries.items():
         if key == "not_shipped":
             continue
@@ -711,6 +718,7 @@ def _text_table(header: list[str], body: list[list[str]], *, width: int = 80) ->
 
 @app.command("eval")
 def eval_cmd(
+    *,
     sources: list[Path] = typer.Argument(..., help="Source images of one scene, or folders of sources with matching names."),
     fused: Path = typer.Option(..., "-f", "--fused", help="The fused image, or a folder of fused images named like the sources."),
     metrics: str = typer.Option(
@@ -883,6 +891,7 @@ def _bench_config_from_flags(task: str, datasets: list[str], methods: list[str],
 
 @app.command("bench")
 def bench_cmd(
+    *,
     config: Optional[Path] = typer.Argument(None, help="Benchmark config (.toml; .yaml with PyYAML). Or give the flags below."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (tables, figures, report, cache)."),
     force: bool = typer.Option(False, "--force", help="Recompute every fused image and metric value (ignore the cache)."),
@@ -932,6 +941,7 @@ def bench_cmd(
 
 @data_app.command("build-focus")
 def data_build_focus_cmd(
+    *,
     images: Path = typer.Option(..., "--images", help="Folder of natural images (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Empty folder for the shards."),
     pairs: int = typer.Option(100_000, "--pairs", help="Number of synthetic focus pairs."),

@@ -104,7 +104,7 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def as_float_image(x: Any, name: str = "image", *, check_range: bool = True) -> np.ndarray:
+def as_float_image(x: Any, *, name: str = "image", check_range: bool = True) -> np.ndarray:
     """Return ``x`` as a float32 NumPy array in [0, 1] without modifying ``x``.
 
     uint8 is divided by 255 and uint16 by 65535; float16/32/64 are kept (and must lie in
@@ -134,7 +134,7 @@ def as_float_image(x: Any, name: str = "image", *, check_range: bool = True) -> 
     return out
 
 
-def validate_image(x: Any, name: str = "image", *, check_range: bool = True, keep_device: bool = False) -> np.ndarray | jax.Array:
+def validate_image(x: Any, *, name: str = "image", check_range: bool = True, keep_device: bool = False) -> np.ndarray | jax.Array:
     """Validate one image of shape ``(H, W)`` or ``(H, W, C)`` and return it as float32.
 
     With ``keep_device``, a ``jax.Array`` is checked and converted on its device and returned
@@ -147,7 +147,7 @@ def validate_image(x: Any, name: str = "image", *, check_range: bool = True, kee
         if x.ndim not in (2, 3):
             raise FusionInputError(f"{name}: has shape {x.shape}; pass (H, W) or (H, W, C).")
         return _validate_device_stack(x[None], [name], check_range=check_range)[0]
-    arr = as_float_image(x, name, check_range=check_range)
+    arr = as_float_image(x, name=name, check_range=check_range)
     if arr.ndim not in (2, 3):
         raise FusionInputError(f"{name}: has shape {arr.shape}; pass (H, W) or (H, W, C).")
     return arr
@@ -191,7 +191,7 @@ def validate_sources(
         return out[..., 0] if out.ndim == 4 and out.shape[3] == 1 else out
     if isinstance(sources, Sequence) or (hasattr(sources, "__iter__") and not hasattr(sources, "shape")):
         items = [
-            validate_image(s, f"sources[{i}]", check_range=check_range, keep_device=keep_device)
+            validate_image(s, name=f"sources[{i}]", check_range=check_range, keep_device=keep_device)
             for i, s in enumerate(sources)
         ]
     else:
@@ -206,7 +206,7 @@ def validate_sources(
             raise FusionInputError(
                 f"sources: array of shape {arr.shape}; pass a list of images or an array (S, H, W) / (S, H, W, C)."
             )
-        items = [validate_image(arr[i], f"sources[{i}]", check_range=check_range) for i in range(arr.shape[0])]
+        items = [validate_image(arr[i], name=f"sources[{i}]", check_range=check_range) for i in range(arr.shape[0])]
     _check_counts(len(items), min_sources, max_sources)
     sizes = {it.shape[:2] for it in items}
     if len(sizes) > 1:

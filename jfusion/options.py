@@ -407,8 +407,8 @@ def arg_docs(fn: Callable[..., Any]) -> dict[str, str]:
 
 def build_options(
     fn: Callable[..., Any],
-    declared: Mapping[str, Constraint] | None = None,
     *,
+    declared: Mapping[str, Constraint] | None = None,
     extra: Iterable[Option] = (),
 ) -> tuple[Option, ...]:
     """The :class:`Option` specs of ``fn``'s keyword-only arguments (see the module docstring).

@@ -48,7 +48,7 @@ def initialize_distributed(**kwargs: Any) -> bool:
     return True
 
 
-def make_mesh(devices: Sequence[jax.Device] | None = None, *, axis_name: str = DATA_AXIS) -> Mesh:
+def make_mesh(*, devices: Sequence[jax.Device] | None = None, axis_name: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh named ``axis_name`` over ``devices`` (default: all devices of all hosts)."""
     devs = np.asarray(jax.devices() if devices is None else list(devices))
     if devs.size == 0:

@@ -62,7 +62,7 @@ class LargeImageWarning(UserWarning):
     """:func:`jfusion.fuse` on an image whose estimated working memory exceeds what is available."""
 
 
-def window_size(length: int, tile: int, halo: int, align: int = 1) -> int:
+def window_size(length: int, tile: int, halo: int, *, align: int = 1) -> int:
     """Side of every window along an axis of ``length``: ``tile + 2 halo`` grown by less than ``align``
     so that ``length - size`` is a multiple of ``align`` (the last window then ends on the image
     border with an aligned offset); the whole axis when that does not fit."""
@@ -72,11 +72,11 @@ def window_size(length: int, tile: int, halo: int, align: int = 1) -> int:
     return win + (length - win) % align
 
 
-def tile_windows(length: int, tile: int, halo: int, align: int = 1) -> list[tuple[int, int, int]]:
+def tile_windows(length: int, tile: int, halo: int, *, align: int = 1) -> list[tuple[int, int, int]]:
     """``(window_start, keep_start, keep_stop)`` along one axis; all windows have one size
     (:func:`window_size`) and start at multiples of ``align`` (given ``tile`` and ``halo`` multiples
     of ``align``). Windows are shifted inwards at the border, never padded."""
-    win = window_size(length, tile, halo, align)
+    win = window_size(length, tile, halo, align=align)
     if win == length:
         return [(0, 0, length)]
     out = []
@@ -232,8 +232,8 @@ def fuse_tiled(
         take = lambda r, c: stack[:, r[0]][:, :, c[0]]  # noqa: E731
         place = lambda r, c: (slice(r[0][r[1]], r[0][r[1]] + r[2] - r[1]), slice(c[0][c[1]], c[0][c[1]] + c[2] - c[1]))  # noqa: E731
     else:
-        rows, cols = tile_windows(h, tile, halo, align), tile_windows(w, tile, halo, align)
-        wh, ww = window_size(h, tile, halo, align), window_size(w, tile, halo, align)
+        rows, cols = tile_windows(h, tile, halo, align=align), tile_windows(w, tile, halo, align=align)
+        wh, ww = window_size(h, tile, halo, align=align), window_size(w, tile, halo, align=align)
         take = lambda r, c: stack[:, r[0] : r[0] + wh, c[0] : c[0] + ww]  # noqa: E731
         place = lambda r, c: (slice(r[0] + r[1], r[0] + r[2]), slice(c[0] + c[1], c[0] + c[2]))  # noqa: E731
     check_size(info, (0, wh, ww), options=options, what="tiles (tile + 2 halo)")

@@ -117,7 +117,7 @@ def _crop(img, h=96, w=128):
 
 def _check_real(sources):
     for name in METHODS:
-        out = np.asarray(jfusion.fuse(sources, name))
+        out = np.asarray(jfusion.fuse(sources, method=name))
         assert out.shape == sources[0].shape
         assert np.isfinite(out).all()
         if get_info(name).colour == "native":
@@ -136,7 +136,7 @@ def test_real_lytro_pairs():
         _check_real([a, b])
         # a multi-focus method must beat both inputs in sharpness (mean |Laplacian|) on a focus pair
         sharp = lambda im: float(np.abs(cv2.Laplacian(np.asarray(im).mean(-1), cv2.CV_32F)).mean())  # noqa: E731
-        fused = jfusion.fuse([a, b], "laplacian")
+        fused = jfusion.fuse([a, b], method="laplacian")
         assert sharp(fused) > 0.95 * max(sharp(a), sharp(b))
 
 

@@ -117,10 +117,10 @@ def test_combination_rules(rng):
     np.testing.assert_allclose(np.asarray(max_weights(np.abs(c))).sum(0), 1)
     np.testing.assert_allclose(np.asarray(weighted_average(c)), c.mean(0), atol=1e-6)
     w = rng.random((3, 10, 12)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(weighted_average(c, w)), (w * c).sum(0) / w.sum(0), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(weighted_average(c, weights=w)), (w * c).sum(0) / w.sum(0), atol=1e-5)
     # soft choose-max: tends to the hard rule at low temperature, differentiable everywhere
     np.testing.assert_allclose(np.asarray(soft_choose_max(c, temperature=1e-4)), ref, atol=1e-3)
-    np.testing.assert_allclose(np.asarray(soft_choose_max(c, jnp.zeros_like(c))), c.mean(0), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(soft_choose_max(c, activity=jnp.zeros_like(c))), c.mean(0), atol=1e-6)
     g = jax.grad(lambda v: soft_choose_max(v, temperature=0.5).sum())(jnp.asarray(c))
     assert np.isfinite(np.asarray(g)).all() and float(jnp.abs(g).sum()) > 0
 

@@ -17,14 +17,14 @@ TOL = 1e-5  # float32 computation against PyWavelets in float64
 
 @functools.partial(jax.jit, static_argnames=("wavelet", "level", "mode"))
 def _dec_rec(x, wavelet, level, mode):
-    c = WV.wavedec2(x, wavelet, level, mode=mode)
-    return c, WV.waverec2(c, wavelet, mode=mode)
+    c = WV.wavedec2(x, wavelet=wavelet, level=level, mode=mode)
+    return c, WV.waverec2(c, wavelet=wavelet, mode=mode)
 
 
 @functools.partial(jax.jit, static_argnames=("wavelet", "level"))
 def _swt_rec(x, wavelet, level):
-    c = WV.swt2(x, wavelet, level)
-    return c, WV.iswt2(c, wavelet)
+    c = WV.swt2(x, wavelet=wavelet, level=level)
+    return c, WV.iswt2(c, wavelet=wavelet)
 
 
 def _assert_coeffs_equal(ours, ref):
@@ -76,7 +76,7 @@ def test_filter_tables_match_pywavelets():
 
 def test_wavelets_vmap_equals_loop(rng):
     x = rng.random((3, 16, 24)).astype(np.float32)
-    f = lambda v: WV.wavedec2(v, "db2", 2, mode="symmetric")[1][0]  # noqa: E731
+    f = lambda v: WV.wavedec2(v, wavelet="db2", level=2, mode="symmetric")[1][0]  # noqa: E731
     batched = np.asarray(jax.jit(jax.vmap(f))(x))
     stacked = np.asarray(jax.jit(f)(x))  # leading axes ride along
     np.testing.assert_allclose(batched, stacked, atol=1e-6)
@@ -86,9 +86,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown wavelet"):
         WV.wavelet_filters("db99")
     with pytest.raises(ValueError, match="divisible"):
-        WV.swt2(np.zeros((10, 12), np.float32), "haar", 2)
+        WV.swt2(np.zeros((10, 12), np.float32), wavelet="haar", level=2)
     with pytest.raises(ValueError, match="mode"):
-        WV.dwt2(np.zeros((8, 8), np.float32), "haar", mode="zero")
+        WV.dwt2(np.zeros((8, 8), np.float32), wavelet="haar", mode="zero")
 
 
 class _nowarn:

@@ -228,7 +228,7 @@ def test_pansharpen_float_reflectance(tmp_path, rng):
     assert r.exit_code == 0, r.output
     fused = tifffile.imread(out)
     assert fused.dtype == np.float32 and len(np.unique(fused)) > 100  # not quantised to {0, 1}
-    np.testing.assert_allclose(fused, np.asarray(jfusion.pansharpen(ms, pan, "gsa")), atol=1e-5)
+    np.testing.assert_allclose(fused, np.asarray(jfusion.pansharpen(ms, pan, method="gsa")), atol=1e-5)
     # an existing output is not replaced without --force
     before = out.read_bytes()
     r = cli("pansharpen", "--ms", tmp_path / "ms.tif", "--pan", tmp_path / "pan.tif", "-m", "brovey", "-o", out)
@@ -241,7 +241,7 @@ def test_pansharpen_float_reflectance(tmp_path, rng):
     r = cli("pansharpen", "--ms", tmp_path / "ms.tif", "--pan", tmp_path / "pan.tif", "-m", "pnn", "-o", tmp_path / "p.tif")
     assert r.exit_code == 2 and "--bit-depth" in r.output and not (tmp_path / "p.tif").exists()
     with pytest.raises(FusionInputError):
-        jfusion.pansharpen(ms, pan, "pnn")  # the API refuses the same input
+        jfusion.pansharpen(ms, pan, method="pnn")  # the API refuses the same input
 
 
 # ----------------------------------------------------------------------------- batch reports

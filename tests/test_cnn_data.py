@@ -25,7 +25,7 @@ def test_progressive_blur_matches_scipy():
     img = _pool(1, 40)[0]
     stack = np.asarray(progressive_blur(img, sigma=2.0, size=7, levels=5))
     assert stack.shape == (6, 40, 40)
-    k = gaussian_kernel1d(2.0, 7)
+    k = gaussian_kernel1d(2.0, size=7)
     ref = img.astype(np.float64)
     np.testing.assert_array_equal(stack[0], img)
     for i in range(1, 6):

@@ -28,7 +28,7 @@ TINY = WeightNetConfig(widths=(4, 8, 8), hidden=8)
 def tiny_weights(tmp_path_factory):
     """A small random WeightNet written as a weights folder (for method plumbing tests only)."""
     folder = tmp_path_factory.mktemp("w") / "tiny"
-    m = WeightNet(TINY, rngs=nnx.Rngs(0))
+    m = WeightNet(config=TINY, rngs=nnx.Rngs(0))
     save_params(m, folder, new_manifest(model="tiny-random-test-only", config={"model": TINY.to_dict()}, data="random init",
                                         command="test fixture", steps=0, seed=0))
     return str(folder)
@@ -147,31 +147,31 @@ def test_multiscale_map_equals_resized_patch_evaluation(tiny_weights):
 @pytest.mark.parametrize("method", ["cnn-focus", "cnn-focus-multiscale", "cnn-medical", "cnn-weights"])
 def test_identical_sources_return_the_source(method, tiny_weights):
     x = _rand((64, 72, 3), 10)
-    out = np.asarray(jf.fuse([x, x], method, weights=tiny_weights))
+    out = np.asarray(jf.fuse([x, x], method=method, weights=tiny_weights))
     np.testing.assert_allclose(out, x, atol=2e-5)
 
 
 def test_errors_for_bad_input(tiny_weights):
     x = _rand((32, 32), 0)
     with pytest.raises(FusionInputError):
-        jf.fuse([x], "cnn-focus", weights=tiny_weights)
+        jf.fuse([x], method="cnn-focus", weights=tiny_weights)
     with pytest.raises(FusionInputError):
-        jf.fuse([x, _rand((32, 30), 1)], "cnn-focus", weights=tiny_weights)
+        jf.fuse([x, _rand((32, 30), 1)], method="cnn-focus", weights=tiny_weights)
     with pytest.raises(FusionInputError):
-        jf.fuse([x, x * np.nan], "cnn-medical", weights=tiny_weights)
+        jf.fuse([x, x * np.nan], method="cnn-medical", weights=tiny_weights)
     with pytest.raises(FusionInputError, match="16"):
-        jf.fuse([x[:12], x[:12]], "cnn-focus", weights=tiny_weights)
+        jf.fuse([x[:12], x[:12]], method="cnn-focus", weights=tiny_weights)
     with pytest.raises(FusionInputError, match="64"):
-        jf.fuse([x, x], "cnn-focus-multiscale", weights=tiny_weights)
+        jf.fuse([x, x], method="cnn-focus-multiscale", weights=tiny_weights)
     with pytest.raises(FileNotFoundError):
-        jf.fuse([x, x], "cnn-focus", weights="no-such-weights")
+        jf.fuse([x, x], method="cnn-focus", weights="no-such-weights")
 
 
 def test_three_sources_and_vmap_consistency(tiny_weights):
     fn = jf.get_method("cnn-focus")
     scenes = jnp.asarray(_rand((2, 3, 40, 40), 11))
     batched = jax.jit(jax.vmap(lambda s: fn(s, weights=tiny_weights)))(scenes)
-    single = np.stack([np.asarray(jf.fuse(scenes[i], "cnn-focus", weights=tiny_weights)) for i in range(2)])
+    single = np.stack([np.asarray(jf.fuse(scenes[i], method="cnn-focus", weights=tiny_weights)) for i in range(2)])
     assert batched.shape == (2, 40, 40)
     np.testing.assert_allclose(np.asarray(batched), single, atol=1e-5)
 
@@ -206,7 +206,7 @@ def test_shipped_focus_cnn_fuses_a_lytro_pair():
     a = read_image(data_path("lytro", "lytro-01-A.jpg"))
     b = read_image(data_path("lytro", "lytro-01-B.jpg"))
     ref = read_image(data_path("lytro", "results", "CNN_Liu2017", "lytro-01.jpg"))
-    f = np.asarray(jf.fuse([a, b], "cnn-focus"))
+    f = np.asarray(jf.fuse([a, b], method="cnn-focus"))
     assert f.shape == a.shape
     f8 = np.round(np.clip(f, 0, 1) * 255) / 255
     psnr = 10 * np.log10(1.0 / np.mean((f8 - ref) ** 2))
@@ -264,7 +264,7 @@ def test_cnn_medical_reproduces_vifb_outputs(name, liu_reference_weights):
     ir = read_image(data_path("vifb", "IR", f"{name}.jpg"))
     vi = read_image(data_path("vifb", "VI", f"{name}.jpg"))
     ref = read_image(data_path("vifb", "results", "CNN", f"{name}.jpg"))
-    f = np.asarray(jf.fuse([ir, vi], "cnn-medical", weights=liu_reference_weights, colour_mode="rgb"))
+    f = np.asarray(jf.fuse([ir, vi], method="cnn-medical", weights=liu_reference_weights, colour_mode="rgb"))
     assert _psnr8(f, ref) >= 35.0
     assert _psnr8(_jpeg75(f), ref) >= 50.0
 
@@ -275,10 +275,10 @@ def test_grey_plus_colour_keeps_the_colour_sources_chroma(tiny_weights):
 
     mri = _rand((48, 48), 20)
     pet = _rand((48, 48, 3), 21)
-    f = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights))
+    f = np.asarray(jf.fuse([mri, pet], method="cnn-medical", weights=tiny_weights))
     assert f.shape == (48, 48, 3)
     inside = (f > 0.01).all(-1) & (f < 0.99).all(-1)  # away from the final clipping
     np.testing.assert_allclose(np.asarray(rgb_to_ycbcr(f))[inside][:, 1:], np.asarray(rgb_to_ycbcr(pet))[inside][:, 1:],
                                atol=1e-4)
-    rgb = np.asarray(jf.fuse([mri, pet], "cnn-medical", weights=tiny_weights, colour_mode="rgb"))
+    rgb = np.asarray(jf.fuse([mri, pet], method="cnn-medical", weights=tiny_weights, colour_mode="rgb"))
     assert rgb.shape == (48, 48, 3) and not np.allclose(rgb, f)

@@ -16,7 +16,7 @@ ARCHS = [(a, h) for a in ("siamese", "pseudo", "2ch") for h in ("fc256", "direct
 
 def _model(arch="siamese", head="fc256", n_classes=2, **kw):
     cfg = WeightNetConfig(arch=arch, head=head, n_classes=n_classes, **{**SMALL, **kw})
-    return WeightNet(cfg, rngs=nnx.Rngs(0))
+    return WeightNet(config=cfg, rngs=nnx.Rngs(0))
 
 
 def _imgs(shape, seed=0):
@@ -26,7 +26,7 @@ def _imgs(shape, seed=0):
 
 def test_liu_architecture_shapes():
     """Full-size Liu 2017 net: 3x3 convs 64/128/256, one pool, fc 8*8*512 -> 256 -> 2."""
-    m = WeightNet(WeightNetConfig(), rngs=nnx.Rngs(0))
+    m = WeightNet(config=WeightNetConfig(), rngs=nnx.Rngs(0))
     assert m.branch_a.conv1.kernel.shape == (3, 3, 1, 64)
     assert m.branch_a.conv2.kernel.shape == (3, 3, 64, 128)
     assert m.branch_a.conv3.kernel.shape == (3, 3, 128, 256)
@@ -35,7 +35,7 @@ def test_liu_architecture_shapes():
     a, b = _imgs((3, 16, 16, 1))
     assert m.features(a, b).shape == (3, 8, 8, 512)
     assert m(a, b).shape == (3, 2)
-    d = WeightNet(WeightNetConfig(head="direct"), rngs=nnx.Rngs(0))
+    d = WeightNet(config=WeightNetConfig(head="direct"), rngs=nnx.Rngs(0))
     assert d.out.kernel.shape == (8 * 8 * 512, 2)
     assert not hasattr(d, "fc1")
 
@@ -80,7 +80,7 @@ def test_dense_matches_patch_evaluation_in_the_interior():
     evaluating the cropped patch alone differs only through the 'same' zero padding at its border
     (accepted behaviour of the reference, spec 1.5), so a model with 1x1 convs agrees exactly."""
     cfg = WeightNetConfig(widths=(4, 8, 8), hidden=8)
-    m = WeightNet(cfg, rngs=nnx.Rngs(3))
+    m = WeightNet(config=cfg, rngs=nnx.Rngs(3))
     # make every 3x3 kernel a centre tap: then no receptive field crosses the patch border
     for conv in (m.branch_a.conv1, m.branch_a.conv2, m.branch_a.conv3):
         k = np.zeros(conv.kernel.shape, np.float32)

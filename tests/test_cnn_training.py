@@ -53,18 +53,18 @@ def test_mesh_and_batch_sharding_over_all_devices():
 
 
 def test_few_steps_decrease_the_loss():
-    model = WeightNet(CFG, rngs=nnx.Rngs(0))
+    model = WeightNet(config=CFG, rngs=nnx.Rngs(0))
     res = train(model, optax.adam(3e-3), cross_entropy_loss, _batch_fn(_pool()), steps=30, progress=False)
     loss = _losses(res)
     assert len(loss) == 30 and np.all(np.isfinite(loss))
     assert loss[-5:].mean() < 0.7 * loss[:5].mean()
     # the trained values were written back into the model
-    assert float(jnp.abs(model.out.kernel[...] - WeightNet(CFG, rngs=nnx.Rngs(0)).out.kernel[...]).max()) > 0
+    assert float(jnp.abs(model.out.kernel[...] - WeightNet(config=CFG, rngs=nnx.Rngs(0)).out.kernel[...]).max()) > 0
 
 
 def test_kill_and_resume_continues_identically(tmp_path):
     pool = _pool()
-    full = train(WeightNet(CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, _batch_fn(pool),
+    full = train(WeightNet(config=CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, _batch_fn(pool),
                  steps=12, progress=False)
 
     inner = _batch_fn(pool)
@@ -76,9 +76,9 @@ def test_kill_and_resume_continues_identically(tmp_path):
 
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        train(WeightNet(CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, dying, steps=12,
+        train(WeightNet(config=CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, dying, steps=12,
               checkpoint_dir=ckpt, checkpoint_every=3, progress=False)
-    model = WeightNet(CFG, rngs=nnx.Rngs(99))  # different init: everything must come from the checkpoint
+    model = WeightNet(config=CFG, rngs=nnx.Rngs(99))  # different init: everything must come from the checkpoint
     res = train(model, optax.adam(3e-3), cross_entropy_loss, inner, steps=12, checkpoint_dir=ckpt,
                 checkpoint_every=3, progress=False)
     assert res.start_step == 6
@@ -86,7 +86,7 @@ def test_kill_and_resume_continues_identically(tmp_path):
     np.testing.assert_allclose(_losses(res), _losses(full), rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(model.out.kernel[...]), np.asarray(full.model.out.kernel[...]), atol=1e-6)
     # a finished run resumes to a no-op
-    again = train(WeightNet(CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, inner, steps=12,
+    again = train(WeightNet(config=CFG, rngs=nnx.Rngs(1)), optax.adam(3e-3), cross_entropy_loss, inner, steps=12,
                   checkpoint_dir=ckpt, progress=False)
     assert again.start_step == 12 and len(again.history) == 12
 
@@ -94,12 +94,12 @@ def test_kill_and_resume_continues_identically(tmp_path):
 def test_iterable_batches_skip_on_resume(tmp_path):
     pool = _pool()
     fn = _batch_fn(pool)
-    full = train(WeightNet(CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(8)),
+    full = train(WeightNet(config=CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(8)),
                  steps=8, progress=False)
     ckpt = tmp_path / "c"
-    train(WeightNet(CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(4)),
+    train(WeightNet(config=CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(4)),
           steps=4, checkpoint_dir=ckpt, progress=False)
-    res = train(WeightNet(CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(8)),
+    res = train(WeightNet(config=CFG, rngs=nnx.Rngs(2)), optax.sgd(0.1), cross_entropy_loss, (fn(i) for i in range(8)),
                 steps=8, checkpoint_dir=ckpt, progress=False)
     np.testing.assert_allclose(_losses(res), _losses(full), atol=1e-6)
 
@@ -111,7 +111,7 @@ def test_validation_callback_runs_periodically():
         seen.append(step)
         return {"val_metric": float(step)}
 
-    res = train(WeightNet(CFG, rngs=nnx.Rngs(0)), optax.adam(1e-3), cross_entropy_loss, _batch_fn(_pool()),
+    res = train(WeightNet(config=CFG, rngs=nnx.Rngs(0)), optax.adam(1e-3), cross_entropy_loss, _batch_fn(_pool()),
                 steps=6, validate=validate, validate_every=2, progress=False)
     assert seen == [2, 4, 6]
     assert [v["val_metric"] for v in res.validation] == [2.0, 4.0, 6.0]

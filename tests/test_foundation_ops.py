@@ -26,7 +26,7 @@ def test_filter2d_matches_opencv(rng, border, ksize):
     # for even kernels its default anchor is k//2, so pass the MATLAB anchor explicitly.
     a = (ksize - 1) // 2
     ref = cv2.filter2D(x, -1, k, anchor=(a, a), borderType=CV_BORDER[border])
-    np.testing.assert_allclose(ops.filter2d(x, k, border), ref, atol=2e-5)
+    np.testing.assert_allclose(ops.filter2d(x, k, border=border), ref, atol=2e-5)
 
 
 @pytest.mark.parametrize("border", sorted(CV_BORDER))
@@ -37,7 +37,7 @@ def test_separable_gaussian_matches_opencv(rng, border):
 
 
 def test_gaussian_kernel_matches_fspecial_formula():
-    g = ops.gaussian_kernel1d(5.0, 11)
+    g = ops.gaussian_kernel1d(5.0, size=11)
     t = np.arange(11) - 5.0
     k2 = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / 50.0)
     np.testing.assert_allclose(np.outer(g, g), k2 / k2.sum(), rtol=1e-12)
@@ -51,7 +51,7 @@ def test_window_sum_matches_scipy(rng, size, border):
     # scipy's origin convention: window centred at size//2 -> shift to MATLAB anchor (size-1)//2.
     origin = -(1 - size % 2) if size % 2 == 0 else 0
     ref = ndimage.uniform_filter(x, size, mode=mode, origin=origin) * size * size
-    out = np.asarray(ops.window_sum(x.astype(np.float32), size, border))
+    out = np.asarray(ops.window_sum(x.astype(np.float32), size, border=border))
     # float32 cumulative sums over <= 37*29 values in [0, 1]: absolute error ~1e-5 at most.
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-5)
 
@@ -68,7 +68,7 @@ def test_box_filter_count_normalisation(rng):
 
 def test_sobel_matches_opencv(rng):
     x = rng.random((30, 30)).astype(np.float32)
-    gx, gy = ops.sobel(x, "replicate")
+    gx, gy = ops.sobel(x, border="replicate")
     np.testing.assert_allclose(gx, cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE), atol=1e-5)
     np.testing.assert_allclose(gy, cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE), atol=1e-5)
 
@@ -76,7 +76,7 @@ def test_sobel_matches_opencv(rng):
 def test_laplacian_matches_opencv(rng):
     x = rng.random((30, 30)).astype(np.float32)
     ref = cv2.Laplacian(x, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
-    np.testing.assert_allclose(ops.laplacian(x, "replicate"), ref, atol=1e-5)
+    np.testing.assert_allclose(ops.laplacian(x, border="replicate"), ref, atol=1e-5)
 
 
 def _guided_numpy(i, p, r, eps):
@@ -131,17 +131,17 @@ def test_ycbcr_matches_opencv_and_pil(rng):
 
 def test_patches_roundtrip_and_order(rng):
     x = rng.random((21, 26, 2)).astype(np.float32)
-    p = ops.extract_patches(x, 8, 3)
+    p = ops.extract_patches(x, 8, stride=3)
     rs, cs = ops.patch_starts(21, 8, 3), ops.patch_starts(26, 8, 3)
     assert p.shape == (len(rs) * len(cs), 8, 8, 2)
     assert rs[-1] == 13 and cs[-1] == 18
     np.testing.assert_array_equal(p[1], x[0:8, cs[1] : cs[1] + 8])
-    np.testing.assert_allclose(ops.fold_patches(p, (21, 26), 8, 3), x, atol=1e-6)
+    np.testing.assert_allclose(ops.fold_patches(p, (21, 26), 8, stride=3), x, atol=1e-6)
 
 
 def test_fold_averages_overlaps():
     p = jnp.stack([jnp.zeros((4, 4)), jnp.ones((4, 4))])
-    out = np.asarray(ops.fold_patches(p, (4, 6), 4, 2))
+    out = np.asarray(ops.fold_patches(p, (4, 6), 4, stride=2))
     np.testing.assert_allclose(out[:, :2], 0.0)
     np.testing.assert_allclose(out[:, 2:4], 0.5)
     np.testing.assert_allclose(out[:, 4:], 1.0)
@@ -149,7 +149,7 @@ def test_fold_averages_overlaps():
 
 def test_resize_matches_opencv_bilinear(rng):
     x = rng.random((16, 20)).astype(np.float32)
-    out = ops.resize(x, (32, 40), "bilinear")
+    out = ops.resize(x, (32, 40), method="bilinear")
     ref = cv2.resize(x, (40, 32), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_allclose(out, ref, atol=1e-5)
 

@@ -113,7 +113,7 @@ def test_pansharpening_methods_ask_for_full_precision(name, rng):
 
 def test_mshs_components_ask_for_full_precision(rng):
     hs = rng.random((8, 8, 12)).astype(np.float32)
-    pca = mshs.fit_pca(hs, 3)
+    pca = mshs.fit_pca(hs, n_components=3)
     z = mshs.to_components(jnp.asarray(hs), pca)
     assert default_precision_products(lambda h: mshs.to_components(h, pca), jnp.asarray(hs)) == []
     assert default_precision_products(lambda c: mshs.from_components(c, pca), z) == []

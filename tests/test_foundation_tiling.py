@@ -29,9 +29,9 @@ def pair() -> np.ndarray:
 
 @pytest.mark.parametrize("length,tile,halo,align", [(200, 64, 32, 1), (200, 64, 36, 4), (232, 32, 72, 8), (50, 64, 8, 8)])
 def test_windows_cover_axis_once_aligned(length, tile, halo, align):
-    win = window_size(length, tile, halo, align)
+    win = window_size(length, tile, halo, align=align)
     kept = np.zeros(length, int)
-    for start, a, b in tile_windows(length, tile, halo, align):
+    for start, a, b in tile_windows(length, tile, halo, align=align):
         assert 0 <= start and start + win <= length and start % align == 0
         # kept pixels have `halo` of context or the image border on both sides
         assert a >= halo or start == 0
@@ -69,7 +69,7 @@ def test_tiled_equals_whole_image(pair, method, options, tile, colour, crop):
     for src in (part.mean(-1), part) if colour else (part.mean(-1),):
         h, w = src.shape[1:3]
         if not support.periodic:
-            assert window_size(h, tile, halo, align) < h and window_size(w, tile, halo, align) < w, "needs seams"
+            assert window_size(h, tile, halo, align=align) < h and window_size(w, tile, halo, align=align) < w, "needs seams"
         else:
             assert periodic_windows(h, tile, halo, support.periodic)[0] < h, "needs seams"
         whole = np.asarray(jfusion.fuse(src, method=method, **options))
@@ -84,7 +84,7 @@ def test_sparse_patch_method_tiles_exactly(pair):
     opts = {"patch": 8, "stride": 4, "atoms": 64, "max_atoms": 4}
     whole = np.asarray(jfusion.fuse(src, method="sr", **opts))
     tiled = fuse_tiled(src, "sr", tile=8, **opts)
-    assert window_size(48, 8, tile_plan("sr", opts)[1], 4) < 48
+    assert window_size(48, 8, tile_plan("sr", opts)[1], align=4) < 48
     np.testing.assert_allclose(tiled, whole, atol=ATOL, rtol=0)
 
 

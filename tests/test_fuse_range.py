@@ -28,7 +28,7 @@ def real_pair():
 
 @pytest.mark.parametrize("method", REGISTRY.names())
 def test_fuse_output_is_in_unit_range_and_evaluable(real_pair, method):
-    fused = np.asarray(jfusion.fuse(real_pair, method, **FAST.get(method, {})))
+    fused = np.asarray(jfusion.fuse(real_pair, method=method, **FAST.get(method, {})))
     assert fused.shape == real_pair[0].shape
     assert np.all(np.isfinite(fused))
     assert fused.min() >= 0.0 and fused.max() <= 1.0, (method, float(fused.min()), float(fused.max()))
@@ -38,7 +38,7 @@ def test_fuse_output_is_in_unit_range_and_evaluable(real_pair, method):
 
 
 def test_clip_false_keeps_the_raw_result_of_a_method_without_its_own_clip(real_pair):
-    raw = np.asarray(jfusion.fuse(real_pair, "sr", clip=False, stride=2))
-    clipped = np.asarray(jfusion.fuse(real_pair, "sr", stride=2))
+    raw = np.asarray(jfusion.fuse(real_pair, method="sr", clip=False, stride=2))
+    clipped = np.asarray(jfusion.fuse(real_pair, method="sr", stride=2))
     assert raw.min() < 0.0 or raw.max() > 1.0  # SR's reconstruction overshoots on this crop
     np.testing.assert_array_equal(clipped, np.clip(raw, 0.0, 1.0))

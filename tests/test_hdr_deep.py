@@ -58,7 +58,7 @@ def test_network_inputs_are_the_papers_18_channels(rng):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_variants_shapes_blend_and_gradients(arch, rng):
-    model = HDRMergeNet(HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
+    model = HDRMergeNet(config=HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
     z = jnp.asarray(rng.random((2, 3, 14, 14, 3)).astype(np.float32))
     t = jnp.asarray([[1.0, 4.0, 16.0]] * 2)
     out, refined = merge(model, z, t)
@@ -105,7 +105,7 @@ def test_baselines_on_a_static_stack(rng):
 
 
 def _asset(tmp_path, arch="we"):
-    model = HDRMergeNet(HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
+    model = HDRMergeNet(config=HDRNetConfig(arch=arch, widths=(8, 8, 4)), rngs=nnx.Rngs(0))
     man = assets.new_manifest(model=f"deep-hdr/{arch}", config={"model": model.config.to_dict()}, data="test",
                               command="test", steps=0, seed=0)
     assets.write_asset(tmp_path / arch, assets.params_to_arrays(nnx.state(model, nnx.Param)), man)
@@ -117,24 +117,24 @@ def test_method_registered_outputs_and_bad_input(tmp_path, rng):
     w = _asset(tmp_path)
     x = rng.random((3, 24, 28, 3)).astype(np.float32)
     kw = dict(weights=w, flow_iterations=3, flow_warps=1)
-    tm = np.asarray(jfusion.fuse(x, "deep-hdr", **kw))
-    rad = np.asarray(jfusion.fuse(x, "deep-hdr", output="radiance", **kw))
+    tm = np.asarray(jfusion.fuse(x, method="deep-hdr", **kw))
+    rad = np.asarray(jfusion.fuse(x, method="deep-hdr", output="radiance", **kw))
     assert tm.shape == (24, 28, 3) and 0.0 <= tm.min() and tm.max() <= 1.0
     np.testing.assert_allclose(tm, np.asarray(hdr.mu_law(rad)), atol=1e-5)
-    grey = np.asarray(jfusion.fuse(x[..., 0], "deep-hdr", **kw))
+    grey = np.asarray(jfusion.fuse(x[..., 0], method="deep-hdr", **kw))
     assert grey.shape == (24, 28)
     with pytest.raises(FusionInputError, match="arch"):
-        jfusion.fuse(x, "deep-hdr", arch="big", **kw)
+        jfusion.fuse(x, method="deep-hdr", arch="big", **kw)
     with pytest.raises(FusionInputError, match="output"):
-        jfusion.fuse(x, "deep-hdr", output="ldr", **kw)
+        jfusion.fuse(x, method="deep-hdr", output="ldr", **kw)
     with pytest.raises(FusionInputError, match="ev"):
-        jfusion.fuse(x, "deep-hdr", ev=(0.0, 2.0), **kw)
+        jfusion.fuse(x, method="deep-hdr", ev=(0.0, 2.0), **kw)
     with pytest.raises(FusionInputError):
-        jfusion.fuse(x[:2], "deep-hdr", **kw)
+        jfusion.fuse(x[:2], method="deep-hdr", **kw)
     with pytest.raises(FusionInputError, match="jfusion train deep-hdr"):
-        jfusion.fuse(x, "deep-hdr", weights=str(tmp_path / "absent"))
+        jfusion.fuse(x, method="deep-hdr", weights=str(tmp_path / "absent"))
     with pytest.raises(FusionInputError, match="arch"):
-        jfusion.fuse(x, "deep-hdr", arch="wie", weights=w)  # a 'we' asset asked for as 'wie'
+        jfusion.fuse(x, method="deep-hdr", arch="wie", weights=w)  # a 'we' asset asked for as 'wie'
 
 
 def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
@@ -144,9 +144,9 @@ def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
     w = _asset(tmp_path)
     x = rng.random((3, 24, 28, 3)).astype(np.float32)
     kw = dict(weights=w, flow_iterations=3, flow_warps=1)
-    first = jfusion.fuse(x, "deep-hdr", **kw)
+    first = jfusion.fuse(x, method="deep-hdr", **kw)
     with count_compilations() as n:
-        second = jfusion.fuse(x, "deep-hdr", **kw)
+        second = jfusion.fuse(x, method="deep-hdr", **kw)
     assert n[0] == 0
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
     fn = jfusion.get_method("deep-hdr")

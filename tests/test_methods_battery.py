@@ -119,7 +119,7 @@ def _battery(method: str):
     def run(case):
         sources, shapes, fault = case
         try:
-            out = np.asarray(jfusion.fuse(sources, method, **CHEAP.get(method, {})))
+            out = np.asarray(jfusion.fuse(sources, method=method, **CHEAP.get(method, {})))
         except FusionInputError as err:
             _check_error(err)
             return
@@ -182,7 +182,7 @@ def _ps_battery(method: str):
         if info.family == "mshs":  # an HS cube and its high-resolution MS
             pan = np.repeat(pan[..., None], 3, axis=-1) if pan.ndim == 2 else pan
         try:
-            out = np.asarray(jfusion.pansharpen(ms, pan, method, bit_depth=bit_depth))
+            out = np.asarray(jfusion.pansharpen(ms, pan, method=method, bit_depth=bit_depth))
         except FusionInputError as err:
             _check_error(err)
             return

@@ -84,7 +84,7 @@ def test_qy_qc_flat_regions_match_exact_reference(value, x64):
     ref_qy = _qy_ref(a * 255, b * 255, f * 255)
     ref_qc = _qc_ref(a * 255, b * 255, f * 255)
     with jax.enable_x64(x64):
-        got = jm.evaluate([a, b], f, ["qy", "qc"])
+        got = jm.evaluate([a, b], f, metrics=["qy", "qc"])
         eager = float(jm.qy(np.stack([a, b]) * 255, f * 255, data_range=255.0))
     tol = 1e-7 if x64 else 2e-5  # Q_C divides by s_AF + s_BF, which cancels in places
     assert got["qy"] == pytest.approx(ref_qy, abs=tol)
@@ -113,7 +113,7 @@ def test_qy_on_lytro_laplacian_is_in_range():
     a = read_image(data_path("lytro", "lytro-11-A.jpg"))
     b = read_image(data_path("lytro", "lytro-11-B.jpg"))
     f = jf.fuse([a, b], method="laplacian")
-    got = jm.evaluate([a, b], f, ["qy", "qc"])
+    got = jm.evaluate([a, b], f, metrics=["qy", "qc"])
     assert 0.0 <= got["qy"] <= 1.0 and 0.0 <= got["qc"] <= 1.0, got
 
 
@@ -238,20 +238,20 @@ def test_evaluate_noref_pansharpening_indices():
     ms = (rng.random((16, 16, 4)) * 1000 + 200).astype(np.uint16)
     pan = (rng.random((64, 64)) * 1000 + 200).astype(np.uint16)
     fused = np.asarray(wald.interp23tap(ms.astype(np.float32), 4)) + rng.normal(0, 20, (64, 64, 4))
-    got = jf.evaluate((ms, pan), fused, ["qnr", "d_lambda", "d_s"])
+    got = jf.evaluate((ms, pan), fused, metrics=["qnr", "d_lambda", "d_s"])
     ms_up = np.asarray(wald.interp23tap(ms.astype(np.float32), 4))
     plp = np.asarray(pan_lowpass_pst(pan.astype(np.float32), 4))
     assert got["d_lambda"] == pytest.approx(float(jm.d_lambda(ms_up, fused)), abs=1e-6)
     assert got["d_s"] == pytest.approx(float(jm.d_s(ms_up, pan, fused, pan_lowpass=plp)), abs=1e-6)
     assert got["qnr"] == pytest.approx((1 - got["d_lambda"]) * (1 - got["d_s"]), abs=1e-6)
     # MS given at the PAN size: the same numbers
-    assert jf.evaluate([ms_up, pan], fused, ["qnr"])["qnr"] == pytest.approx(got["qnr"], abs=1e-6)
+    assert jf.evaluate([ms_up, pan], fused, metrics=["qnr"])["qnr"] == pytest.approx(got["qnr"], abs=1e-6)
     with pytest.raises(FusionInputError, match=r"sources\[0\] \(ms\)"):
-        jf.evaluate((ms[..., :1], pan), fused, ["qnr"])
+        jf.evaluate((ms[..., :1], pan), fused, metrics=["qnr"])
     with pytest.raises(FusionInputError, match=r"sources: pass the pair \(ms, pan\)"):
-        jf.evaluate(np.stack([pan, pan]), fused, ["qnr"])
+        jf.evaluate(np.stack([pan, pan]), fused, metrics=["qnr"])
     with pytest.raises(FusionInputError, match=r"sources\[1\] \(pan\)"):
-        jf.evaluate((ms, pan[:32]), fused, ["d_s"])
+        jf.evaluate((ms, pan[:32]), fused, metrics=["d_s"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +320,7 @@ def test_ms_ssim_matches_msssim_m():
     assert got_old == pytest.approx(np.mean(old), abs=1e-9)
     assert got_sum == pytest.approx(np.sum(ref), abs=1e-9)
     # default precision through evaluate: float32 rounding only
-    assert jm.evaluate([a, b], f, ["ms_ssim"], quantize=False)["ms_ssim"] == pytest.approx(np.mean(ref), abs=1e-5)
+    assert jm.evaluate([a, b], f, metrics=["ms_ssim"], quantize=False)["ms_ssim"] == pytest.approx(np.mean(ref), abs=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_undefined_values_raise_unless_asked_for():
 
     c = np.full((16, 16), 0.5)
     with pytest.raises(FusionInputError, match=r"^sources/fused: nmi undefined"):
-        jm.evaluate([c, c], c, ["nmi"])
-    assert math.isnan(jm.evaluate([c, c], c, ["nmi"], undefined="nan")["nmi"])
+        jm.evaluate([c, c], c, metrics=["nmi"])
+    assert math.isnan(jm.evaluate([c, c], c, metrics=["nmi"], undefined="nan")["nmi"])
     with pytest.raises(FusionInputError, match=r"^sources: images of 1 x 1 px"):
-        jm.evaluate([c[:1, :1], c[:1, :1]], c[:1, :1], ["ag"])
+        jm.evaluate([c[:1, :1], c[:1, :1]], c[:1, :1], metrics=["ag"])

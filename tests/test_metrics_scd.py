@@ -43,7 +43,7 @@ def test_scd_matches_reference_formula(name):
     got = float(M.scd(np.stack([a, b]), f))  # float32, the default
     assert got == pytest.approx(ref, abs=2e-5)
     # Through evaluate, by name, on the two sources.
-    assert float(jf.evaluate([a, b], f, ["scd"])["scd"]) == pytest.approx(ref, abs=2e-5)
+    assert float(jf.evaluate([a, b], f, metrics=["scd"])["scd"]) == pytest.approx(ref, abs=2e-5)
 
 
 def test_scd_properties(rng):

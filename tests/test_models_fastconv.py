@@ -107,7 +107,7 @@ def test_shipped_pansharpening_weights_give_the_same_outputs(name, monkeypatch):
     pan = (rng.random((96, 96)) * 1500 + 100).astype(np.float32)
 
     def run():
-        return jfusion.pansharpen(ms, pan, name, sensor="IKONOS", bit_depth=11)
+        return jfusion.pansharpen(ms, pan, method=name, sensor="IKONOS", bit_depth=11)
 
     fast = np.asarray(run())
     _close(fast, _without_patch_path(monkeypatch, run))
@@ -125,6 +125,6 @@ def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
     b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
     src = np.stack([a, b])
     for method in ("cnn-focus", "cnn-focus-multiscale"):
-        out = np.asarray(jfusion.fuse(src, method))
-        _close(out, _without_patch_path(monkeypatch, lambda: jfusion.fuse(src, method)))
+        out = np.asarray(jfusion.fuse(src, method=method))
+        _close(out, _without_patch_path(monkeypatch, lambda: jfusion.fuse(src, method=method)))
     del learned  # imported for its registrations

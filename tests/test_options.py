@@ -113,7 +113,7 @@ def test_opt_declaring_an_unknown_option_fails_at_registration():
         """
 
     with pytest.raises(TypeError, match="not keyword options"):
-        build_options(core, {"level": opt(low=1)})
+        build_options(core, declared={"level": opt(low=1)})
 
 
 # ------------------------------------------------------------------ the public API
@@ -131,12 +131,12 @@ def pair(rng):
 ])
 def test_fuse_refuses_bad_options(pair, options, match):
     with pytest.raises(FusionInputError, match=match):
-        jfusion.fuse(pair, "laplacian", **options)
+        jfusion.fuse(pair, method="laplacian", **options)
 
 
 def test_fuse_converts_options_by_type(pair):
-    a = np.asarray(jfusion.fuse(pair, "laplacian", levels=2))
-    b = np.asarray(jfusion.fuse(pair, "laplacian", levels=2.0))
+    a = np.asarray(jfusion.fuse(pair, method="laplacian", levels=2))
+    b = np.asarray(jfusion.fuse(pair, method="laplacian", levels=2.0))
     assert np.array_equal(a, b)
 
 
@@ -166,7 +166,7 @@ def test_pansharpen_refuses_bad_options(rng, options, match):
     ms = (rng.random((8, 8, 4)) * 2047).astype(np.uint16)
     pan = (rng.random((32, 32)) * 2047).astype(np.uint16)
     with pytest.raises(FusionInputError, match=match):
-        jfusion.pansharpen(ms, pan, "gsa", **options)
+        jfusion.pansharpen(ms, pan, method="gsa", **options)
 
 
 # ------------------------------------------------------------------ the CLI
@@ -196,7 +196,7 @@ def test_cli_fuse_converts_options(pair_files, tmp_path):
     out = tmp_path / "f.png"
     r = runner.invoke(app, ["fuse", *pair_files, "-m", "laplacian", "-o", str(out), "-p", "levels=2", "-p", "clip=false"])
     assert r.exit_code == 0, r.output
-    ref = np.asarray(jfusion.fuse([jfusion.read_image(p) for p in pair_files], "laplacian", levels=2))
+    ref = np.asarray(jfusion.fuse([jfusion.read_image(p) for p in pair_files], method="laplacian", levels=2))
     assert np.abs(jfusion.read_image(out) - ref).max() <= 0.5 / 255 + 1e-6
 
 

@@ -68,7 +68,7 @@ def test_cli_pansharpen_keeps_scale_and_georeferencing(tmp_path, rng):
     assert r.exit_code == 0, r.output
     fused, geo = read_multiband(out)
     assert fused.shape == (128, 128, 4) and geo is not None and dict((t[0], t[3]) for t in geo.tags)[33550] == (0.5, 0.5, 0.0)
-    expected = np.asarray(jfusion.pansharpen(ms, pan, "gsa", sensor="IKONOS"))
+    expected = np.asarray(jfusion.pansharpen(ms, pan, method="gsa", sensor="IKONOS"))
     np.testing.assert_allclose(fused, np.clip(np.rint(expected), 0, 65535), atol=1)
     r = CliRunner().invoke(app, ["pansharpen", "--ms", str(tmp_path / "ms.tif"), "--pan", str(tmp_path / "pan.tif"), "-m", "mtf-glp", "-o", str(tmp_path / "e.tif"), "--eval", "both"])
     assert r.exit_code == 0, r.output

@@ -85,7 +85,7 @@ def test_scarpa2018_weights_beat_exp_conventions_oracle(sensor):
     model = learned.load_scarpa_pnn(data_path("reference_models", "pnn_scarpa2018", folder, "PNN_model_10000.mat"))
     s, pair = _test_region(scene_file)
     x = learned.network_inputs(pair.ms_lr, pair.pan_lr, ratio=4, bit_depth=s.bit_depth)
-    out = np.asarray(learned.apply_network(model, x, model.margin)) * 2.0**s.bit_depth
+    out = np.asarray(learned.apply_network(model, x, margin=model.margin)) * 2.0**s.bit_depth
     ref = np.asarray(pair.reference)
     exp = np.asarray(wald.interp23tap(pair.ms_lr, 4))
     q, a, e = _scores(ref, out)
@@ -109,14 +109,14 @@ def test_shipped_weights_load_run_and_beat_exp(entry):
     name, sensor = meta["model"], meta["sensor"]
     scene_file = next(f for k, (f, _) in SCENES.items() if k == sensor)
     s, pair = _test_region(scene_file)
-    out = np.asarray(jfusion.pansharpen(pair.ms_lr, pair.pan_lr, name, sensor=s.sensor, bit_depth=s.bit_depth))
+    out = np.asarray(jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method=name, sensor=s.sensor, bit_depth=s.bit_depth))
     ref = np.asarray(pair.reference)
     assert out.shape == ref.shape and np.all(np.isfinite(out))
     q, a, e = _scores(ref, out)
     q0, a0, e0 = _scores(ref, np.asarray(wald.interp23tap(pair.ms_lr, 4)))
     assert q > q0 and a < a0 and e < e0, f"{entry}: Q2n {q:.4f}/{q0:.4f} SAM {a:.3f}/{a0:.3f} ERGAS {e:.3f}/{e0:.3f} (model/EXP)"
     # full resolution runs too
-    full = jfusion.pansharpen(s.ms[:80, -20:], s.pan[:320, -80:], name, sensor=s.sensor, bit_depth=s.bit_depth)
+    full = jfusion.pansharpen(s.ms[:80, -20:], s.pan[:320, -80:], method=name, sensor=s.sensor, bit_depth=s.bit_depth)
     assert full.shape == (320, 80, s.ms.shape[-1]) and np.all(np.isfinite(np.asarray(full)))
 
 
@@ -124,12 +124,12 @@ def test_learned_bad_input():
     ms = np.full((8, 8, 3), 100, np.uint16)
     pan = np.full((32, 32), 100, np.uint16)
     with pytest.raises(FusionInputError, match="sensor"):
-        jfusion.pansharpen(ms, pan, "pnn-residual", sensor="QB")
+        jfusion.pansharpen(ms, pan, method="pnn-residual", sensor="QB")
     if any(m["model"] == "pnn-residual" and m["sensor"] == "IKONOS" for m in _manifest().values()):
         with pytest.raises(FusionInputError, match="4 bands"):
-            jfusion.pansharpen(ms, pan, "pnn-residual", sensor="IKONOS")
+            jfusion.pansharpen(ms, pan, method="pnn-residual", sensor="IKONOS")
     with pytest.raises(FusionInputError, match="bit_depth"):
-        jfusion.pansharpen(ms.astype(np.float32) / 3000, pan.astype(np.float32) / 3000, "pnn-residual", sensor="IKONOS")
+        jfusion.pansharpen(ms.astype(np.float32) / 3000, pan.astype(np.float32) / 3000, method="pnn-residual", sensor="IKONOS")
 
 
 def test_sae_restore_vmapped_over_patches():

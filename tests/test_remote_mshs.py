@@ -25,7 +25,7 @@ FILES = {"houston": "houston_dataset.mat", "paris-ms": "paris_data_hs_ms.mat", "
 
 
 def _shipped() -> dict[str, dict]:
-    entries = [read_manifest(p) for p in find_assets(learned.WEIGHTS_DIR, "cnn3d-mshs-*")]
+    entries = [read_manifest(p) for p in find_assets(learned.WEIGHTS_DIR, pattern="cnn3d-mshs-*")]
     return {v["sensor"]: v for v in entries}
 
 
@@ -82,8 +82,8 @@ def test_cnn3d_shipped_beats_bicubic_on_held_out_quarter(key):
     s, hs_te, _, hs_lr, hr_in, q = _test_inputs(key)
     # the manifest records the held-out columns that are scored here (never seen in training)
     assert meta["scene"] == FILES[key] and meta["test_region"].startswith(f"HS columns {s.hs.shape[1] - hs_te.shape[1]}-")
-    out = np.asarray(jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", scene=key))
-    exp = np.asarray(wald.upsample_ms(hs_lr, q, "bicubic"))
+    out = np.asarray(jfusion.pansharpen(hs_lr, hr_in, method="cnn3d-mshs", scene=key))
+    exp = np.asarray(wald.upsample_ms(hs_lr, q, interp="bicubic"))
     assert out.shape == hs_te.shape and np.all(np.isfinite(out))
     a, a0 = sam(hs_te, out), sam(hs_te, exp)
     e, e0 = ergas(hs_te, out, q), ergas(hs_te, exp, q)
@@ -93,17 +93,17 @@ def test_cnn3d_shipped_beats_bicubic_on_held_out_quarter(key):
         qm, qb = uiqi_np(hs_te, out), uiqi_np(hs_te, exp)
     assert qm > qb and a < a0 and e < e0, f"{key}: Q {qm:.4f}/{qb:.4f} SAM {a:.3f}/{a0:.3f} ERGAS {e:.3f}/{e0:.3f} (model/bicubic)"
     # sensor=None picks the one shipped model that fits the band counts and the ratio
-    auto = np.asarray(jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs"))
+    auto = np.asarray(jfusion.pansharpen(hs_lr, hr_in, method="cnn3d-mshs"))
     np.testing.assert_allclose(auto, out, rtol=1e-5, atol=1e-6)
     # band count differing from the trained model's
     with pytest.raises(FusionInputError, match=f"{meta['bands']} HS bands"):
-        jfusion.pansharpen(hs_lr[..., :-2], hr_in, "cnn3d-mshs", scene=key)
+        jfusion.pansharpen(hs_lr[..., :-2], hr_in, method="cnn3d-mshs", scene=key)
 
 
 @pytest.mark.skipif("paris-pan" not in SHIPPED, reason="cnn3d-mshs paris-pan weights not shipped")
 def test_cnn3d_paris_pan_takes_a_2d_pan_at_full_resolution():
     s, hs_te, hr_te, *_ = _test_inputs("paris-pan")
-    out = np.asarray(jfusion.pansharpen(hs_te, hr_te[..., 0], "cnn3d-mshs", scene="paris-pan"))
+    out = np.asarray(jfusion.pansharpen(hs_te, hr_te[..., 0], method="cnn3d-mshs", scene="paris-pan"))
     assert out.shape == (hr_te.shape[0], hr_te.shape[1], 128) and np.all(np.isfinite(out))
     full = _shipped()["paris-pan"]["scores"]["test"]
     assert set(full["model_full"]) == {"d_lambda", "d_s", "qnr"} and 0 < full["model_full"]["qnr"] <= 1
@@ -113,15 +113,15 @@ def test_cnn3d_bad_sensor_and_ratio():
     hs = np.ones((8, 8, 48), np.float32)
     rgb = np.ones((32, 32, 3), np.float32)
     with pytest.raises(FusionInputError, match="scene="):
-        jfusion.pansharpen(hs, rgb, "cnn3d-mshs", scene="pavia")
+        jfusion.pansharpen(hs, rgb, method="cnn3d-mshs", scene="pavia")
     with pytest.raises(FusionInputError, match="scene="):
-        jfusion.pansharpen(hs[..., :7], rgb, "cnn3d-mshs")  # no shipped model has 7 HS bands
+        jfusion.pansharpen(hs[..., :7], rgb, method="cnn3d-mshs")  # no shipped model has 7 HS bands
     # `sensor` names a pan-sharpening sensor only: the scene models say which keyword they take.
     with pytest.raises(FusionInputError, match=r"sensor='houston'.*pass scene="):
-        jfusion.pansharpen(hs, rgb, "cnn3d-mshs", sensor="houston")
+        jfusion.pansharpen(hs, rgb, method="cnn3d-mshs", sensor="houston")
     if "houston" in SHIPPED:
         with pytest.raises(FusionInputError, match="ratio 4"):
-            jfusion.pansharpen(hs, np.ones((16, 16, 3), np.float32), "cnn3d-mshs", scene="houston")
+            jfusion.pansharpen(hs, np.ones((16, 16, 3), np.float32), method="cnn3d-mshs", scene="houston")
 
 
 def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):

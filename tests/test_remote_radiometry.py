@@ -20,7 +20,7 @@ def ikonos():
 
 def test_every_shipped_model_records_its_training_radiometry():
     # Recomputed from the training region at the manifest's bit depth (tools/record_radiometry.py).
-    for path in assets.find_assets(learned.WEIGHTS_DIR, "*"):
+    for path in assets.find_assets(learned.WEIGHTS_DIR, pattern="*"):
         meta = assets.read_manifest(path)
         if meta["model"] == "cnn3d-mshs":
             continue

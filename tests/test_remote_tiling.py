@@ -26,7 +26,7 @@ def _scene(h: int, w: int, ratio: int, seed: int = 0):
 def test_tiled_equals_whole_scene_for_local_methods(method, ratio, halo):
     ms, pan = _scene(56, 64, ratio)  # sides that are not multiples of the tile
     whole = np.asarray(jf.pansharpen(ms, pan, method=method, sensor="IKONOS", bit_depth=11))
-    tiled = pansharpen_tiled(ms, pan, method, sensor="IKONOS", bit_depth=11, tile=20, halo=halo, batch=3)
+    tiled = pansharpen_tiled(ms, pan, method=method, sensor="IKONOS", bit_depth=11, tile=20, halo=halo, batch=3)
     assert tiled.shape == whole.shape and tiled.dtype == np.float32
     assert np.abs(tiled - whole).max() / 2047 <= TOL
 
@@ -39,8 +39,8 @@ def test_local_flag_is_declared_for_the_bounded_methods():
 def test_global_statistics_are_refused_unless_accepted():
     ms, pan = _scene(48, 48, 4)
     with pytest.raises(jf.FusionInputError, match="image-wide statistics.*local_statistics=True"):
-        pansharpen_tiled(ms, pan, "gsa", tile=16, halo=8)
-    out = pansharpen_tiled(ms, pan, "gsa", tile=16, halo=8, local_statistics=True)
+        pansharpen_tiled(ms, pan, method="gsa", tile=16, halo=8)
+    out = pansharpen_tiled(ms, pan, method="gsa", tile=16, halo=8, local_statistics=True)
     whole = np.asarray(jf.pansharpen(ms, pan, method="gsa"))
     assert out.shape == whole.shape and np.isfinite(out).all()
 
@@ -49,10 +49,10 @@ def test_global_statistics_are_refused_unless_accepted():
 def test_bad_tiling_arguments_are_named(kwargs, match):
     ms, pan = _scene(16, 16, 4)
     with pytest.raises(jf.FusionInputError, match=match):
-        pansharpen_tiled(ms, pan, "exp", **kwargs)
+        pansharpen_tiled(ms, pan, method="exp", **kwargs)
 
 
 def test_mshs_is_not_tiled():
     rng = np.random.default_rng(0)
     with pytest.raises(jf.FusionInputError, match="not tiled"):
-        pansharpen_tiled(rng.random((8, 8, 48), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32), "cnn3d-mshs")
+        pansharpen_tiled(rng.random((8, 8, 48), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32), method="cnn3d-mshs")

@@ -180,18 +180,18 @@ def test_fft_groups_give_the_same_iterates(rng, c, weight, nonneg, auto):
 def test_grouped_step_and_default_groups(rng):
     from jfusion.sparse import cbpdn_solver as cs
 
-    assert cs.default_fft_groups(32, "cpu") == 32 and cs.default_fft_groups(100, "cpu") == 32
-    assert cs.default_fft_groups(3, "cpu") == 3
-    assert cs.default_fft_groups(32, "gpu") == 1 and cs.default_fft_groups(32, "tpu") == 1
+    assert cs.default_fft_groups(32, backend="cpu") == 32 and cs.default_fft_groups(100, backend="cpu") == 32
+    assert cs.default_fft_groups(3, backend="cpu") == 3
+    assert cs.default_fft_groups(32, backend="gpu") == 1 and cs.default_fft_groups(32, backend="tpu") == 1
     assert [(sl.start, sl.stop) for sl in cs._group_slices(7, 3)] == [(0, 3), (3, 5), (5, 7)]
     d, s = _problem(rng, h=16, w=16, m=5)
     with jax.enable_x64(True):
         problem = cs.make_problem(d, s, 0.05)
-        st = cs.init(problem, (16, 16), 1.0)
+        st = cs.init(problem, (16, 16), rho=1.0)
         a = b = st
         for _ in range(3):  # the public step (split, step, join) against one group
-            a = cs.step(a, problem, cs.Options(fft_groups=3))
-            b = cs.step(b, problem, cs.Options(fft_groups=1))
+            a = cs.step(a, problem, opts=cs.Options(fft_groups=3))
+            b = cs.step(b, problem, opts=cs.Options(fft_groups=1))
         assert a.x.shape == b.x.shape == (1, 5, 16, 16)
         np.testing.assert_allclose(np.asarray(a.v), np.asarray(b.v), rtol=0, atol=1e-12)
         np.testing.assert_allclose([float(a.r), float(a.s), float(a.rho)], [float(b.r), float(b.s), float(b.rho)],

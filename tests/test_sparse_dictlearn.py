@@ -81,7 +81,7 @@ def test_omp_matches_sklearn(rng, mode):
 
 
 def test_dct_dictionary():
-    d = dct_dictionary(8, 256)
+    d = dct_dictionary(patch=8, atoms=256)
     assert d.shape == (64, 256)
     np.testing.assert_allclose(np.linalg.norm(d, axis=0), 1.0, rtol=1e-5)
     assert np.linalg.matrix_rank(d) == 64
@@ -89,10 +89,10 @@ def test_dct_dictionary():
 
 def test_shipped_dictionary_and_manifest():
     assert "csr32" in shipped_dictionaries(), "shipped dictionary csr32 missing from the package"
-    d = load_dictionary("csr32")
+    d = load_dictionary(name_or_path="csr32")
     assert d.shape == (8, 8, 32)
     np.testing.assert_allclose(np.sqrt(np.sum(d.astype(np.float64) ** 2, axis=(0, 1))), 1.0, rtol=1e-4)
-    m = dictionary_manifest("csr32")
+    m = dictionary_manifest(name="csr32")
     assert m["objective_final"] < m["objective_first"]
     for key in ("seed", "iterations", "lmbda", "command", "data"):
         assert key in m

@@ -40,7 +40,7 @@ def test_csr_reproduces_authors_output_on_clock():
     a = read_image(data_path(*CSR_DEMO, "sourceimages", "s01_1.tif"))
     b = read_image(data_path(*CSR_DEMO, "sourceimages", "s01_2.tif"))
     ref = np.asarray(read_image(data_path(*CSR_DEMO, "results", "s01_csr.tif")), np.float64)
-    fused = np.asarray(jf.fuse([a, b], "csr", dictionary=_authors_dict(), lmbda=0.01, mode="multi-focus"))
+    fused = np.asarray(jf.fuse([a, b], method="csr", dictionary=_authors_dict(), lmbda=0.01, mode="multi-focus"))
     out = np.clip(np.round(fused * 255.0), 0, 255) / 255.0  # MATLAB uint8(): round and saturate
     assert _psnr(out, ref) > 60.0
     diff = np.abs(out - ref) * 255
@@ -101,7 +101,7 @@ def test_csr_on_lytro_against_authors_csr_outputs():
     inner = (slice(16, 144), slice(16, 144))
     a, b = _crop_pair(data_path("lytro", "lytro-01-A.jpg"), data_path("lytro", "lytro-01-B.jpg"), sl)
     ref = np.asarray(read_image(data_path("reference_results", "lytro", "CSR_Liu2016", "lytro-01.jpg")))[sl]
-    fused = np.clip(np.asarray(jf.fuse([a, b], "csr", dictionary=d)), 0, 1)
+    fused = np.clip(np.asarray(jf.fuse([a, b], method="csr", dictionary=d)), 0, 1)
     assert fused.shape == a.shape
     ga, gb, gf, gr = (_gray(v)[inner] for v in (a, b, fused, ref))
     src = jnp.stack([ga, gb])
@@ -134,7 +134,7 @@ def test_csr_and_sr_on_multimodal_pairs(pair, mode):
     ga, gb = _gray(a), _gray(b)
     q_avg = float(qabf(jnp.stack([ga, gb]), 0.5 * (ga + gb)))
     for method, opts in (("csr", {"dictionary": d, "mode": mode, "max_iter": 200}), ("sr", {"stride": 2})):
-        fused = np.asarray(jf.fuse([a, b], method, **opts))
+        fused = np.asarray(jf.fuse([a, b], method=method, **opts))
         assert fused.shape == np.broadcast_shapes(a.shape, b.shape)
         assert np.all(np.isfinite(fused))
         q = float(qabf(jnp.stack([ga, gb]), _gray(np.clip(fused, 0, 1))))
@@ -153,7 +153,7 @@ def test_csr_framework_transforms_on_clock(transform, manner):
                       data_path(*CSR_DEMO, "sourceimages", "s01_2.tif"), sl)
     ref = np.asarray(read_image(data_path(*CSR_DEMO, "results", "s01_csr.tif")))[sl]
     levels = 2 if transform == "swt" else 4
-    fused = np.asarray(jf.fuse([a, b], "csr-transform", transform=transform, manner=manner, levels=levels,
+    fused = np.asarray(jf.fuse([a, b], method="csr-transform", transform=transform, manner=manner, levels=levels,
                                dictionary=d, max_iter=100))
     assert _psnr(np.clip(fused, 0, 1), ref) > 33.0
 
@@ -161,10 +161,10 @@ def test_csr_framework_transforms_on_clock(transform, manner):
 def test_sr_identical_sources_and_focus():
     a = np.asarray(read_image(data_path(*CSR_DEMO, "sourceimages", "s01_1.tif")))[104:136, 104:136]
     b = np.asarray(read_image(data_path(*CSR_DEMO, "sourceimages", "s01_2.tif")))[104:136, 104:136]
-    same = np.asarray(jf.fuse([a, a], "sr", max_atoms=64, epsilon=0.01))
+    same = np.asarray(jf.fuse([a, a], method="sr", max_atoms=64, epsilon=0.01))
     # With enough atoms OMP meets the per-patch residual bound 0.01 (l2): every pixel within it.
     assert np.abs(same - a).max() <= 0.01
-    fused = np.asarray(jf.fuse([a, b], "sr"))
+    fused = np.asarray(jf.fuse([a, b], method="sr"))
     ga = float(qabf(jnp.stack([a, b]), fused))
     assert ga > float(qabf(jnp.stack([a, b]), 0.5 * (a + b)))
 
@@ -176,11 +176,11 @@ def test_csr_centered_option_and_medical_mode_on_clock():
     a, b = _crop_pair(data_path(*CSR_DEMO, "sourceimages", "s01_1.tif"),
                       data_path(*CSR_DEMO, "sourceimages", "s01_2.tif"), sl)
     ref = np.asarray(read_image(data_path(*CSR_DEMO, "results", "s01_csr.tif")))[sl]
-    plain = np.asarray(jf.fuse([a, b], "csr", dictionary=d, max_iter=100))
-    cent = np.asarray(jf.fuse([a, b], "csr", dictionary=d, max_iter=100, centered=True))
+    plain = np.asarray(jf.fuse([a, b], method="csr", dictionary=d, max_iter=100))
+    cent = np.asarray(jf.fuse([a, b], method="csr", dictionary=d, max_iter=100, centered=True))
     assert not np.allclose(plain, cent)
     # Measured on this crop (crop-border effects included): 44.3 dB plain, 48.2 dB centred.
     assert _psnr(np.clip(plain, 0, 1), ref) > 40.0
     assert _psnr(np.clip(cent, 0, 1), ref) > 40.0
     with pytest.raises(ValueError):
-        jf.fuse([a, b], "csr", dictionary=d, mode="unknown")
+        jf.fuse([a, b], method="csr", dictionary=d, mode="unknown")

@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
-    for path in assets.find_assets(learned.WEIGHTS_DIR, "*"):
+    for path in assets.find_assets(learned.WEIGHTS_DIR, pattern="*"):
         meta = assets.read_manifest(path)
         if meta.get("model") not in ("pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"):
             continue

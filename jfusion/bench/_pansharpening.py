@@ -43,7 +43,7 @@ def _fuse(method: str, ms: np.ndarray, pan: np.ndarray, sc: dict, options: dict)
     from jfusion.pansharpening import pansharpen
 
     sensor = None if sc["sensor"] in ("none", "") else sc["sensor"]
-    return np.asarray(jax.block_until_ready(pansharpen(ms, pan, method, sensor=sensor, bit_depth=sc["bit_depth"], **options)))
+    return np.asarray(jax.block_until_ready(pansharpen(ms, pan, method=method, sensor=sensor, bit_depth=sc["bit_depth"], **options)))
 
 
 def _scores(which: str, names: tuple[str, ...], sc: dict, fused: np.ndarray, ref: np.ndarray | None, opts: dict) -> dict[str, float]:

@@ -205,7 +205,7 @@ def _evaluate(jobs: list[_Job], names: tuple[str, ...], *, colour: str, options:
                 try:
                     # A value undefined on an image (NaN) stays NaN in the tables, where it shows, rather than
                     # stopping the whole benchmark (evaluate's default raises).
-                    res = jm.evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), names,
+                    res = jm.evaluate_batch(np.stack([loaded[i][0] for i in pad]), np.stack([loaded[i][1] for i in pad]), metrics=names,
                                             colour=colour, options=options, undefined="nan")
                 except FusionInputError as err:
                     raise ChunkError(err, [jobs[i] for i in chunk]) from None

@@ -201,7 +201,7 @@ _VI_DIRS = ("vi", "VI", "VIS", "Vis", "vis", "visible", "Visible", "crop_HR_visi
 
 
 @register_dataset("tno", layout=_IRVI_LAYOUT, tasks=("infrared-visible",), aliases=("roadscene", "msrs"))
-def infrared_visible(root: Path, label: str, split: str = "") -> tuple[Item, ...]:
+def infrared_visible(root: Path, label: str, *, split: str = "") -> tuple[Item, ...]:
     """Infrared/visible pairs (TNO, RoadScene, MSRS): sources ordered VI, IR as in VIFB."""
     base = root / split if split else (root / "test" if (root / "test").is_dir() and _pick(root, _IR_DIRS) is None else root)
     ir, vi = _pick(base, _IR_DIRS), _pick(base, _VI_DIRS)
@@ -222,7 +222,7 @@ _HARVARD_LAYOUT = "modality folders with matching names, e.g. CT/ + MRI/ (or a p
 
 
 @register_dataset("harvard", layout=_HARVARD_LAYOUT, tasks=("medical",))
-def harvard(root: Path, label: str, pair: str = "") -> tuple[Item, ...]:
+def harvard(root: Path, label: str, *, pair: str = "") -> tuple[Item, ...]:
     """Harvard medical pairs: two modality folders with matching names (``pair="CT-MRI"`` picks a pair folder)."""
     base = root / pair if pair else root
     subs = [d for d in sorted(base.iterdir()) if d.is_dir() and _images(d)] if base.is_dir() else []
@@ -235,7 +235,7 @@ _FOLDERS_LAYOUT = "folders of source images with matching names, named by the 'f
 
 
 @register_dataset("folders", layout=_FOLDERS_LAYOUT, tasks=("general",))
-def folders(root: Path, label: str, folders: list[str] | tuple[str, ...] = ()) -> tuple[Item, ...]:
+def folders(root: Path, label: str, *, folders: list[str] | tuple[str, ...] = ()) -> tuple[Item, ...]:
     """Generic: source folders (relative to the root) whose files share names."""
     if len(folders) < 2:
         raise FusionInputError(f"dataset {label}: pass folders = [...] with two or more source folders under {root}; expected {_FOLDERS_LAYOUT}.")
@@ -276,7 +276,7 @@ def _h5py():
 
 
 @register_dataset("pancollection", layout=_H5_LAYOUT, tasks=("pansharpening",), kind="pansharpening")
-def pancollection(root: Path, label: str, max_value: float = 0.0) -> tuple[Item, ...]:
+def pancollection(root: Path, label: str, *, max_value: float = 0.0) -> tuple[Item, ...]:
     """PanCollection ``.h5`` (DLPan-Toolbox): one item per scene; maximum 2047 (WV3/WV2/QB) or 1023 (GF2).
 
     ``max_value`` defaults to 1023 when the file name says GF2 (``gf2``), 2047 otherwise.

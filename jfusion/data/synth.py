@@ -53,11 +53,11 @@ def progressive_blur(image: ArrayLike, *, sigma: float = 2.0, size: int = 7, lev
     Returns:
       ``(levels + 1, ..., H, W)``: index 0 is ``image``, index i is blurred i times.
     """
-    k = gaussian_kernel1d(sigma, size)
+    k = gaussian_kernel1d(sigma, size=size)
     x = jnp.asarray(image, jnp.float32)
 
     def body(carry, _):
-        nxt = separable_filter(carry, k, k, border)
+        nxt = separable_filter(carry, k, kernel_x=k, border=border)
         return nxt, nxt
 
     _, blurred = jax.lax.scan(body, x, None, length=levels)

@@ -83,7 +83,7 @@ def fold_scores(scores: ArrayLike, shape: tuple[int, int], *, patch: int = PATCH
     grid = jnp.zeros((hp, wp), scores.dtype)
     grid = grid.at[off : off + stride * (hs - 1) + 1 : stride, off : off + stride * (ws - 1) + 1 : stride].set(scores)
     count = np.outer(_cover_count(h, hs, patch, stride), _cover_count(w, ws, patch, stride))  # static
-    total = window_sum(grid, patch, "zero")[:h, :w]
+    total = window_sum(grid, patch, border="zero")[:h, :w]
     return total / jnp.asarray(count, scores.dtype)
 
 
@@ -114,7 +114,7 @@ def _box_downsample(x: jax.Array, f: int) -> jax.Array:
     """Mean over ``f x f`` blocks (symmetric padding to a multiple of ``f``): area resize by 1/f."""
     h, w = x.shape
     hp, wp = -(-h // f) * f, -(-w // f) * f
-    x = pad2d(x, 0, hp - h, 0, wp - w, "symmetric")
+    x = pad2d(x, 0, hp - h, 0, wp - w, border="symmetric")
     return x.reshape(hp // f, f, wp // f, f).mean(axis=(1, 3))
 
 
@@ -180,9 +180,9 @@ def decision_map(
 def _es2_window_sum(x: jax.Array) -> jax.Array:
     """3x3 window sum over the extension of Rockinger's ``es2(X, 1)`` used by the reference
     ``band_fuse``: mirrored edges without repeating the edge sample, corners left at zero."""
-    p = pad2d(x, 1, 1, 1, 1, "reflect")
+    p = pad2d(x, 1, 1, 1, 1, border="reflect")
     p = p.at[..., 0, 0].set(0).at[..., 0, -1].set(0).at[..., -1, 0].set(0).at[..., -1, -1].set(0)
-    return window_sum(p, 3, "zero")[..., 1:-1, 1:-1]
+    return window_sum(p, 3, border="zero")[..., 1:-1, 1:-1]
 
 
 def burt_match_fuse(la: ArrayLike, lb: ArrayLike, w: ArrayLike, *, threshold: float = 0.6) -> jax.Array:
@@ -236,9 +236,9 @@ def fuse_with_weight_map(
     if domain != "laplacian":
         raise ValueError(f"domain must be 'spatial' or 'laplacian', got {domain!r}")
     n = default_levels(a.shape) if levels is None else int(levels)
-    pw = gaussian_pyramid(w, n)
-    pa = laplacian_pyramid(a, n)
-    pb = laplacian_pyramid(b, n)
+    pw = gaussian_pyramid(w, levels=n)
+    pa = laplacian_pyramid(a, levels=n)
+    pb = laplacian_pyramid(b, levels=n)
     if threshold is None:
         fused = [g * x + (1.0 - g) * y for x, y, g in zip(pa, pb, pw)]
     else:

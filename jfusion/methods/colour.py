@@ -29,7 +29,7 @@ def _sum_sources(x: jax.Array) -> jax.Array:
     return out
 
 
-def fuse_chroma(chroma: ArrayLike, eps: float = 1e-12) -> jax.Array:
+def fuse_chroma(chroma: ArrayLike, *, eps: float = 1e-12) -> jax.Array:
     """Fuse chroma planes ``(S, H, W)`` centred on 0.5 with weights ``|c - 0.5|``."""
     chroma = jnp.asarray(chroma)
     w = jnp.abs(chroma - 0.5)

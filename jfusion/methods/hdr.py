@@ -34,7 +34,7 @@ __all__ = ["deep_hdr", "load_hdr_net", "weights_path"]
 OUTPUTS = ("tonemapped", "radiance")
 
 
-def weights_path(arch: str, weights: str | None = None) -> Path:
+def weights_path(arch: str, *, weights: str | None = None) -> Path:
     """The asset path of ``arch``'s weights: ``weights`` (an asset path without suffix) or the shipped one."""
     return Path(weights) if weights else WEIGHTS_DIR / "deep_hdr" / arch
 
@@ -42,13 +42,13 @@ def weights_path(arch: str, weights: str | None = None) -> Path:
 @cached_loader(maxsize=8, asset=True)
 def _read(path: str) -> tuple:
     asset = assets.read_asset(path)
-    model = HDRMergeNet(HDRNetConfig.from_dict(asset.manifest["config"]["model"]), rngs=nnx.Rngs(0))
+    model = HDRMergeNet(config=HDRNetConfig.from_dict(asset.manifest["config"]["model"]), rngs=nnx.Rngs(0))
     return assets.split_with_arrays(model, asset.arrays)
 
 
-def load_hdr_net(arch: str = "we", weights: str | None = None) -> HDRMergeNet:
+def load_hdr_net(*, arch: str = "we", weights: str | None = None) -> HDRMergeNet:
     """The trained merge network of ``arch`` (cached by the asset's file stamps; a fresh module per call)."""
-    path = weights_path(arch, weights)
+    path = weights_path(arch, weights=weights)
     if not path.with_suffix(".npz").exists():
         raise FusionInputError(
             f"weights: deep-hdr has no trained weights for arch={arch!r} ({path.with_suffix('.npz')} is missing); "
@@ -125,4 +125,4 @@ def deep_hdr(
 
 def _load(arch: str, weights: str | None) -> HDRMergeNet:
     with jax.ensure_compile_time_eval():  # concrete weights even when called under jit
-        return load_hdr_net(arch, weights)
+        return load_hdr_net(arch=arch, weights=weights)

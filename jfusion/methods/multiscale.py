@@ -109,7 +109,7 @@ def _fuse_detail(c: jax.Array, rule: str, window: int) -> jax.Array:
     if rule == "max-abs":
         return choose_max(c)
     if rule == "window-energy":
-        return choose_max(c, window_energy(c, size=window))
+        return choose_max(c, activity=window_energy(c, size=window))
     raise ValueError(f"rule must be 'max-abs' or 'window-energy', got {rule!r}")
 
 
@@ -143,7 +143,7 @@ def laplacian_fusion(
       ``(H, W)``.
     """
     n = _clamp_levels(levels, sources.shape)
-    pyr = laplacian_pyramid(sources, n, mode=mode)
+    pyr = laplacian_pyramid(sources, levels=n, mode=mode)
     fused = [_fuse_detail(lev, rule, window) for lev in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_laplacian(fused, mode=mode), clip)
 
@@ -165,8 +165,8 @@ def ratio_fusion(sources: jax.Array, *, levels: int = 4, offset: float = 0.01, c
       offset: added before the ratios so that they are defined on black pixels.
     """
     n = _clamp_levels(levels, sources.shape)
-    pyr = ratio_pyramid(sources, n, offset=offset)
-    fused = [choose_max(r, jnp.abs(r - 1.0)) for r in pyr[:-1]] + [mean_sources(pyr[-1])]
+    pyr = ratio_pyramid(sources, levels=n, offset=offset)
+    fused = [choose_max(r, activity=jnp.abs(r - 1.0)) for r in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_ratio(fused, offset=offset), clip)
 
 
@@ -195,8 +195,8 @@ def contrast_fusion(
       offset: added before the ratios so that they are defined on black pixels.
     """
     n = _clamp_levels(levels, sources.shape)
-    pyr = contrast_pyramid(sources, n, offset=offset)
-    fused = [choose_max(c, window_energy(c, size=window)) for c in pyr[:-1]] + [mean_sources(pyr[-1])]
+    pyr = contrast_pyramid(sources, levels=n, offset=offset)
+    fused = [choose_max(c, activity=window_energy(c, size=window)) for c in pyr[:-1]] + [mean_sources(pyr[-1])]
     return _finish(collapse_contrast(fused, offset=offset), clip)
 
 
@@ -222,12 +222,12 @@ def gradient_fusion(sources: jax.Array, *, levels: int = 4, window: int = 3, cli
       window: side of the salience (energy) window.
     """
     n = _clamp_levels(levels, sources.shape)
-    pyr = gradient_pyramid(sources, n)
+    pyr = gradient_pyramid(sources, levels=n)
     # bands: (4, S, h, w) -> sources first for the rule
     bands = []
     for b in pyr.bands:
         b = jnp.moveaxis(b, 1, 0)
-        bands.append(choose_max(b, window_energy(b, size=window)))
+        bands.append(choose_max(b, activity=window_energy(b, size=window)))
     return _finish(collapse_gradient(GradientPyramid(tuple(bands), mean_sources(pyr.top))), clip)
 
 
@@ -274,11 +274,11 @@ def dwt_fusion(
     """
     h, w = sources.shape[-2:]
     n = max(1, min(int(levels), dwt_max_level(min(h, w), wavelet)))
-    coeffs = wavedec2(sources, wavelet, n, mode=mode)
+    coeffs = wavedec2(sources, wavelet=wavelet, level=n, mode=mode)
     fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
-    return _finish(waverec2(fused, wavelet, mode=mode)[..., :h, :w], clip)
+    return _finish(waverec2(fused, wavelet=wavelet, mode=mode)[..., :h, :w], clip)
 
 
 @register(
@@ -315,9 +315,9 @@ def swt_fusion(
     n = max(1, min(int(levels), default_levels((h, w))))
     m = 2**n
     ph, pw = (-h) % m, (-w) % m
-    x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
-    coeffs = swt2(x, wavelet, n)
+    x = pad2d(sources, 0, ph, 0, pw, border="symmetric") if (ph or pw) else sources
+    coeffs = swt2(x, wavelet=wavelet, level=n)
     fused = [mean_sources(coeffs[0])]
     for det in coeffs[1:]:
         fused.append(tuple(_fuse_subband(c, window, consistency) for c in det))
-    return _finish(iswt2(fused, wavelet)[..., :h, :w], clip)
+    return _finish(iswt2(fused, wavelet=wavelet)[..., :h, :w], clip)

@@ -179,7 +179,7 @@ def register(
         if core_clips and clip_param.default is not True:
             raise ValueError(f"method {name!r}: a core's clip option defaults to True (the one output rule)")
         clip_option = Option(name="clip", types=("bool",), default=True, doc=COMMON["clip"].doc)
-        spec = build_options(core, options, extra=(clip_option,))
+        spec = build_options(core, declared=options, extra=(clip_option,))
 
         @functools.wraps(core)
         def public(sources, **opts):
@@ -223,7 +223,7 @@ def get_method(name: str) -> Callable[..., jax.Array]:
     return get_info(name).fn
 
 
-def list_methods(task: str | None = None) -> list[MethodInfo]:
+def list_methods(*, task: str | None = None) -> list[MethodInfo]:
     """Registered general fusion methods, sorted by name; only those for ``task`` when given.
 
     :func:`jfusion.list_methods` lists these and the pan-sharpening / MS-HS methods together.

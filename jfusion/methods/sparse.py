@@ -48,7 +48,7 @@ _MULTI_MODAL = ("multi-modal", "medical", "infrared-visible")
 
 
 def _dictionary(dictionary: str | ArrayLike, dtype) -> jax.Array:
-    d = load_dictionary(dictionary) if isinstance(dictionary, str) else dictionary
+    d = load_dictionary(name_or_path=dictionary) if isinstance(dictionary, str) else dictionary
     return jnp.asarray(d, dtype)
 
 
@@ -63,7 +63,7 @@ def coefficient_activity(coef: jax.Array, radius: int, *, shift: tuple[int, int]
     if shift != (0, 0):
         a = jnp.roll(a, shift, axis=(-2, -1))
     size = 2 * int(radius) + 1
-    return window_sum(a, size, "zero") / float(size * size)
+    return window_sum(a, size, border="zero") / float(size * size)
 
 
 def choose_max_index(activity: jax.Array) -> jax.Array:
@@ -197,11 +197,11 @@ def make_transform(name: str, *, levels: int = 4, wavelet: str = "haar") -> Band
     if name == "laplacian":
         from jfusion.transforms import collapse_laplacian, laplacian_pyramid
 
-        return BandTransform(lambda x: laplacian_pyramid(x, levels), collapse_laplacian, levels - 1)
+        return BandTransform(lambda x: laplacian_pyramid(x, levels=levels), collapse_laplacian, levels - 1)
     if name == "swt":
         from jfusion.transforms import iswt2, swt2
 
-        return BandTransform(lambda x: swt2(x, wavelet, levels), lambda b: iswt2(b, wavelet), 0)
+        return BandTransform(lambda x: swt2(x, wavelet=wavelet, level=levels), lambda b: iswt2(b, wavelet=wavelet), 0)
     raise ValueError(f"unknown transform {name!r}; choose identity, two-scale, laplacian, swt or pass a BandTransform")
 
 
@@ -373,8 +373,8 @@ def sr(
     """
     x = jnp.asarray(sources)
     s_count, h, w = x.shape
-    dct = jnp.asarray(dct_dictionary(patch, atoms), x.dtype)
-    pt = jax.vmap(lambda im: extract_patches(im, patch, stride))(x)  # (S, N, p, p)
+    dct = jnp.asarray(dct_dictionary(patch=patch, atoms=atoms), x.dtype)
+    pt = jax.vmap(lambda im: extract_patches(im, patch, stride=stride))(x)  # (S, N, p, p)
     vec = pt.reshape(s_count, pt.shape[1], patch * patch)
     mean = jnp.mean(vec, axis=-1, keepdims=True)
     codes = omp_batch(dct, (vec - mean).reshape(-1, patch * patch), max_atoms=int(max_atoms),
@@ -385,4 +385,4 @@ def sr(
     code_f = jnp.sum(onehot[..., None] * codes, axis=0)
     mean_f = jnp.sum(onehot[..., None] * mean, axis=0)
     patches_f = (matmul(code_f, dct.T) + mean_f).reshape(-1, patch, patch)
-    return fold_patches(patches_f, (h, w), patch, stride)
+    return fold_patches(patches_f, (h, w), patch, stride=stride)

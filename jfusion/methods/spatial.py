@@ -125,7 +125,7 @@ def gff_fusion(
     """
     nd = sources.ndim
     grey = _grey(sources)
-    sal = gaussian_filter(jnp.abs(laplacian(grey, "replicate")), 5.0, size=11, border="replicate")
+    sal = gaussian_filter(jnp.abs(laplacian(grey, border="replicate")), 5.0, size=11, border="replicate")
     p = max_weights(sal)
 
     def refine(radius: int, eps: float) -> jax.Array:
@@ -171,7 +171,7 @@ def sf_block_fusion(
     """
     s, h, w = sources.shape
     ph, pw = (-h) % block, (-w) % block
-    x = pad2d(sources, 0, ph, 0, pw, "symmetric") if (ph or pw) else sources
+    x = pad2d(sources, 0, ph, 0, pw, border="symmetric") if (ph or pw) else sources
     sf = block_spatial_frequency(x, block)  # (S, nh, nw)
     wts = max_weights(sf)
     if consistency:
@@ -223,7 +223,7 @@ def mertens_weights(
     else:
         grey = sum(planes) / len(planes)
     border = "replicate" if mode == "mertens" else "reflect"
-    w = _power(jnp.abs(laplacian(grey, border)), contrast_weight)
+    w = _power(jnp.abs(laplacian(grey, border=border)), contrast_weight)
     if len(planes) > 1:
         mean = sum(planes) / len(planes)
         ss = sum((p - mean) ** 2 for p in planes)
@@ -291,7 +291,7 @@ def mertens_fusion(
     if levels is None:
         levels = default_levels(w.shape) + (1 if mode == "opencv" else 0)
     x = _channels_first(sources)
-    lap = laplacian_pyramid(x, levels, mode=mode)
-    gw = gaussian_pyramid(w, levels, mode=mode)
+    lap = laplacian_pyramid(x, levels=levels, mode=mode)
+    gw = gaussian_pyramid(w, levels=levels, mode=mode)
     blended = [sum_sources(_per_channel(g, nd) * lev) for g, lev in zip(gw, lap)]
     return _finish(_channels_last(collapse_laplacian(blended, mode=mode), nd), clip)

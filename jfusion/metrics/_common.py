@@ -118,18 +118,18 @@ def normalize1(x: ArrayLike) -> jax.Array:
     return jnp.where((hi == 0) & (lo == 0), x, out)
 
 
-def histogram(levels: jax.Array, bins: int = 256) -> jax.Array:
+def histogram(levels: jax.Array, *, bins: int = 256) -> jax.Array:
     """Counts of the integer ``levels`` (any shape) in ``bins`` bins (static length, jit-able)."""
     return jnp.bincount(levels.ravel(), length=bins)
 
 
-def joint_histogram(a: jax.Array, b: jax.Array, bins: int = 256) -> jax.Array:
+def joint_histogram(a: jax.Array, b: jax.Array, *, bins: int = 256) -> jax.Array:
     """Joint ``(bins, bins)`` counts of two integer level images of equal shape."""
     idx = a.ravel() * bins + b.ravel()
     return jnp.bincount(idx, length=bins * bins).reshape(bins, bins)
 
 
-def entropy_from_counts(counts: jax.Array, base: float | None = 2.0) -> jax.Array:
+def entropy_from_counts(counts: jax.Array, *, base: float | None = 2.0) -> jax.Array:
     """Shannon entropy ``-sum p log p`` of a histogram (empty bins skipped); ``base=None`` = nats."""
     counts = counts.astype(jnp.result_type(float))
     p = counts / jnp.sum(counts)
@@ -140,7 +140,7 @@ def entropy_from_counts(counts: jax.Array, base: float | None = 2.0) -> jax.Arra
 
 def fspecial_gaussian1d(size: int, sigma: float) -> np.ndarray:
     """1-D taps whose outer product is MATLAB ``fspecial('gaussian', size, sigma)`` (normalised)."""
-    return gaussian_kernel1d(sigma, size)
+    return gaussian_kernel1d(sigma, size=size)
 
 
 def _keep_cpu(x: jax.Array) -> jax.Array:
@@ -187,7 +187,7 @@ def _materialize_jvp(primals, tangents):
     return materialize(primals[0]), tangents[0]
 
 
-def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
+def filter_valid(x: ArrayLike, k_y: np.ndarray, *, k_x: np.ndarray | None = None) -> jax.Array:
     """MATLAB ``filter2(outer(k_y, k_x), x, 'valid')`` for separable kernels (last two axes).
 
     Column pass, stored (:func:`materialize`), then row pass; filter several maps of one size
@@ -198,23 +198,23 @@ def filter_valid(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -
     return correlate_valid(materialize(correlate_valid(x, k_y, -2)), k_x, -1)
 
 
-def separable_same_zero(x: ArrayLike, k_y: np.ndarray, k_x: np.ndarray | None = None) -> jax.Array:
+def separable_same_zero(x: ArrayLike, k_y: np.ndarray, *, k_x: np.ndarray | None = None) -> jax.Array:
     """MATLAB ``filter2(outer(k_y, k_x), x, 'same')`` (zero padding, odd lengths) as two stored 1-D passes.
 
     ``ops.separable_filter(x, k_y, k_x, "zero")`` with the column pass stored (:func:`materialize`).
     """
     k_x = k_y if k_x is None else k_x
-    return correlate1d(materialize(correlate1d(x, k_y, -2, "zero")), k_x, -1, "zero")
+    return correlate1d(materialize(correlate1d(x, k_y, -2, border="zero")), k_x, -1, border="zero")
 
 
 def filter_same_zero(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
     """MATLAB ``filter2(kernel, x, 'same')``: correlation with zero padding (odd kernels)."""
-    return filter2d(x, np.asarray(kernel), "zero")
+    return filter2d(x, np.asarray(kernel), border="zero")
 
 
 def conv2_same(x: ArrayLike, kernel: np.ndarray) -> jax.Array:
     """MATLAB ``conv2(x, kernel, 'same')`` (true convolution, zero padding) for odd kernels."""
-    return filter2d(x, np.asarray(kernel)[::-1, ::-1], "zero")
+    return filter2d(x, np.asarray(kernel)[::-1, ::-1], border="zero")
 
 
 def freqspace(m: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -110,7 +110,7 @@ def register_metric(
             ideal=ideal,
             summed=summed,
             symmetric=symmetric,
-            options=build_options(fn, options),
+            options=build_options(fn, declared=options),
         ))
         return fn
 
@@ -122,11 +122,11 @@ def get_metric_info(name: str) -> MetricInfo:
     return REGISTRY.get(name)
 
 
-def metric_names(kind: str | None = None) -> list[str]:
+def metric_names(*, kind: str | None = None) -> list[str]:
     """Registered names sorted by name, optionally of one ``kind``."""
     return REGISTRY.names(None if kind is None else (lambda i: i.kind == kind))
 
 
-def list_metrics(kind: str | None = None) -> list[MetricInfo]:
+def list_metrics(*, kind: str | None = None) -> list[MetricInfo]:
     """Registry entries (name, direction, needs_reference, convention, ...) sorted by name."""
     return REGISTRY.list(None if kind is None else (lambda i: i.kind == kind))

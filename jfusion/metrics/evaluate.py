@@ -100,7 +100,7 @@ def prepare_fusion_inputs(
     if colour not in COLOUR_RULES:
         raise FusionInputError(f"colour: must be one of {COLOUR_RULES}, got {colour!r}.")
     x = validate_sources(sources).astype(np.float64) * 255.0
-    f = validate_image(fused, "fused").astype(np.float64) * 255.0
+    f = validate_image(fused, name="fused").astype(np.float64) * 255.0
     if f.ndim == 3 and f.shape[-1] == 1:
         f = f[..., 0]
     if f.shape[:2] != x.shape[1:3]:
@@ -174,7 +174,7 @@ def _levels(a: np.ndarray, name: str, quantize: bool | None) -> np.ndarray:
     """
     if a.dtype == np.uint8 and quantize is not False and a.size:
         return a
-    return _snap(as_float_image(a, name).astype(np.float64) * 255.0, quantize, batched=True)
+    return _snap(as_float_image(a, name=name).astype(np.float64) * 255.0, quantize, batched=True)
 
 
 def _prepare_batch(sources: Any, fused: Any, colour: str, quantize: bool | None) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -467,9 +467,9 @@ def _check_undefined(values: Mapping[str, Any], undefined: str) -> None:
 def evaluate(
     sources: Any,
     fused: ArrayLike,
+    *,
     metrics: Sequence[str] | str | None = None,
     reference: ArrayLike | None = None,
-    *,
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -526,8 +526,8 @@ def evaluate(
 def evaluate_batch(
     sources: ArrayLike,
     fused: ArrayLike,
-    metrics: Sequence[str] | str | None = None,
     *,
+    metrics: Sequence[str] | str | None = None,
     colour: str = "vifb",
     quantize: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,

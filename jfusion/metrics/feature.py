@@ -165,7 +165,7 @@ def phase_congruency(
 def _masked_correlation(feats: jax.Array, feat_max: jax.Array, feat_f: jax.Array, masks: jax.Array, mask_max: jax.Array) -> jax.Array:
     """Liu's ``correlation_coeffcient``: max over sources and the max-map of the masked local correlations."""
     kern = fspecial_gaussian1d(11, 1.5)
-    filt = lambda v: separable_filter(v, kern, kern, "zero")  # noqa: E731  filter2 'same'
+    filt = lambda v: separable_filter(v, kern, kernel_x=kern, border="zero")  # noqa: E731  filter2 'same'
     xs = jnp.concatenate([feats * masks, (feat_max * mask_max)[None]], axis=0)
     ms = jnp.concatenate([masks, mask_max[None]], axis=0)
     c = 1e-4
@@ -269,7 +269,7 @@ def fmi_window(a: jax.Array, f: jax.Array) -> jax.Array:
 
 def _window_columns(feat: jax.Array, w: int) -> jax.Array:
     """All ``w x w`` 'valid' windows ``(N, w*w)``, each flattened column-major like MATLAB ``x(:)``."""
-    p = extract_patches(feat, w, 1)
+    p = extract_patches(feat, w, stride=1)
     return jnp.swapaxes(p, -1, -2).reshape(p.shape[0], w * w)
 
 

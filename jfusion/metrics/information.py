@@ -72,9 +72,9 @@ def _minmax_levels(x: jax.Array) -> jax.Array:
 
 
 def _mi_from_joint(joint: jax.Array, base: float | None) -> jax.Array:
-    ha = entropy_from_counts(joint.sum(axis=1), base)
-    hb = entropy_from_counts(joint.sum(axis=0), base)
-    hab = entropy_from_counts(joint.ravel(), base)
+    ha = entropy_from_counts(joint.sum(axis=1), base=base)
+    hb = entropy_from_counts(joint.sum(axis=0), base=base)
+    hab = entropy_from_counts(joint.ravel(), base=base)
     return ha + hb - hab
 
 
@@ -148,11 +148,11 @@ def level_histogram_metrics(
     joint = jnp.bincount(idx.ravel(), length=s * 65536).reshape(s, 256, 256)
     hx = joint.sum(axis=2)
     hf = joint[0].sum(axis=0)
-    en = entropy_from_counts(hf, 2.0)
+    en = entropy_from_counts(hf, base=2.0)
     pf = _probs(hf)
     ce = jnp.mean(jax.vmap(lambda h: _xlogy_ratio(_probs(h), pf, 2.0))(hx))
-    h_f = entropy_from_counts(hf, base)
-    mi = jnp.sum(jax.vmap(lambda h, j: entropy_from_counts(h, base) + h_f - entropy_from_counts(j.ravel(), base))(hx, joint))
+    h_f = entropy_from_counts(hf, base=base)
+    mi = jnp.sum(jax.vmap(lambda h, j: entropy_from_counts(h, base=base) + h_f - entropy_from_counts(j.ravel(), base=base))(hx, joint))
     return ce, en, mi
 
 
@@ -168,11 +168,11 @@ def normalized_mutual_information(sources: ArrayLike, fused: ArrayLike, *, data_
     """
     x = _norm_levels(to_grey_levels(sources, data_range))
     lf = _norm_levels(to_grey_levels(fused, data_range))
-    hf = entropy_from_counts(histogram(lf), 2.0)
+    hf = entropy_from_counts(histogram(lf), base=2.0)
 
     def one(xs):
         joint = joint_histogram(xs, lf)
-        hx = entropy_from_counts(joint.sum(axis=1), 2.0)
+        hx = entropy_from_counts(joint.sum(axis=1), base=2.0)
         return _mi_from_joint(joint, 2.0) / (hx + hf)
 
     return 2.0 * jnp.sum(jax.vmap(one)(x))

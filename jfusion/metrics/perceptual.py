@@ -54,8 +54,8 @@ def _contrast_response(x: jax.Array) -> jax.Array:
     # filter2(G, x, 'same') with the separable 31x31 kernels as two stored 1-D passes each.
     g1, s1 = _gauss_unnorm(2.0)
     g2, s2 = _gauss_unnorm(4.0)
-    b1 = separable_same_zero(x, g1 * s1, g1)
-    b2 = separable_same_zero(x, g2 * s2, g2)
+    b1 = separable_same_zero(x, g1 * s1, k_x=g1)
+    b2 = separable_same_zero(x, g2 * s2, k_x=g2)
     c = jnp.abs(b1 / b2 - 1.0)
     return c**3 / (c**2 + 1e-4)
 

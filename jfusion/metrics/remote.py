@@ -211,7 +211,7 @@ def q2n(
     sx, sy = math.ceil(h / shift), math.ceil(w / shift)
     e1, e2 = (sx - 1) * shift + block - h, (sy - 1) * shift + block - w
     if e1 or e2:
-        pad = lambda v: jnp.moveaxis(pad2d(jnp.moveaxis(v, -1, 0), 0, e1, 0, e2, "symmetric"), 0, -1)  # noqa: E731
+        pad = lambda v: jnp.moveaxis(pad2d(jnp.moveaxis(v, -1, 0), 0, e1, 0, e2, border="symmetric"), 0, -1)  # noqa: E731
         r, f = pad(r), pad(f)
     if cast_uint16:
         r = jnp.clip(matlab_round(r), 0, 65535)
@@ -220,8 +220,8 @@ def q2n(
     if n != nbands:
         z = jnp.zeros(r.shape[:2] + (n - nbands,), r.dtype)
         r, f = jnp.concatenate([r, z], -1), jnp.concatenate([f, z], -1)
-    pr = extract_patches(r, block, shift, cover=False).reshape(-1, block * block, n)
-    pf = extract_patches(f, block, shift, cover=False).reshape(-1, block * block, n)
+    pr = extract_patches(r, block, stride=shift, cover=False).reshape(-1, block * block, n)
+    pf = extract_patches(f, block, stride=shift, cover=False).reshape(-1, block * block, n)
     tensor = onion_product_tensor(n)
     return jnp.mean(jax.vmap(lambda a, b: _q2n_block(a, b, tensor))(pr, pf))
 
@@ -305,8 +305,8 @@ def _pairwise_uiqi_sewar(img: jax.Array) -> jax.Array:
 
 def _pan_lowpass(pan: jax.Array, ratio: int) -> jax.Array:
     h, w = pan.shape
-    small = resize(pan, (h // ratio, w // ratio), "bicubic", antialias=True)
-    return resize(small, (h, w), "bicubic")
+    small = resize(pan, (h // ratio, w // ratio), method="bicubic", antialias=True)
+    return resize(small, (h, w), method="bicubic")
 
 
 @register_metric("d_s", direction="lower", convention="pst", kind="remote_noref", range=(0, 2), ideal=0.0, symmetric=False, options={"convention": opt(choices=('pst', 'sewar'), doc="'pst' (the pan-sharpening toolbox's definition) or 'sewar' (sewar 0.4.10's); see the function's docstring"), "q": opt(doc="exponent of the MS-PAN UIQI differences (QNR paper q)", low=1e-6)})
@@ -339,7 +339,7 @@ def d_s(
             plp = _pan_lowpass(p, ratio)
         else:
             h, w = p.shape
-            plp = resize(p, (h // ratio, w // ratio), "bicubic", antialias=True)
+            plp = resize(p, (h // ratio, w // ratio), method="bicubic", antialias=True)
     else:
         plp = as_metric_float(pan_lowpass)
     mblock = block if convention == "pst" else block // ratio

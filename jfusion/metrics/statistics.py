@@ -87,6 +87,6 @@ def edge_intensity(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 
     """EI: mean Sobel magnitude, ``imfilter(F, fspecial('sobel'), 'replicate')`` and its transpose."""
     del sources
     f = to_grey_levels(fused, data_range)
-    gx = filter2d(f, _SOBEL, "replicate")
-    gy = filter2d(f, _SOBEL.T, "replicate")
+    gx = filter2d(f, _SOBEL, border="replicate")
+    gy = filter2d(f, _SOBEL.T, border="replicate")
     return jnp.mean(safe_sqrt(gx**2 + gy**2))

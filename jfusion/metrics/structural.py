@@ -125,7 +125,7 @@ def ssim(
 
 def _avg_decimate(x: jax.Array) -> jax.Array:
     """Wang's MS-SSIM downsampling: ``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then ``x(1:2:end, 1:2:end)``."""
-    xp = pad2d(x, 0, 1, 0, 1, "symmetric")
+    xp = pad2d(x, 0, 1, 0, 1, border="symmetric")
     y = (xp[..., :-1, :-1] + xp[..., 1:, :-1] + xp[..., :-1, 1:] + xp[..., 1:, 1:]) / 4.0
     return y[..., ::2, ::2]
 

@@ -60,5 +60,5 @@ def load_liu_matlab(path: str | os.PathLike) -> WeightNet:
     params = liu_mat_params(mat)
     widths = tuple(int(params[f"branch_a/conv{i}/kernel"].shape[-1]) for i in (1, 2, 3))
     cfg = WeightNetConfig(arch="siamese", head="direct", widths=widths, n_classes=2, reference_forward=True)
-    model = WeightNet(cfg, rngs=nnx.Rngs(0))
+    model = WeightNet(config=cfg, rngs=nnx.Rngs(0))
     return load_params(model, params)

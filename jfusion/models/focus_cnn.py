@@ -132,7 +132,7 @@ class WeightNet(nnx.Module):
       rngs: ``nnx.Rngs`` for the initialisation (Xavier-uniform kernels, zero biases).
     """
 
-    def __init__(self, config: WeightNetConfig = WeightNetConfig(), *, rngs: nnx.Rngs):
+    def __init__(self, *, config: WeightNetConfig = WeightNetConfig(), rngs: nnx.Rngs):
         self.config = config
         c = config
         if c.arch == "2ch":

@@ -55,7 +55,7 @@ class HDRNetConfig:
 class HDRMergeNet(nnx.Module):
     """``(N, H, W, 18) -> (N, H, W, C)`` in (0, 1); see the module docstring."""
 
-    def __init__(self, config: HDRNetConfig = HDRNetConfig(), *, rngs: nnx.Rngs):
+    def __init__(self, *, config: HDRNetConfig = HDRNetConfig(), rngs: nnx.Rngs):
         if config.arch not in _OUT:
             raise ValueError(f"arch must be one of {ARCHS}, got {config.arch!r}")
         self.config = config

@@ -66,7 +66,7 @@ def _mode(border: str) -> str:
         raise ValueError(f"border must be one of {sorted(_NP_MODE)}, got {border!r}") from None
 
 
-def pad2d(x: ArrayLike, top: int, bottom: int, left: int, right: int, border: Border = "symmetric") -> jax.Array:
+def pad2d(x: ArrayLike, top: int, bottom: int, left: int, right: int, *, border: Border = "symmetric") -> jax.Array:
     """Pad the last two axes of ``x`` by the given widths with the named border rule."""
     x = jnp.asarray(x)
     widths = [(0, 0)] * (x.ndim - 2) + [(int(top), int(bottom)), (int(left), int(right))]
@@ -105,7 +105,7 @@ def correlate_valid(x: ArrayLike, kernel: ArrayLike, axis: int) -> jax.Array:
     return out.astype(x.dtype)
 
 
-def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, border: Border = "symmetric") -> jax.Array:
+def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, *, border: Border = "symmetric") -> jax.Array:
     """Correlate the last-two-axes image ``x`` with a 1-D kernel along ``axis`` (-2 rows, -1 columns).
 
     The output sample ``i`` aligns with kernel tap ``(K - 1) // 2`` (MATLAB ``imfilter``/OpenCV
@@ -118,21 +118,21 @@ def correlate1d(x: ArrayLike, kernel: ArrayLike, axis: int, border: Border = "sy
     n = len(_taps(kernel)) if not isinstance(kernel, jax.Array) else kernel.shape[0]
     lo, hi = (n - 1) // 2, n // 2
     if axis == x.ndim - 2:
-        xp = pad2d(x, lo, hi, 0, 0, border)
+        xp = pad2d(x, lo, hi, 0, 0, border=border)
     else:
-        xp = pad2d(x, 0, 0, lo, hi, border)
+        xp = pad2d(x, 0, 0, lo, hi, border=border)
     return correlate_valid(xp, kernel, axis)
 
 
 def separable_filter(
-    x: ArrayLike, kernel_y: ArrayLike, kernel_x: ArrayLike | None = None, border: Border = "symmetric"
+    x: ArrayLike, kernel_y: ArrayLike, *, kernel_x: ArrayLike | None = None, border: Border = "symmetric"
 ) -> jax.Array:
     """Correlate with ``outer(kernel_y, kernel_x)`` as two 1-D passes (``kernel_x`` defaults to ``kernel_y``)."""
     kernel_x = kernel_y if kernel_x is None else kernel_x
-    return correlate1d(correlate1d(x, kernel_y, -2, border), kernel_x, -1, border)
+    return correlate1d(correlate1d(x, kernel_y, -2, border=border), kernel_x, -1, border=border)
 
 
-def filter2d(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric") -> jax.Array:
+def filter2d(x: ArrayLike, kernel: ArrayLike, *, border: Border = "symmetric") -> jax.Array:
     """Correlate with a small 2-D kernel (anchor ``((kh-1)//2, (kw-1)//2)``, as MATLAB ``imfilter``).
 
     For true convolution (MATLAB ``conv2``) pass the kernel flipped, ``kernel[::-1, ::-1]``.
@@ -140,7 +140,7 @@ def filter2d(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric") -> j
     x = jnp.asarray(x)
     k = np.asarray(kernel, dtype=np.float64)
     kh, kw = k.shape
-    xp = pad2d(x, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, border)
+    xp = pad2d(x, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, border=border)
     h, w = x.shape[-2:]
     out = None
     for i in range(kh):
@@ -152,7 +152,7 @@ def filter2d(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric") -> j
     return jnp.zeros_like(x) if out is None else out.astype(x.dtype)
 
 
-def filter2d_dense(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric") -> jax.Array:
+def filter2d_dense(x: ArrayLike, kernel: ArrayLike, *, border: Border = "symmetric") -> jax.Array:
     """Correlate with a large dense 2-D kernel through one XLA convolution.
 
     Same result and anchor as :func:`filter2d` (MATLAB ``imfilter``), but the kernel is
@@ -163,7 +163,7 @@ def filter2d_dense(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric"
     x = jnp.asarray(x)
     k = jnp.asarray(kernel, dtype=x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
     kh, kw = k.shape
-    xp = pad2d(x, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, border)
+    xp = pad2d(x, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, border=border)
     lead = xp.shape[:-2]
     flat = xp.reshape((-1, 1) + xp.shape[-2:]).astype(k.dtype)
     out = jax.lax.conv_general_dilated(
@@ -172,7 +172,7 @@ def filter2d_dense(x: ArrayLike, kernel: ArrayLike, border: Border = "symmetric"
     return out.reshape(lead + x.shape[-2:]).astype(k.dtype)
 
 
-def gaussian_kernel1d(sigma: float, size: int | None = None) -> np.ndarray:
+def gaussian_kernel1d(sigma: float, *, size: int | None = None) -> np.ndarray:
     """Normalised 1-D Gaussian taps; ``size`` defaults to ``2 * ceil(3 sigma) + 1``.
 
     ``outer(g, g)`` equals MATLAB ``fspecial('gaussian', size, sigma)``.
@@ -189,11 +189,11 @@ def gaussian_filter(
     x: ArrayLike, sigma: float, *, size: int | None = None, border: Border = "replicate"
 ) -> jax.Array:
     """Separable Gaussian blur of the last two axes (see :func:`gaussian_kernel1d` for ``size``)."""
-    g = gaussian_kernel1d(sigma, size)
-    return separable_filter(x, g, g, border)
+    g = gaussian_kernel1d(sigma, size=size)
+    return separable_filter(x, g, kernel_x=g, border=border)
 
 
-def window_sum(x: ArrayLike, size: int | tuple[int, int], border: Border = "zero") -> jax.Array:
+def window_sum(x: ArrayLike, size: int | tuple[int, int], *, border: Border = "zero") -> jax.Array:
     """Sum over a ``size x size`` (or ``(sh, sw)``) window anchored as :func:`filter2d`.
 
     Direct sums by binary doubling (:func:`box_sum_valid` on the bordered image), about
@@ -205,7 +205,7 @@ def window_sum(x: ArrayLike, size: int | tuple[int, int], border: Border = "zero
     """
     x = jnp.asarray(x)
     sh, sw = (size, size) if isinstance(size, int) else size
-    xp = pad2d(x, (sh - 1) // 2, sh // 2, (sw - 1) // 2, sw // 2, border)
+    xp = pad2d(x, (sh - 1) // 2, sh // 2, (sw - 1) // 2, sw // 2, border=border)
     return box_sum_valid(xp, (sh, sw))
 
 
@@ -222,10 +222,10 @@ def box_filter(
     if border == "count":
         x = jnp.asarray(x)
         h, w = x.shape[-2:]
-        s = window_sum(x, size, "zero")
+        s = window_sum(x, size, border="zero")
         n = np.outer(_in_image_count(h, radius), _in_image_count(w, radius))
         return s / jnp.asarray(n, dtype=s.dtype)
-    return window_sum(x, size, border) / float(size * size)
+    return window_sum(x, size, border=border) / float(size * size)
 
 
 def _in_image_count(n: int, radius: int) -> np.ndarray:
@@ -237,16 +237,16 @@ SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 LAPLACIAN_4 = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
-def sobel(x: ArrayLike, border: Border = "replicate") -> tuple[jax.Array, jax.Array]:
+def sobel(x: ArrayLike, *, border: Border = "replicate") -> tuple[jax.Array, jax.Array]:
     """Sobel derivatives ``(gx, gy)`` by correlation: ``gx`` grows left to right, ``gy`` top to bottom."""
     d = np.array([-1.0, 0.0, 1.0])
     s = np.array([1.0, 2.0, 1.0])
-    gx = separable_filter(x, s, d, border)
-    gy = separable_filter(x, d, s, border)
+    gx = separable_filter(x, s, kernel_x=d, border=border)
+    gy = separable_filter(x, d, kernel_x=s, border=border)
     return gx, gy
 
 
-def sobel_edges(x: ArrayLike, threshold: float | None = None, *, thinning: bool = True) -> jax.Array:
+def sobel_edges(x: ArrayLike, *, threshold: float | None = None, thinning: bool = True) -> jax.Array:
     """Binary edge map as MATLAB ``edge(x)`` / ``edge(x, 'sobel', threshold)`` (Image Processing Toolbox).
 
     Steps (MATLAB R2013+ ``edge.m``, method 'sobel', direction 'both'):
@@ -268,7 +268,7 @@ def sobel_edges(x: ArrayLike, threshold: float | None = None, *, thinning: bool 
       bool ``(..., H, W)``.
     """
     x = jnp.asarray(x)
-    gx, gy = sobel(x, "replicate")
+    gx, gy = sobel(x, border="replicate")
     bx, by = gx / 8.0, gy / 8.0
     b = bx * bx + by * by
     if threshold is None:
@@ -289,9 +289,9 @@ def sobel_edges(x: ArrayLike, threshold: float | None = None, *, thinning: bool 
     return strong & (horiz | vert)
 
 
-def laplacian(x: ArrayLike, border: Border = "replicate") -> jax.Array:
+def laplacian(x: ArrayLike, *, border: Border = "replicate") -> jax.Array:
     """4-neighbour Laplacian ``[[0,1,0],[1,-4,1],[0,1,0]]``."""
-    return filter2d(x, LAPLACIAN_4, border)
+    return filter2d(x, LAPLACIAN_4, border=border)
 
 
 def guided_filter(guide: ArrayLike, src: ArrayLike, radius: int, eps: float) -> jax.Array:

@@ -36,7 +36,7 @@ def _index_grids(h: int, w: int, size: int, stride: int, cover: bool):
     return rows, cols
 
 
-def extract_patches(image: ArrayLike, size: int, stride: int = 1, *, cover: bool = True) -> jax.Array:
+def extract_patches(image: ArrayLike, size: int, *, stride: int = 1, cover: bool = True) -> jax.Array:
     """Square patches of an ``(H, W, ...)`` image as ``(N, size, size, ...)``, row-major order."""
     image = jnp.asarray(image)
     rows, cols = _index_grids(image.shape[0], image.shape[1], size, stride, cover)
@@ -44,7 +44,7 @@ def extract_patches(image: ArrayLike, size: int, stride: int = 1, *, cover: bool
 
 
 def fold_patches(
-    patches: ArrayLike, image_shape: tuple[int, int], size: int, stride: int = 1, *, cover: bool = True
+    patches: ArrayLike, image_shape: tuple[int, int], size: int, *, stride: int = 1, cover: bool = True
 ) -> jax.Array:
     """Inverse of :func:`extract_patches`: add patches back and divide by each pixel's patch count."""
     patches = jnp.asarray(patches)

@@ -13,7 +13,7 @@ __all__ = ["resize", "downsample", "upsample_zeros"]
 Method = Literal["nearest", "linear", "bilinear", "cubic", "bicubic", "lanczos3"]
 
 
-def resize(image: ArrayLike, shape: tuple[int, int], method: Method = "bicubic", *, antialias: bool = False) -> jax.Array:
+def resize(image: ArrayLike, shape: tuple[int, int], *, method: Method = "bicubic", antialias: bool = False) -> jax.Array:
     """Resize the first two axes to ``shape`` (half-pixel centres, as OpenCV ``resize``/MATLAB ``imresize``)."""
     image = jnp.asarray(image)
     method = {"bilinear": "linear", "bicubic": "cubic"}.get(method, method)

@@ -182,10 +182,10 @@ def _compiled(name: str, ratio: int, sensor: str | None, options: tuple[tuple[st
 def pansharpen(
     ms: ArrayLike,
     pan: ArrayLike,
+    *,
     method: str = "gsa",
     ratio: int | None = None,
     sensor: str | None = None,
-    *,
     bit_depth: int | None = None,
     **options: Any,
 ) -> jax.Array:

@@ -44,14 +44,14 @@ def cov_gains(ms_up: jax.Array, intensity: jax.Array) -> jax.Array:
 def exp(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """EXP: the MS interpolated to the PAN grid (23-tap or bicubic); the PAN is not used."""
     del pan, sensor
-    return upsample_ms(ms, ratio, interp)
+    return upsample_ms(ms, ratio, interp=interp)
 
 
 @register("ihs", family="cs", reference="Fast IHS, Tu et al., Inf. Fusion 2001 / toolbox IHS.m (Vivone et al. 2015)")
 def ihs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """Fast IHS: I = band mean, PAN moment-matched to I, unit injection gains."""
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     pan = jnp.asarray(pan, jnp.float32)
     intensity = ms_up.mean(axis=-1)
     return inject(ms_up, match_moments(pan, intensity) - intensity, jnp.ones(ms_up.shape[-1]))
@@ -73,7 +73,7 @@ def gihs(
     unit gains into every band.
     """
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     b = ms_up.shape[-1]
     w = jnp.full((b,), 1.0 / b) if weights is None else jnp.asarray(weights, jnp.float32) / sum(weights)
     intensity = matmul(ms_up, w)
@@ -84,7 +84,7 @@ def gihs(
 def brovey(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """Brovey: F_k = MS~_k * P' / I with I the band mean and P' the PAN moment-matched to I."""
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     intensity = ms_up.mean(axis=-1)
     p = match_moments(jnp.asarray(pan, jnp.float32), intensity)
     return ms_up * (p / (intensity + _EPS))[..., None]
@@ -99,7 +99,7 @@ def pca(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     Equivalent to CS injection with I = PC1 and gains = that eigenvector.
     """
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     h, w, b = ms_up.shape
     x = ms_up.reshape(-1, b)
     mu = x.mean(axis=0)
@@ -117,7 +117,7 @@ def pca(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
 def gs(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """Gram-Schmidt: I = band mean of MS~, P' matched to I, gains cov(MS~_k, I)/var(I)."""
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     intensity = ms_up.mean(axis=-1)
     p = match_moments(jnp.asarray(pan, jnp.float32), intensity)
     return inject(ms_up, p - intensity, cov_gains(ms_up, intensity))
@@ -141,8 +141,8 @@ def gsa(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = N
     """
     ms = jnp.asarray(ms, jnp.float32)
     pan = jnp.asarray(pan, jnp.float32)
-    ms_up = upsample_ms(ms, ratio, interp)
-    pan_lr = decimate(mtf_filter_pan(pan, ratio, sensor), ratio)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
+    pan_lr = decimate(mtf_filter_pan(pan, ratio=ratio, sensor=sensor), ratio)
     w = gsa_weights(ms, pan_lr)
     m0 = ms_up - ms_up.mean(axis=(0, 1))
     intensity = matmul(m0, w[:-1]) + w[-1]

@@ -27,7 +27,7 @@ __all__ = ["evaluate_reduced", "evaluate_full", "pan_lowpass_pst"]
 def pan_lowpass_pst(pan: ArrayLike, ratio: int) -> jax.Array:
     """PST's degraded PAN for D_s: ``interp23tap(imresize(P, 1/ratio), ratio)`` (antialiased bicubic)."""
     h, w = np.shape(pan)
-    small = resize(pan, (h // ratio, w // ratio), "bicubic", antialias=True)
+    small = resize(pan, (h // ratio, w // ratio), method="bicubic", antialias=True)
     return interp23tap(small, ratio)
 
 
@@ -35,7 +35,7 @@ def _run(method: str, ms, pan, *, sensor, bit_depth, options) -> tuple[np.ndarra
     from jfusion.pansharpening import pansharpen
 
     t0 = time.perf_counter()
-    out = pansharpen(ms, pan, method, sensor=sensor, bit_depth=bit_depth, **options)
+    out = pansharpen(ms, pan, method=method, sensor=sensor, bit_depth=bit_depth, **options)
     out = np.asarray(jax.block_until_ready(out))
     return out, time.perf_counter() - t0
 

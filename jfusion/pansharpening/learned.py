@@ -122,7 +122,7 @@ def radiometric_indices(ms_up: jax.Array) -> jax.Array:
 
 def network_inputs(ms: ArrayLike, pan: ArrayLike, *, ratio: int, bit_depth: int, interp: Interp = "23tap", indices: bool = False) -> jax.Array:
     """``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` as ``(H, W, B + 1 (+ 2))`` (indices are not scaled)."""
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     scale = 2.0**bit_depth
     x = jnp.concatenate([ms_up, jnp.asarray(pan, jnp.float32)[..., None]], -1) / scale
     if indices:
@@ -188,7 +188,7 @@ def check_weights(name: str, sensor: str | None, bands: int, *, weights: str | N
     if weights is not None and not path.exists():
         raise FusionInputError(f"weights={weights!r}: no asset {path}; pass the path of a trained asset (.npz + .json).")
     if not path.exists():
-        have = sorted(p.stem for p in assets.find_assets(WEIGHTS_DIR, f"{name}-*"))
+        have = sorted(p.stem for p in assets.find_assets(WEIGHTS_DIR, pattern=f"{name}-*"))
         raise FusionInputError(
             f"method {name!r}: no shipped weights for sensor {sensor!r}; pass sensor= one of "
             f"{[h.split('-', len(name.split('-')))[-1] for h in have] or 'none available'} or train them with "
@@ -308,7 +308,7 @@ def _apply(graphdef, state, x):
 _apply_jit = jax.jit(_apply, static_argnums=0)
 
 
-def apply_network(model: nnx.Module, x: jax.Array, margin: int = 0) -> jax.Array:
+def apply_network(model: nnx.Module, x: jax.Array, *, margin: int = 0) -> jax.Array:
     """Run an image model on one ``(H, W, C)`` input, replicate-padding by ``margin`` first; ``(H, W, out)``."""
     if margin:
         x = jnp.pad(x, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
@@ -330,7 +330,7 @@ def network_pansharpen(
     model, _ = load_weights(name, sensor, int(ms.shape[-1]), weights=weights)
     x = network_inputs(ms, pan, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
     margin = getattr(model, "margin", 0) if spec.kind == "pnn" else 0
-    return apply_network(model, x, margin) * 2.0**bit_depth
+    return apply_network(model, x, margin=margin) * 2.0**bit_depth
 
 
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"))
@@ -385,7 +385,7 @@ def srcnn_gs(
     pan = jnp.asarray(pan, jnp.float32)
     model, _ = load_weights("srcnn-gs", sensor, int(ms.shape[-1]), weights=weights)
     scale = 2.0**bit_depth
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     enhanced = apply_network(model, ms_up / scale) * scale
     intensity = enhanced.mean(-1)
     p = cs.match_moments(pan, intensity)
@@ -399,12 +399,12 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
     sigmoid's working range), passed through
     the network, shifted back; overlapping patches are averaged.
     """
-    patches = extract_patches(band, patch, stride)  # (N, p, p)
+    patches = extract_patches(band, patch, stride=stride)  # (N, p, p)
     flat = patches.reshape(patches.shape[0], -1)
     mu = flat.mean(-1, keepdims=True)
     graphdef, state = nnx.split(model)
     out = (jax.vmap(lambda v: nnx.merge(graphdef, state)(v))((flat - mu) * SAE_GAIN + 0.5) - 0.5) / SAE_GAIN + mu
-    return fold_patches(out.reshape(patches.shape), band.shape, patch, stride)
+    return fold_patches(out.reshape(patches.shape), band.shape, patch, stride=stride)
 
 
 @register(
@@ -429,7 +429,7 @@ def sae(
     model, meta = load_weights("sae", sensor, 1, weights=weights)
     patch = int(meta.get("patch", 7))
     scale = 2.0**bit_depth
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     def restore(b: jax.Array) -> jax.Array:
         return sae_restore(model, b, patch=patch, stride=stride)
 

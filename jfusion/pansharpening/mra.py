@@ -44,7 +44,7 @@ def atrous_lowpass(img: ArrayLike, levels: int) -> jax.Array:
     for j in range(levels):
         k = np.zeros(4 * 2**j + 1)
         k[:: 2**j] = B3_SPLINE
-        x = correlate1d(correlate1d(x, k, -2, "symmetric"), k, -1, "symmetric")
+        x = correlate1d(correlate1d(x, k, -2, border="symmetric"), k, -1, border="symmetric")
     return x
 
 
@@ -52,7 +52,7 @@ def atrous_lowpass(img: ArrayLike, levels: int) -> jax.Array:
 def atwt(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """ATWT: add the à-trous details of the band-matched PAN (log2(ratio) levels) to each band."""
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     p = matched_pan(jnp.asarray(pan, jnp.float32), ms_up)
     levels = max(1, int(round(math.log2(ratio))))
     lp = jnp.moveaxis(atrous_lowpass(jnp.moveaxis(p, -1, 0), levels), 0, -1)
@@ -61,13 +61,13 @@ def atwt(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = 
 
 def glp_lowpass(p: jax.Array, *, ratio: int, sensor: str | None) -> jax.Array:
     """GLP low-pass of band-matched PANs ``(H, W, B)``: MS-MTF filter, decimation, 23-tap expansion."""
-    return interp23tap(decimate(mtf_filter(p, ratio, sensor), ratio), ratio)
+    return interp23tap(decimate(mtf_filter(p, ratio=ratio, sensor=sensor), ratio), ratio)
 
 
 @register("mtf-glp", family="mra", reference="MTF-GLP, Aiazzi, Alparone, Baronti, Garzelli, Selva, PE&RS 72(5) 2006 / toolbox MTF_GLP.m")
 def mtf_glp(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """MTF-GLP: F_k = MS~_k + (P_k - EXPAND(REDUCE(MTF_k * P_k))), unit gains."""
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     p = matched_pan(jnp.asarray(pan, jnp.float32), ms_up)
     return ms_up + (p - glp_lowpass(p, ratio=ratio, sensor=sensor))
 
@@ -75,7 +75,7 @@ def mtf_glp(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None
 @register("mtf-glp-hpm", family="mra", reference="MTF-GLP with high-pass modulation, Aiazzi et al., 2003/2006 / toolbox MTF_GLP_HPM.m")
 def mtf_glp_hpm(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """MTF-GLP-HPM: F_k = MS~_k * P_k / P_k^L (multiplicative injection, eps-guarded)."""
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     p = matched_pan(jnp.asarray(pan, jnp.float32), ms_up)
     lp = glp_lowpass(p, ratio=ratio, sensor=sensor)
     return ms_up * (p / (lp + _EPS))
@@ -85,7 +85,7 @@ def mtf_glp_hpm(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | 
 def hpf(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, interp: Interp = "23tap") -> jax.Array:
     """HPF: add P_k minus its box mean over a ``(2 (ratio // 2) + 1)``-wide window (replicate borders)."""
     del sensor
-    ms_up = upsample_ms(ms, ratio, interp)
+    ms_up = upsample_ms(ms, ratio, interp=interp)
     p = matched_pan(jnp.asarray(pan, jnp.float32), ms_up)
     lp = jnp.moveaxis(box_filter(jnp.moveaxis(p, -1, 0), ratio // 2, border="replicate"), 0, -1)
     return ms_up + (p - lp)

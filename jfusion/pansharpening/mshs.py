@@ -59,7 +59,7 @@ class PCABasis(NamedTuple):
     scale: float
 
 
-def fit_pca(hs: ArrayLike, n_components: int = N_COMPONENTS) -> PCABasis:
+def fit_pca(hs: ArrayLike, *, n_components: int = N_COMPONENTS) -> PCABasis:
     """PCA of the spectra of ``hs`` ``(h, w, L)``."""
     x = np.asarray(hs, np.float64).reshape(-1, np.shape(hs)[-1])
     mu = x.mean(0)
@@ -82,7 +82,7 @@ def from_components(z: jax.Array, pca: PCABasis) -> jax.Array:
 
 def volume(hs_lr: jax.Array, ms_hr: jax.Array, pca: PCABasis, *, ratio: int, ms_scale: float, interp: Interp = "bicubic") -> jax.Array:
     """The network input ``(H, W, P + C, 1)``: interpolated HS components stacked with the scaled MS bands."""
-    z = upsample_ms(to_components(jnp.asarray(hs_lr, jnp.float32), pca), ratio, interp)
+    z = upsample_ms(to_components(jnp.asarray(hs_lr, jnp.float32), pca), ratio, interp=interp)
     return jnp.concatenate([z, jnp.asarray(ms_hr, jnp.float32) / ms_scale], -1)[..., None]
 
 
@@ -128,7 +128,7 @@ def training_pair(hs: ArrayLike, hr: ArrayLike, *, scene_ratio: int) -> tuple[ja
     return hs_lr, hr_lr, scene_ratio
 
 
-def build_cnn3d(seed: int = 0) -> CNN3D:
+def build_cnn3d(*, seed: int = 0) -> CNN3D:
     return CNN3D(features=(16, 8), kernels=((5, 5, 3), (3, 3, 3), (3, 3, 3)), residual=True, rngs=nnx.Rngs(seed))
 
 
@@ -156,7 +156,7 @@ def load_cnn3d(scene: str, *, weights: str | None = None) -> tuple[CNN3D, PCABas
 
 def shipped_cnn3d() -> dict[str, dict[str, Any]]:
     """Manifests of every shipped 3-D CNN, by scene key."""
-    return {p.stem.removeprefix("cnn3d-mshs-"): assets.read_manifest(p) for p in assets.find_assets(WEIGHTS_DIR, "cnn3d-mshs-*")}
+    return {p.stem.removeprefix("cnn3d-mshs-"): assets.read_manifest(p) for p in assets.find_assets(WEIGHTS_DIR, pattern="cnn3d-mshs-*")}
 
 
 def _fitting_scenes(have: dict[str, dict[str, Any]], hs_bands: int, hr_bands: int, ratio: int) -> list[str]:

@@ -72,7 +72,7 @@ def register(
             name=name, fn=fn, family=family, reference=reference, learned=family in ("learned", "mshs"), local=local,
             check=check,
             tasks=("mshs",) if family == "mshs" else ("pansharpening",), summary=first_line(fn),
-            options=build_options(fn, options),
+            options=build_options(fn, declared=options),
         ))
         return fn
 
@@ -84,6 +84,6 @@ def get_info(name: str) -> PansharpeningInfo:
     return REGISTRY.get(name)
 
 
-def list_pansharpening_methods(family: Family | None = None) -> list[PansharpeningInfo]:
+def list_pansharpening_methods(*, family: Family | None = None) -> list[PansharpeningInfo]:
     """Registered pan-sharpening methods sorted by name (only one ``family`` when given)."""
     return REGISTRY.list(None if family is None else (lambda m: m.family == family))

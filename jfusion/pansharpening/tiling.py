@@ -61,8 +61,8 @@ def _batched(method: str, ratio: int, sensor: str | None, options: tuple[tuple[s
 def pansharpen_tiled(
     ms: ArrayLike,
     pan: ArrayLike,
-    method: str = "gsa",
     *,
+    method: str = "gsa",
     sensor: str | None = None,
     bit_depth: int | None = None,
     tile: int = 256,

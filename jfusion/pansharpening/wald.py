@@ -159,7 +159,7 @@ def _filter_bands(img: jax.Array, kernels: list[np.ndarray]) -> jax.Array:
     # (replicate borders, as imfilter(..., 'replicate')).
     kh, kw = kernels[0].shape
     chans = jnp.moveaxis(img, -1, 0)
-    xp = pad2d(chans, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, "replicate")
+    xp = pad2d(chans, (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2, border="replicate")
     k = jnp.asarray(np.stack(kernels)[:, None], img.dtype)  # (B, 1, kh, kw)
     out = jax.lax.conv_general_dilated(
         xp[None], k, (1, 1), "VALID", feature_group_count=len(kernels), precision=HIGHEST
@@ -167,14 +167,14 @@ def _filter_bands(img: jax.Array, kernels: list[np.ndarray]) -> jax.Array:
     return jnp.moveaxis(out, 0, -1)
 
 
-def mtf_filter(ms: ArrayLike, ratio: int = 4, sensor: str | None = None) -> jax.Array:
+def mtf_filter(ms: ArrayLike, *, ratio: int = 4, sensor: str | None = None) -> jax.Array:
     """Low-pass each band of ``ms`` ``(H, W, B)`` with its sensor MTF-matched filter (same shape)."""
     ms = jnp.asarray(ms, jnp.float32)
     gains = _band_gains(sensor, ms.shape[-1])
     return _filter_bands(ms, [mtf_kernel(g, ratio) for g in gains])
 
 
-def mtf_filter_pan(pan: ArrayLike, ratio: int = 4, sensor: str | None = None) -> jax.Array:
+def mtf_filter_pan(pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None) -> jax.Array:
     """Low-pass the PAN ``(H, W)`` with the sensor's PAN MTF-matched filter."""
     pan = jnp.asarray(pan, jnp.float32)
     return filter2d_dense(pan, mtf_kernel(sensor_mtf(sensor).pan_gain, ratio), border="replicate")
@@ -189,7 +189,7 @@ def decimate(img: ArrayLike, ratio: int) -> jax.Array:
 
 def _bicubic_downscale(img: jax.Array, ratio: int) -> jax.Array:
     h, w = img.shape[:2]
-    return resize(img, (h // ratio, w // ratio), "bicubic", antialias=True)
+    return resize(img, (h // ratio, w // ratio), method="bicubic", antialias=True)
 
 
 def degrade(
@@ -217,7 +217,7 @@ def degrade(
     pan = jnp.asarray(pan, jnp.float32)
     if degradation == "bicubic":
         return _bicubic_downscale(ms, ratio), _bicubic_downscale(pan, ratio)
-    return decimate(mtf_filter(ms, ratio, sensor), ratio), decimate(mtf_filter_pan(pan, ratio, sensor), ratio)
+    return decimate(mtf_filter(ms, ratio=ratio, sensor=sensor), ratio), decimate(mtf_filter_pan(pan, ratio=ratio, sensor=sensor), ratio)
 
 
 # The toolbox's 23-tap interpolation filter: a symmetric half-band polynomial kernel
@@ -249,19 +249,19 @@ def interp23tap(img: ArrayLike, ratio: int) -> jax.Array:
         up = jnp.zeros((b, 2 * h, 2 * w), x.dtype)
         off = 1 if step == 0 else 0
         up = up.at[:, off::2, off::2].set(x)
-        x = separable_filter(up, k, k, border="periodic")
+        x = separable_filter(up, k, kernel_x=k, border="periodic")
     x = jnp.moveaxis(x, 0, -1)
     return x[..., 0] if squeeze else x
 
 
-def upsample_ms(ms: ArrayLike, ratio: int, interp: Interp = "23tap") -> jax.Array:
+def upsample_ms(ms: ArrayLike, ratio: int, *, interp: Interp = "23tap") -> jax.Array:
     """Interpolate MS ``(h, w, B)`` to the PAN grid ``(r h, r w, B)`` (``"23tap"`` or ``"bicubic"``)."""
     ms = jnp.asarray(ms, jnp.float32)
     if interp == "23tap":
         return interp23tap(ms, ratio)
     if interp == "bicubic":
         h, w = ms.shape[:2]
-        return resize(ms, (h * ratio, w * ratio), "bicubic")
+        return resize(ms, (h * ratio, w * ratio), method="bicubic")
     raise ValueError(f"interp must be '23tap' or 'bicubic', got {interp!r}")
 
 

@@ -31,14 +31,14 @@ def abs_activity(c: ArrayLike) -> jax.Array:
 def window_energy(c: ArrayLike, *, size: int = 3, border: Border = "symmetric") -> jax.Array:
     """``sum_window c^2`` over a ``size x size`` window (Burt-Kolczynski salience)."""
     c = jnp.asarray(c)
-    return window_sum(c * c, size, border)
+    return window_sum(c * c, size, border=border)
 
 
 def window_max_abs(c: ArrayLike, *, size: int = 3, border: Border = "symmetric") -> jax.Array:
     """``max_window |c|`` over a ``size x size`` window (Li, Manjunath, Mitra 1995 DWT activity)."""
     a = jnp.abs(jnp.asarray(c))
     lo, hi = (size - 1) // 2, size // 2
-    ap = pad2d(a, lo, hi, lo, hi, border)
+    ap = pad2d(a, lo, hi, lo, hi, border=border)
     dims = (1,) * (a.ndim - 2) + (size, size)
     return jax.lax.reduce_window(ap, -jnp.inf, jax.lax.max, dims, (1,) * a.ndim, "VALID")
 
@@ -47,8 +47,8 @@ def local_variance(x: ArrayLike, *, size: int = 3, border: Border = "symmetric")
     """Variance over a ``size x size`` window, ``mean(x^2) - mean(x)^2`` (clamped at 0)."""
     x = jnp.asarray(x)
     n = float(size * size)
-    m = window_sum(x, size, border) / n
-    m2 = window_sum(x * x, size, border) / n
+    m = window_sum(x, size, border=border) / n
+    m2 = window_sum(x * x, size, border=border) / n
     return jnp.maximum(m2 - m * m, 0.0)
 
 
@@ -70,7 +70,7 @@ def spatial_frequency(x: ArrayLike, *, size: int = 3, border: Border = "symmetri
     x = jnp.asarray(x)
     dx2, dy2 = _squared_differences(x)
     n = float(size * size)
-    return jnp.sqrt((window_sum(dx2, size, border) + window_sum(dy2, size, border)) / n)
+    return jnp.sqrt((window_sum(dx2, size, border=border) + window_sum(dy2, size, border=border)) / n)
 
 
 def block_spatial_frequency(x: ArrayLike, block: int) -> jax.Array:

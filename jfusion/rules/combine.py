@@ -60,7 +60,7 @@ def apply_weights(coeffs: ArrayLike, weights: ArrayLike) -> jax.Array:
     return sum_sources(weights * coeffs)
 
 
-def choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None) -> jax.Array:
+def choose_max(coeffs: ArrayLike, *, activity: ArrayLike | None = None) -> jax.Array:
     """Hard choose-max: at each position keep the coefficient of the most active source.
 
     Args:
@@ -79,7 +79,7 @@ def choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None) -> jax.Arra
     return best
 
 
-def weighted_average(coeffs: ArrayLike, weights: ArrayLike | None = None, *, eps: float = 1e-12) -> jax.Array:
+def weighted_average(coeffs: ArrayLike, *, weights: ArrayLike | None = None, eps: float = 1e-12) -> jax.Array:
     """``sum_s w_s c_s / sum_s w_s`` (plain mean when ``weights`` is ``None``)."""
     coeffs = jnp.asarray(coeffs)
     if weights is None:
@@ -99,7 +99,7 @@ def soft_max_weights(activity: ArrayLike, *, temperature: float = 0.1) -> jax.Ar
     return e / sum_sources(e, keepdims=True)
 
 
-def soft_choose_max(coeffs: ArrayLike, activity: ArrayLike | None = None, *, temperature: float = 0.1) -> jax.Array:
+def soft_choose_max(coeffs: ArrayLike, *, activity: ArrayLike | None = None, temperature: float = 0.1) -> jax.Array:
     """Differentiable choose-max: coefficients blended by :func:`soft_max_weights`."""
     coeffs = jnp.asarray(coeffs)
     activity = jnp.abs(coeffs) if activity is None else jnp.asarray(activity)

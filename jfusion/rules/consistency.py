@@ -33,7 +33,7 @@ def majority_filter(
     independent of the order of the sources (without ``scores``: the first source wins).
     """
     weights = jnp.asarray(weights)
-    votes = window_sum(weights, size, border)
+    votes = window_sum(weights, size, border=border)
     if scores is not None:
         sc = jnp.asarray(scores, votes.dtype)
         sc = sc / (max_sources(jnp.abs(sc))[None] + 1e-30)  # in [-1, 1]
@@ -57,8 +57,8 @@ def label_components(mask: ArrayLike) -> jax.Array:
     init = jnp.where(mask, jnp.arange(n, dtype=jnp.int32).reshape(h, w), big)
 
     def neighbour_min(lab: jax.Array) -> jax.Array:
-        p = pad2d(lab, 1, 1, 1, 1, "replicate")
-        p = jnp.where(pad2d(mask, 1, 1, 1, 1, "zero"), p, big)
+        p = pad2d(lab, 1, 1, 1, 1, border="replicate")
+        p = jnp.where(pad2d(mask, 1, 1, 1, 1, border="zero"), p, big)
         m = jax.lax.reduce_window(p, big, jax.lax.min, (3, 3), (1, 1), "VALID")
         return jnp.where(mask, m, big)
 

@@ -161,7 +161,7 @@ class Options(NamedTuple):
     fft_groups: int | None = None
 
 
-def default_fft_groups(num_filters: int, backend: str | None = None) -> int:
+def default_fft_groups(num_filters: int, *, backend: str | None = None) -> int:
     """Number of FFT groups :func:`solve` uses when ``Options.fft_groups`` is ``None``.
 
     On the CPU backend one group per map (at most 32 groups): on the 2-core development machine
@@ -203,7 +203,7 @@ def _irfft(xf: jax.Array, shape: tuple[int, int]) -> jax.Array:
     return jnp.fft.irfft2(xf, s=shape, axes=(-2, -1))
 
 
-def make_problem(dictionary: ArrayLike, signal: ArrayLike, lmbda: ArrayLike, weight: ArrayLike | None = None) -> Problem:
+def make_problem(dictionary: ArrayLike, signal: ArrayLike, lmbda: ArrayLike, *, weight: ArrayLike | None = None) -> Problem:
     """Build the DFT-domain problem from sporco-layout arrays.
 
     Args:
@@ -307,17 +307,17 @@ def _split(v: jax.Array, rho_v: jax.Array, rho: jax.Array, problem: Problem, opt
 
 
 
-def coefficients(state: State, problem: Problem, opts: Options = Options()) -> jax.Array:
+def coefficients(state: State, problem: Problem, *, opts: Options = Options()) -> jax.Array:
     """The split variable ``y`` (the sparse coefficient maps) of a state, ``(Cx, M, H, W)``."""
     return _prox(state.v, (problem.lmbda / state.rho_v) * problem.weight, opts.nonneg)
 
 
-def dual(state: State, problem: Problem, opts: Options = Options()) -> jax.Array:
+def dual(state: State, problem: Problem, *, opts: Options = Options()) -> jax.Array:
     """The scaled dual ``u`` of a state (for penalty ``state.rho``), ``(Cx, M, H, W)``."""
     return _split(state.v, state.rho_v, state.rho, problem, opts)[1]
 
 
-def init(problem: Problem, spatial_shape: tuple[int, int], rho: ArrayLike | None = None) -> State:
+def init(problem: Problem, spatial_shape: tuple[int, int], *, rho: ArrayLike | None = None) -> State:
     """Initial state: ``y = u = 0`` (``v = 0``), ``rho`` given or sporco's default ``50 lmbda + 1``."""
     cx, m = problem.dsf.shape[:2]
     dtype = problem.lmbda.dtype
@@ -458,7 +458,7 @@ def _grouped_step(
     return State(x=tuple(xs), v=tuple(vs), rho=rho_new, rho_v=rho, k=k, r=r, s=s), zn
 
 
-def step(state: State, problem: Problem, opts: Options = Options(), *, residuals: bool = True) -> State:
+def step(state: State, problem: Problem, *, opts: Options = Options(), residuals: bool = True) -> State:
     """One ADMM iteration (x, relax, y, u, residuals, rho update).
 
     Args:
@@ -576,7 +576,7 @@ def solve_scan(
     """
 
     def body(st: State, _):
-        st = step(st, problem, opts)
+        st = step(st, problem, opts=opts)
         return st, _stats(problem, st, opts)
 
     final, hist = jax.lax.scan(body, state, None, length=num_iter)
@@ -609,18 +609,18 @@ def _options(
 
 @functools.partial(jax.jit, static_argnames=("max_iter", "opts"))
 def _cbpdn_jit(dictionary, signal, lmbda, rho, weight, *, max_iter: int, opts: Options):
-    problem = make_problem(dictionary, signal, lmbda, weight)
-    st = init(problem, signal.shape[:2], rho)
+    problem = make_problem(dictionary, signal, lmbda, weight=weight)
+    st = init(problem, signal.shape[:2], rho=rho)
     final, stats = solve(problem, st, max_iter=max_iter, opts=opts)
-    return _to_sporco_layout(coefficients(final, problem, opts), jnp.ndim(dictionary) == 4, signal.ndim), stats
+    return _to_sporco_layout(coefficients(final, problem, opts=opts), jnp.ndim(dictionary) == 4, signal.ndim), stats
 
 
 @functools.partial(jax.jit, static_argnames=("num_iter", "opts"))
 def _cbpdn_scan_jit(dictionary, signal, lmbda, rho, weight, *, num_iter: int, opts: Options):
-    problem = make_problem(dictionary, signal, lmbda, weight)
-    st = init(problem, signal.shape[:2], rho)
+    problem = make_problem(dictionary, signal, lmbda, weight=weight)
+    st = init(problem, signal.shape[:2], rho=rho)
     final, stats, hist = solve_scan(problem, st, num_iter=num_iter, opts=opts)
-    return _to_sporco_layout(coefficients(final, problem, opts), jnp.ndim(dictionary) == 4, signal.ndim), stats, hist
+    return _to_sporco_layout(coefficients(final, problem, opts=opts), jnp.ndim(dictionary) == 4, signal.ndim), stats, hist
 
 
 def _check(dictionary, signal, fft_groups: int | None = None) -> None:
@@ -748,8 +748,8 @@ def encode(
 
     def one(img):
         problem = make_problem(dictionary, img, lmbda)
-        final, stats = solve(problem, init(problem, img.shape, rho), max_iter=max_iter, opts=opts)
-        return coefficients(final, problem, opts)[0], stats
+        final, stats = solve(problem, init(problem, img.shape, rho=rho), max_iter=max_iter, opts=opts)
+        return coefficients(final, problem, opts=opts)[0], stats
 
     coef, stats = jax.vmap(one)(flat)
     coef = coef.reshape(lead + coef.shape[1:])

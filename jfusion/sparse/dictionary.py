@@ -30,7 +30,7 @@ def _read_shipped(path: str) -> np.ndarray:
     return assets.read_asset(path).arrays[ARRAY]
 
 
-def load_dictionary(name_or_path: str = "csr32") -> np.ndarray:
+def load_dictionary(*, name_or_path: str = "csr32") -> np.ndarray:
     """A read-only convolutional dictionary ``(h, w, M)`` (float32) by shipped name or file path.
 
     Args:
@@ -66,12 +66,12 @@ def load_dictionary(name_or_path: str = "csr32") -> np.ndarray:
     return d
 
 
-def dictionary_manifest(name: str = "csr32") -> dict:
+def dictionary_manifest(*, name: str = "csr32") -> dict:
     """The manifest (model, config, data, command, steps, seed, scores, ..., sha256) of a shipped dictionary."""
     return assets.read_manifest(DICTIONARY_DIR / name)
 
 
-def dct_dictionary(patch: int = 8, atoms: int = 256) -> np.ndarray:
+def dct_dictionary(*, patch: int = 8, atoms: int = 256) -> np.ndarray:
     """Overcomplete 2-D DCT dictionary ``(patch*patch, atoms)``, unit-norm columns (Yang & Li 2010).
 
     The separable construction of Elad & Aharon (K-SVD denoising): a 1-D overcomplete DCT of

@@ -116,7 +116,7 @@ def init(
     grid = jnp.pad(jnp.transpose(d0, (2, 0, 1)), ((0, 0), (0, hh - h), (0, ww - w)))
     g = project_filters(grid, (h, w), zero_mean=zero_mean)
     problem = _make_problem(_crop(g, (h, w)), jnp.transpose(s, (1, 2, 0)), lmbda)
-    xs = _cb_init(problem, (hh, ww), rho_x)
+    xs = _cb_init(problem, (hh, ww), rho=rho_x)
     rd = jnp.asarray(1.0 if rho_d is None else rho_d, g.dtype)
     d = jnp.broadcast_to(g, (k, m, hh, ww))
     return DictLearnState(x=xs, g=g, d=d, h=d / rd, rho=rd, k=jnp.asarray(0, jnp.int32))
@@ -153,10 +153,10 @@ def step(
     """One outer iteration: one CBPDN ADMM iteration, then one dictionary ADMM iteration."""
     s_hwk = jnp.transpose(images, (1, 2, 0))
     problem = _make_problem(_crop(st.g, size), s_hwk, lmbda)
-    xs = _cb_step(st.x, problem, _X_OPTS._replace(relax=relax))
+    xs = _cb_step(st.x, problem, opts=_X_OPTS._replace(relax=relax))
     obj, dfd, l1 = _objective(problem, xs.x)
     st = st._replace(x=xs)
-    st, r, s = _dstep(st, _cb_coefficients(xs, problem, _X_OPTS), problem.sf, size, relax, zero_mean)
+    st, r, s = _dstep(st, _cb_coefficients(xs, problem, opts=_X_OPTS), problem.sf, size, relax, zero_mean)
     hist = DictLearnHistory(
         objective=obj, data_fidelity=dfd, l1=l1, x_rho=xs.rho, d_rho=st.rho, d_primal_residual=r, d_dual_residual=s
     )

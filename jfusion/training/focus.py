@@ -179,7 +179,7 @@ def train_weightnet(
 
     data = build_data(config, source) if data is None else data
     key = jax.random.key(config.seed)
-    model = WeightNet(config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))
+    model = WeightNet(config=config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))
     pool = jnp.asarray(data.train_pool)
     n_proc, proc = jax.process_count(), jax.process_index()
     local = config.batch // n_proc

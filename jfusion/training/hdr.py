@@ -248,7 +248,7 @@ def train_and_evaluate(
         raise FusionInputError(f"{asset_path}: an asset exists; pass force=True (--force) to replace it")
     data = build_data(config) if data is None else data
     key = jax.random.key(config.seed)
-    model = HDRMergeNet(config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))
+    model = HDRMergeNet(config=config.model, rngs=nnx.Rngs(jax.random.fold_in(key, 1)))
     batch_fn = _make_batch_fn(data.train, config)
     if config.model.arch == "wie":
         inner_batch = batch_fn

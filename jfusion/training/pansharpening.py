@@ -90,7 +90,7 @@ def fit(
 # ----------------------------------------------------------------------------- data
 def _degraded_pan_input(pan: np.ndarray, ratio: int, sensor: str) -> jax.Array:
     pan = jnp.asarray(pan, jnp.float32)
-    lr = wald.decimate(wald.mtf_filter_pan(pan, ratio, sensor), ratio)
+    lr = wald.decimate(wald.mtf_filter_pan(pan, ratio=ratio, sensor=sensor), ratio)
     return wald.interp23tap(lr, ratio)
 
 
@@ -107,7 +107,7 @@ def training_arrays(
     scale = 2.0**bit_depth
     if spec.kind == "srcnn":
         ms_lr, _ = wald.degrade(ms, pan, ratio=ratio, sensor=sensor)
-        return wald.upsample_ms(ms_lr, ratio, "bicubic") / scale, jnp.asarray(ms, jnp.float32) / scale, 0
+        return wald.upsample_ms(ms_lr, ratio, interp="bicubic") / scale, jnp.asarray(ms, jnp.float32) / scale, 0
     if spec.kind == "sae":
         x = _degraded_pan_input(pan, ratio, sensor)[..., None] / scale
         y = jnp.asarray(pan, jnp.float32)[..., None] / scale
@@ -202,7 +202,7 @@ def score_on_test_region(scene: Scene, method: str, **options: Any) -> dict[str,
 
     _, (ms, pan) = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
     pair = wald.reduced_resolution(ms, pan, ratio=scene.ratio, sensor=scene.sensor)
-    out = jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method, sensor=scene.sensor, bit_depth=scene.bit_depth, **options)
+    out = jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method=method, sensor=scene.sensor, bit_depth=scene.bit_depth, **options)
     ref = pair.reference
     return {
         "q2n": float(rm.q2n(ref, out)),
@@ -548,7 +548,7 @@ def _install_asset(path: Path, shipped: Path, *, force: bool) -> Path:
     return assets.write_asset(shipped, dict(arrays.arrays), arrays.manifest, force=force)
 
 
-def score_shipped(data_dir: str | Path | None = None, *, prune: bool = True) -> dict[str, Any]:
+def score_shipped(*, data_dir: str | Path | None = None, prune: bool = True) -> dict[str, Any]:
     """Score every weight asset of the package on its scene's held-out region and write the scores into its manifest.
 
     Each asset's manifest gets ``scores.test`` (model and EXP) and ``beats_exp``. With ``prune``,
@@ -615,7 +615,7 @@ def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=
     from jfusion.training.loop import train
 
     n_pc = y.shape[-1]
-    model = mshs.build_cnn3d(seed)
+    model = mshs.build_cnn3d(seed=seed)
     key = jax.random.key(seed)
 
     def batch_fn(i):
@@ -674,7 +674,7 @@ def train_cnn3d_and_evaluate(
     scene, first, col, q = _hs_parts(hs_path)
     r = scene.ratio
     hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
-    pca = mshs.fit_pca(hs_tr, config.n_components)
+    pca = mshs.fit_pca(hs_tr, n_components=config.n_components)
     ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
     t0 = time.time()
     selection: dict[str, Any] = {}
@@ -783,8 +783,8 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weig
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=r)
     name = mshs.scene_key(str(hs_path))
     wkw = {} if weights is None else {"weights": weights}
-    out = jfusion.pansharpen(hs_lr, hr_in, "cnn3d-mshs", scene=name, **wkw)
-    exp = wald.upsample_ms(hs_lr, q, "bicubic")
+    out = jfusion.pansharpen(hs_lr, hr_in, method="cnn3d-mshs", scene=name, **wkw)
+    exp = wald.upsample_ms(hs_lr, q, interp="bicubic")
     ref = jnp.asarray(hs_te)
     use_q2n = hs_te.shape[1] >= 32 and hs_te.shape[-1] <= 64
 
@@ -794,9 +794,9 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weig
 
     scores = {"model": s(out), "exp": s(exp)}
     if full_resolution and r > 1 and hr_te.shape[-1] == 1:
-        hs_up = wald.upsample_ms(hs_te, r, "bicubic")
+        hs_up = wald.upsample_ms(hs_te, r, interp="bicubic")
         pan = jnp.asarray(hr_te).mean(-1)
-        full = jfusion.pansharpen(hs_te, hr_te, "cnn3d-mshs", scene=name, **wkw)
+        full = jfusion.pansharpen(hs_te, hr_te, method="cnn3d-mshs", scene=name, **wkw)
 
         hb, wb = pan.shape[0] // 32 * 32, pan.shape[1] // 32 * 32  # whole 32x32 blocks (PST block size)
 

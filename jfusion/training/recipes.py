@@ -93,7 +93,7 @@ def get_recipe(name: str) -> RecipeInfo:
     return RECIPES.get(name)
 
 
-def list_recipes(family: str | None = None) -> list[RecipeInfo]:
+def list_recipes(*, family: str | None = None) -> list[RecipeInfo]:
     """Registered recipes sorted by name (only one ``family`` when given)."""
     return RECIPES.list(None if family is None else (lambda r: r.family == family))
 

@@ -91,9 +91,9 @@ def _reduce_axis(x: jax.Array, axis: int, border: str) -> jax.Array:
     n = x.shape[axis]
     m = (n + 1) // 2
     if axis == x.ndim - 2:
-        xp = pad2d(x, 2, 2, 0, 0, border)
+        xp = pad2d(x, 2, 2, 0, 0, border=border)
     else:
-        xp = pad2d(x, 0, 0, 2, 2, border)
+        xp = pad2d(x, 0, 0, 2, 2, border=border)
 
     def tap(t: int) -> jax.Array:
         return jax.lax.slice_in_dim(xp, t, t + 2 * m - 1, stride=2, axis=axis)
@@ -158,7 +158,7 @@ def _levels(x: jax.Array, levels: int | None) -> int:
     return n
 
 
-def gaussian_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMode = "mertens") -> tuple[jax.Array, ...]:
+def gaussian_pyramid(x: ArrayLike, *, levels: int | None = None, mode: PyramidMode = "mertens") -> tuple[jax.Array, ...]:
     """Gaussian pyramid ``(G_0 = x, G_1, ..., G_{levels-1})``, each a REDUCE of the previous.
 
     Args:
@@ -174,13 +174,13 @@ def gaussian_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
     return tuple(pyr)
 
 
-def laplacian_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMode = "mertens") -> tuple[jax.Array, ...]:
+def laplacian_pyramid(x: ArrayLike, *, levels: int | None = None, mode: PyramidMode = "mertens") -> tuple[jax.Array, ...]:
     """Laplacian pyramid ``(L_0, ..., L_{levels-2}, G_{levels-1})``, ``L_l = G_l - EXPAND(G_{l+1})``.
 
     The last entry is the low-pass residual; :func:`collapse_laplacian` inverts exactly
     (up to float rounding).
     """
-    g = gaussian_pyramid(x, levels, mode=mode)
+    g = gaussian_pyramid(x, levels=levels, mode=mode)
     lap = [g[i] - pyr_expand(g[i + 1], g[i].shape, mode=mode) for i in range(len(g) - 1)]
     return tuple(lap) + (g[-1],)
 
@@ -194,7 +194,7 @@ def collapse_laplacian(pyr: Sequence[jax.Array], *, mode: PyramidMode = "mertens
 
 
 def ratio_pyramid(
-    x: ArrayLike, levels: int | None = None, *, offset: float = 0.01, mode: PyramidMode = "mertens"
+    x: ArrayLike, *, levels: int | None = None, offset: float = 0.01, mode: PyramidMode = "mertens"
 ) -> tuple[jax.Array, ...]:
     """Ratio-of-low-pass pyramid (Toet 1989): ``R_l = G'_l / EXPAND(G'_{l+1})``, top ``G'_{L}``.
 
@@ -202,7 +202,7 @@ def ratio_pyramid(
     EXPAND is ``>= offset`` (the kernels are positive), so the ratio is well defined and the
     transform is exactly invertible by :func:`collapse_ratio` with the same ``offset``.
     """
-    g = gaussian_pyramid(jnp.asarray(x) + offset, levels, mode=mode)
+    g = gaussian_pyramid(jnp.asarray(x) + offset, levels=levels, mode=mode)
     rat = [g[i] / pyr_expand(g[i + 1], g[i].shape, mode=mode) for i in range(len(g) - 1)]
     return tuple(rat) + (g[-1],)
 
@@ -216,14 +216,14 @@ def collapse_ratio(pyr: Sequence[jax.Array], *, offset: float = 0.01, mode: Pyra
 
 
 def contrast_pyramid(
-    x: ArrayLike, levels: int | None = None, *, offset: float = 0.01, mode: PyramidMode = "mertens"
+    x: ArrayLike, *, levels: int | None = None, offset: float = 0.01, mode: PyramidMode = "mertens"
 ) -> tuple[jax.Array, ...]:
     """Luminance-contrast pyramid (Toet, van Ruyven, Valeton 1989): ``C_l = R_l - 1``, top ``G'_L``.
 
     ``C_l = (G'_l - EXPAND(G'_{l+1})) / EXPAND(G'_{l+1})`` is the local contrast (Weber
     fraction) of level ``l``; zero where the level is locally flat.
     """
-    rat = ratio_pyramid(x, levels, offset=offset, mode=mode)
+    rat = ratio_pyramid(x, levels=levels, offset=offset, mode=mode)
     return tuple(r - 1.0 for r in rat[:-1]) + (rat[-1],)
 
 
@@ -261,7 +261,7 @@ class GradientPyramid(NamedTuple):
 def _conv(x: jax.Array, kernel, border: str) -> jax.Array:
     # true convolution with a small kernel (MATLAB conv2 orientation), image-sized output
     k = np.asarray(kernel, dtype=np.float64)[::-1, ::-1]
-    return filter2d(x, k, border)
+    return filter2d(x, k, border=border)
 
 
 def _pad_kernel3(kernel) -> tuple:
@@ -271,7 +271,7 @@ def _pad_kernel3(kernel) -> tuple:
     return out
 
 
-def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMode = "mertens") -> GradientPyramid:
+def gradient_pyramid(x: ArrayLike, *, levels: int | None = None, mode: PyramidMode = "mertens") -> GradientPyramid:
     """Gradient pyramid (Burt 1992; Burt & Kolczynski 1993).
 
     ``D_{l,k} = d_k * (G_l + w_hat * G_l)`` for the four oriented first differences
@@ -284,13 +284,13 @@ def gradient_pyramid(x: ArrayLike, levels: int | None = None, *, mode: PyramidMo
     Laplacian to a reduce-expand one by ``(delta + w) *``, which is exact only up to the
     aliasing of the decimation (small on natural images, see the round-trip test).
     """
-    g = gaussian_pyramid(x, levels, mode=mode)
+    g = gaussian_pyramid(x, levels=levels, mode=mode)
     bands = []
     for lev in g[:-1]:
         # work on a symmetric extension wide enough (3 px: w_hat, d_k, d_k^T) that the FSD
         # identity holds on the whole image; the stored bands keep the 3-px margin
-        ext = pad2d(lev, _GP, _GP, _GP, _GP, "symmetric")
-        smooth = ext + separable_filter(ext, _W3, _W3, "zero")
+        ext = pad2d(lev, _GP, _GP, _GP, _GP, border="symmetric")
+        smooth = ext + separable_filter(ext, _W3, kernel_x=_W3, border="zero")
         bands.append(jnp.stack([_conv(smooth, _pad_kernel3(d), "zero") for d in GRADIENT_FILTERS]))
     return GradientPyramid(tuple(bands), g[-1])
 
@@ -326,6 +326,6 @@ def collapse_gradient(pyr: GradientPyramid, *, mode: PyramidMode = "mertens") ->
     r = jnp.asarray(pyr.top)
     for bands in reversed(pyr.bands):
         fsd = fsd_laplacian(bands)
-        lap = fsd + separable_filter(fsd, BURT_KERNEL, BURT_KERNEL, "symmetric")  # RE ~ (1 + w) * FSD
+        lap = fsd + separable_filter(fsd, BURT_KERNEL, kernel_x=BURT_KERNEL, border="symmetric")  # RE ~ (1 + w) * FSD
         r = lap + pyr_expand(r, lap.shape, mode=mode)
     return r

@@ -18,5 +18,5 @@ def two_scale(x: ArrayLike, *, size: int = 31, border: Border = "replicate") -> 
     ``base + detail == x`` exactly.
     """
     x = jnp.asarray(x)
-    base = window_sum(x, size, border) / float(size * size)
+    base = window_sum(x, size, border=border) / float(size * size)
     return base, x - base

@@ -174,7 +174,7 @@ def _synthesise(a: jax.Array, d: jax.Array, lo, hi, mode: str, axis: int) -> jax
     )
 
 
-def dwt2(x: ArrayLike, wavelet: str = "haar", *, mode: WaveletMode = "symmetric") -> tuple[jax.Array, Details]:
+def dwt2(x: ArrayLike, *, wavelet: str = "haar", mode: WaveletMode = "symmetric") -> tuple[jax.Array, Details]:
     """One level of the 2-D DWT of ``(..., H, W)``: ``(cA, (cH, cV, cD))`` as ``pywt.dwt2``."""
     _check_mode(mode)
     x = jnp.asarray(x)
@@ -187,7 +187,7 @@ def dwt2(x: ArrayLike, wavelet: str = "haar", *, mode: WaveletMode = "symmetric"
     return ca, (ch, cv, cd)
 
 
-def idwt2(coeffs: tuple[ArrayLike, Sequence[ArrayLike]], wavelet: str = "haar", *, mode: WaveletMode = "symmetric") -> jax.Array:
+def idwt2(coeffs: tuple[ArrayLike, Sequence[ArrayLike]], *, wavelet: str = "haar", mode: WaveletMode = "symmetric") -> jax.Array:
     """Inverse of :func:`dwt2` (``pywt.idwt2``)."""
     _check_mode(mode)
     ca, (ch, cv, cd) = coeffs
@@ -200,7 +200,7 @@ def idwt2(coeffs: tuple[ArrayLike, Sequence[ArrayLike]], wavelet: str = "haar", 
 
 
 def wavedec2(
-    x: ArrayLike, wavelet: str = "haar", level: int | None = None, *, mode: WaveletMode = "symmetric"
+    x: ArrayLike, *, wavelet: str = "haar", level: int | None = None, mode: WaveletMode = "symmetric"
 ) -> list:
     """Multi-level 2-D DWT, ``[cA_n, (cH_n, cV_n, cD_n), ..., (cH_1, cV_1, cD_1)]`` as ``pywt.wavedec2``.
 
@@ -218,18 +218,18 @@ def wavedec2(
     details = []
     a = x
     for _ in range(level):
-        a, d = dwt2(a, wavelet, mode=mode)
+        a, d = dwt2(a, wavelet=wavelet, mode=mode)
         details.append(d)
     return [a] + details[::-1]
 
 
-def waverec2(coeffs: Sequence, wavelet: str = "haar", *, mode: WaveletMode = "symmetric") -> jax.Array:
+def waverec2(coeffs: Sequence, *, wavelet: str = "haar", mode: WaveletMode = "symmetric") -> jax.Array:
     """Inverse of :func:`wavedec2` (``pywt.waverec2``; the approximation is trimmed to the detail size)."""
     a = jnp.asarray(coeffs[0])
     for d in coeffs[1:]:
         h, w = d[0].shape[-2:]
         a = a[..., :h, :w]
-        a = idwt2((a, d), wavelet, mode=mode)
+        a = idwt2((a, d), wavelet=wavelet, mode=mode)
     return a
 
 
@@ -267,7 +267,7 @@ def _iswt_axis(a, d, lo, hi, step, axis):
     return jnp.swapaxes(_iswt_last(jnp.swapaxes(a, axis, -1), jnp.swapaxes(d, axis, -1), lo, hi, step), axis, -1)
 
 
-def swt2(x: ArrayLike, wavelet: str = "haar", level: int = 1) -> list:
+def swt2(x: ArrayLike, *, wavelet: str = "haar", level: int = 1) -> list:
     """Stationary (undecimated, à trous) 2-D wavelet transform, as ``pywt.swt2(..., trim_approx=True)``.
 
     Args:
@@ -296,7 +296,7 @@ def swt2(x: ArrayLike, wavelet: str = "haar", level: int = 1) -> list:
     return [a] + details[::-1]
 
 
-def iswt2(coeffs: Sequence, wavelet: str = "haar") -> jax.Array:
+def iswt2(coeffs: Sequence, *, wavelet: str = "haar") -> jax.Array:
     """Inverse of :func:`swt2` (equals ``pywt.iswt2``; exact reconstruction)."""
     _, _, rec_lo, rec_hi = wavelet_filters(wavelet)
     a = jnp.asarray(coeffs[0])

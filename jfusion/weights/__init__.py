@@ -133,7 +133,7 @@ def read_weightnet(folder: str | Path) -> tuple:
     from jfusion.models import WeightNet, WeightNetConfig
 
     asset = assets.read_asset(Path(folder) / ASSET)
-    model = WeightNet(WeightNetConfig.from_dict(asset.manifest["config"]["model"]), rngs=nnx.Rngs(0))
+    model = WeightNet(config=WeightNetConfig.from_dict(asset.manifest["config"]["model"]), rngs=nnx.Rngs(0))
     return assets.split_with_arrays(model, asset.arrays)
 
 
