@@ -90,17 +90,25 @@ def _md(header: list[str], body: list[list[str]], n_text: int = 1) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body]) + "\n"
 
 
-def markdown_mean(values: Values, methods: Sequence[str], metrics: Sequence[str], directions: Sequence[str]) -> str:
-    """The mean table in Markdown, best per column in bold, with each method's mean rank."""
+def _mean_rows(
+    values: Values, methods: Sequence[str], metrics: Sequence[str], directions: Sequence[str], *, bold, name
+) -> list[list[str]]:
+    """Rows ``[name(method), mean per metric..., mean rank]`` with the best per column passed through ``bold``."""
     means = mean_table(values, methods, metrics)
     ranks = mean_ranks(means, directions)
     best = [best_index(means[:, j], d) for j, d in enumerate(directions)]
     best_rank = best_index(ranks, "lower")
     body = []
     for i, m in enumerate(methods):
-        cells = [f"**{_fmt(v)}**" if i in best[j] else _fmt(v) for j, v in enumerate(means[i])]
+        cells = [bold(_fmt(v)) if i in best[j] else _fmt(v) for j, v in enumerate(means[i])]
         r = f"{ranks[i]:.2f}"
-        body.append([m, *cells, f"**{r}**" if i in best_rank else r])
+        body.append([name(m), *cells, bold(r) if i in best_rank else r])
+    return body
+
+
+def markdown_mean(values: Values, methods: Sequence[str], metrics: Sequence[str], directions: Sequence[str]) -> str:
+    """The mean table in Markdown, best per column in bold, with each method's mean rank."""
+    body = _mean_rows(values, methods, metrics, directions, bold=lambda t: f"**{t}**", name=str)
     return _md(["method", *(f"{k} {ARROWS[d]}" for k, d in zip(metrics, directions)), "mean rank ↓"], body)
 
 
@@ -131,15 +139,7 @@ def _tex_table(header: list[str], body: list[list[str]], n_text: int, caption: s
 
 def latex_mean(values: Values, methods: Sequence[str], metrics: Sequence[str], directions: Sequence[str], *, caption: str = "") -> str:
     """The mean table as a booktabs ``tabular``, best per column in ``\\textbf``."""
-    means = mean_table(values, methods, metrics)
-    ranks = mean_ranks(means, directions)
-    best = [best_index(means[:, j], d) for j, d in enumerate(directions)]
-    best_rank = best_index(ranks, "lower")
-    body = []
-    for i, m in enumerate(methods):
-        cells = [rf"\textbf{{{_fmt(v)}}}" if i in best[j] else _fmt(v) for j, v in enumerate(means[i])]
-        r = f"{ranks[i]:.2f}"
-        body.append([_tex(m), *cells, rf"\textbf{{{r}}}" if i in best_rank else r])
+    body = _mean_rows(values, methods, metrics, directions, bold=lambda t: rf"\textbf{{{t}}}", name=_tex)
     header = ["Method", *(f"{_tex(k)} {_TEX_ARROWS[d]}" for k, d in zip(metrics, directions)), r"Rank $\downarrow$"]
     return _tex_table(header, body, 1, caption or "Mean over the scenes; best in bold.")
 
