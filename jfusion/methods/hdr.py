@@ -9,7 +9,7 @@ tonemapped image (mu = 5000) in [0, 1], ``output="radiance"`` returns linear rad
 with :func:`jfusion.io.write_radiance`).
 
 Weights: ``jfusion/weights/deep_hdr/<arch>`` (a :mod:`jfusion.assets` asset written by
-``jfusion train deep-hdr --arch <arch> --install``); an architecture without trained weights is
+``jfusion train deep-hdr [--model deep-hdr-direct | deep-hdr-wie] --install``); an architecture without trained weights is
 refused with a :class:`~jfusion.errors.FusionInputError` that says how to train it.
 """
 
@@ -52,7 +52,7 @@ def load_hdr_net(*, arch: str = "we", weights: str | None = None) -> HDRMergeNet
     if not path.with_suffix(".npz").exists():
         raise FusionInputError(
             f"weights: deep-hdr has no trained weights for arch={arch!r} ({path.with_suffix('.npz')} is missing); "
-            f"train them with `jfusion train deep-hdr --arch {arch} --install` (or pass weights=<asset path>)"
+            f"train them with `jfusion train {'deep-hdr' if arch == 'we' else 'deep-hdr-' + arch} --install` (or pass weights=<asset path>)"
         )
     model = nnx.merge(*_read(path))
     if model.config.arch != arch:

@@ -299,3 +299,47 @@ def train_and_evaluate(
     arrays = assets.params_to_arrays(nnx.state(model, nnx.Param))
     assets.write_asset(asset_path, arrays, manifest, force=force)
     return manifest
+
+
+def train_recipe(
+    config: HDRTrainConfig, workdir: str | os.PathLike, *, install: bool = False, force: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """The ``deep-hdr`` recipes' ``train_and_evaluate``: train into ``workdir``, with ``install`` copy the asset into the package.
+
+    The package targets are checked before training (``force`` to replace them).
+    """
+    from jfusion import assets
+    from jfusion.io import check_output_path
+    from jfusion.training.recipes import command_line
+    from jfusion.weights import WEIGHTS_DIR
+    from jfusion.weights import install as install_files
+
+    package_dir = WEIGHTS_DIR / "deep_hdr"
+    files = list(assets.asset_files(Path(workdir) / "deep_hdr" / config.model.arch))
+    if install:
+        for f in files:
+            check_output_path(package_dir / f.name, overwrite=force)
+    name = "deep-hdr" if config.model.arch == "we" else f"deep-hdr-{config.model.arch}"
+    man = train_and_evaluate(config, workdir, command=command_line(name, config), progress=progress, force=force)
+    if install:
+        install_files(files, package_dir, overwrite=force)
+    return man
+
+
+def _register_recipes() -> None:
+    from jfusion.training.recipes import register_recipe
+
+    base = HDRTrainConfig()
+    for arch in ("we", "direct", "wie"):
+        register_recipe(
+            "deep-hdr" if arch == "we" else f"deep-hdr-{arch}",
+            fn=train_recipe,
+            config=dataclasses.replace(base, model=dataclasses.replace(base.model, arch=arch)),
+            family="hdr",
+            summary=f"Train the Deep HDR merge network ({arch}, Kalantari & Ramamoorthi 2017) on synthetic dynamic stacks.",
+            reference="Kalantari, Ramamoorthi, ACM TOG 36(4) 2017",
+            variants=("deep-hdr-direct", "deep-hdr-wie") if arch == "we" else (),
+        )
+
+
+_register_recipes()
