@@ -420,6 +420,7 @@ def pansharpen_cmd(
     bit_depth: int = typer.Option(None, "--bit-depth", help="Radiometric depth of the data (default: as jfusion.pansharpen decides: inferred for 8/16-bit integer files, none for float files; learned methods on float data need it)."),
     out_bit_depth: int = typer.Option(None, "--out-bit-depth", help="8, 16 or 32 (float32); default: the input's (integer files: 8 or 16 bits, float files: float32)."),
     evaluate: str = typer.Option(None, "--eval", help="Also print quality indices: 'reduced' (Wald's protocol: Q2n, SAM, ERGAS, sCC, Q), 'full' (D_lambda, D_s, QNR) or 'both'."),
+    option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Method option KEY=VALUE (e.g. interp=bicubic), checked by its declared type (`jfusion methods NAME` lists them)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output (never an input)."),
 ) -> None:
     """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
@@ -446,6 +447,9 @@ def pansharpen_cmd(
             raise FusionInputError(str(err)) from None
         if scene is not None and info.family != "mshs":
             raise FusionInputError(f"--scene {scene}: only the MS/HS methods (cnn3d-mshs) are per scene; {method!r} takes --sensor.")
+        from jfusion.options import parse_options
+
+        method_options = parse_options(info, split_options(option))  # before reading any file
         ms_arr, _ = read_multiband(ms, keep_dtype=True)
         pan_arr, pan_geo = read_multiband(pan, keep_dtype=True)
         is_float = ms_arr.dtype.kind == "f" or pan_arr.dtype.kind == "f"
@@ -472,7 +476,7 @@ def pansharpen_cmd(
             )
         try:
             extra = {"scene": scene} if scene is not None else {}
-            fused = pansharpen(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth, **extra)
+            fused = pansharpen(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth, **extra, **method_options)
         except FusionInputError as err:
             raise FusionInputError(f"{ms} / {pan}: {err}".replace("bit_depth=", "--bit-depth ")) from None
         write_multiband(out, np.asarray(fused), geo=pan_geo, bit_depth=out_bit_depth, overwrite=force)

@@ -77,6 +77,23 @@ def test_cli_pansharpen_keeps_scale_and_georeferencing(tmp_path, rng):
     assert bad.exit_code == 2 and "(H, W)" in bad.output
 
 
+def test_cli_pansharpen_method_options_are_typed_and_checked(tmp_path, rng):
+    pan = (rng.random((64, 64)) * 1500 + 100).astype(np.uint16)
+    ms = np.stack([pan.reshape(16, 4, 16, 4).mean((1, 3)) * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ms.tif", ms, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "pan.tif", pan, photometric="minisblack")
+    args = ["pansharpen", "--ms", str(tmp_path / "ms.tif"), "--pan", str(tmp_path / "pan.tif"), "-m", "mtf-glp"]
+    r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "b.tif"), "-p", "interp=bicubic"])
+    assert r.exit_code == 0, r.output
+    fused, _ = read_multiband(tmp_path / "b.tif")
+    expected = np.asarray(jfusion.pansharpen(ms, pan, method="mtf-glp", interp="bicubic"))
+    np.testing.assert_allclose(fused, np.clip(np.rint(expected), 0, 65535), atol=1)
+    for bad, word in (("foo=1", "foo"), ("interp=bogus", "interp")):
+        r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "x.tif"), "-p", bad])
+        assert r.exit_code == 2 and word in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "x.tif").exists()
+
+
 def test_pca_roundtrip_and_volume(rng):
     hs = rng.random((8, 8, 12)).astype(np.float32) @ rng.random((12, 12)).astype(np.float32)
     pca = mshs.fit_pca(hs, n_components=12)
