@@ -138,8 +138,8 @@ def test_method_registered_outputs_and_bad_input(tmp_path, rng):
 
 
 def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
-    from tests.test_foundation_precision import default_precision_products
-    from tests.test_foundation_shape import count_compilations
+    from test_foundation_precision import default_precision_products
+    from test_foundation_shape import count_compilations
 
     w = _asset(tmp_path)
     x = rng.random((3, 24, 28, 3)).astype(np.float32)

@@ -9,7 +9,7 @@ import scipy.ndimage as ndi
 import jax
 
 from jfusion.ops.flow import endpoint_error, tvl1_flow, warp
-from tests.conftest import data_path
+from conftest import data_path
 
 cv2 = pytest.importorskip("cv2")
 

@@ -105,7 +105,7 @@ def test_local_stats_flat_windows_are_exactly_zero():
 
 
 def test_qy_on_lytro_laplacian_is_in_range():
-    from tests.conftest import data_path
+    from conftest import data_path
 
     import jfusion as jf
     from jfusion.io import read_image
@@ -215,7 +215,7 @@ def test_uint8_general_metric_direct_call_matches_float():
 def test_evaluate_full_native_uint16_scene():
     import scipy.io as sio
 
-    from tests.conftest import data_path
+    from conftest import data_path
     from jfusion.pansharpening.evaluation import evaluate_full
 
     d = sio.loadmat(data_path("pansharpening", "imgWV2.mat"))

@@ -8,7 +8,7 @@ import pytest
 
 import jfusion as jf
 from jfusion import metrics as M
-from tests.conftest import data_path
+from conftest import data_path
 
 PAIRS = ("Kaptein_1123", "Marne_04", "APC_4")
 

@@ -9,7 +9,7 @@ import jfusion as jf
 from jfusion import assets
 from jfusion.errors import FusionInputError
 from jfusion.pansharpening import learned, read_scene, wald
-from tests.conftest import data_path
+from conftest import data_path
 
 
 @pytest.fixture(scope="module")
