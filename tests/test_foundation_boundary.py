@@ -46,10 +46,12 @@ def test_min_size_follows_an_option():
 
 
 def test_fuse_tiled_checks_image_and_tile_sizes():
-    with pytest.raises(FusionInputError, match="cnn-focus needs images of at least 16x16"):
-        fuse_tiled(_rng_images((2, 8, 40)), method="cnn-focus", tile=16, halo=0, align=1)
-    with pytest.raises(FusionInputError, match=re.escape("cnn-focus needs tiles (tile + 2 halo) of at least 16x16 pixels, got 12x12")):
-        fuse_tiled(_rng_images((2, 40, 40)), method="cnn-focus", tile=8, halo=2, align=1)
+    # area_ratio=0: the bounded-support form of cnn-focus (fuse_tiled refuses the image-wide one);
+    # halos below the support only warn, the sizes are errors.
+    with pytest.warns(UserWarning), pytest.raises(FusionInputError, match="cnn-focus needs images of at least 16x16"):
+        fuse_tiled(_rng_images((2, 8, 40)), method="cnn-focus", tile=16, halo=0, area_ratio=0.0)
+    with pytest.warns(UserWarning), pytest.raises(FusionInputError, match=re.escape("cnn-focus needs tiles (tile + 2 halo) of at least 16x16 pixels, got 12x12")):
+        fuse_tiled(_rng_images((2, 40, 40)), method="cnn-focus", tile=8, halo=2, area_ratio=0.0)
 
 
 def _scene(bands, seed=0):

@@ -34,8 +34,10 @@ def _is_highest(p) -> bool:
 
 
 def _from_flax_layer(eqn) -> bool:
+    # A learned model's layer (Flax's own, or jfusion.models' layers such as models/conv.py's
+    # blocked-matmul Conv, a drop-in for nnx.Conv) keeps the backend's default precision by design.
     tb = eqn.source_info.traceback
-    return tb is not None and any("/flax/" in f.file_name for f in tb.frames)
+    return tb is not None and any("/flax/" in f.file_name or "/jfusion/models/" in f.file_name for f in tb.frames)
 
 
 def _where(eqn) -> str:

@@ -125,28 +125,28 @@ def test_second_fuse_compiles_nothing(name):
 def _remote_inputs(info):
     rng = np.random.default_rng(1)
     if info.family == "mshs":
-        return rng.random((8, 8, 48), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32), "houston"
+        return rng.random((8, 8, 48), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32), {"scene": "houston"}
     ms = (rng.random((16, 16, 4)) * 2000).astype(np.uint16)
     pan = (rng.random((64, 64)) * 2000).astype(np.uint16)
-    return ms, pan, "IKONOS"
+    return ms, pan, {"sensor": "IKONOS"}
 
 
 @pytest.mark.parametrize("name", REMOTE.names())
 def test_second_pansharpen_compiles_nothing(name):
     info = REMOTE.get(name)
-    ms, pan, sensor = _remote_inputs(info)
-    first = jf.pansharpen(ms, pan, method=name, sensor=sensor)
+    ms, pan, where = _remote_inputs(info)
+    first = jf.pansharpen(ms, pan, method=name, **where)
     with count_compilations() as n:
-        second = jf.pansharpen(ms, pan, method=name, sensor=sensor)
+        second = jf.pansharpen(ms, pan, method=name, **where)
     assert n[0] == 0, f"{name}: the repeated call compiled {n[0]} program(s)"
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
 
 
 @pytest.mark.parametrize("name", REMOTE.names(lambda i: i.family == "learned"))
 def test_one_bit_depth_rule_for_learned_methods(name):
-    ms, pan, sensor = _remote_inputs(REMOTE.get(name))
-    as_int = np.asarray(jf.pansharpen(ms, pan, method=name, sensor=sensor))  # uint16 <= 2047: 11 bits
-    as_float = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, sensor=sensor, bit_depth=11))
+    ms, pan, where = _remote_inputs(REMOTE.get(name))
+    as_int = np.asarray(jf.pansharpen(ms, pan, method=name, **where))  # uint16 <= 2047: 11 bits
+    as_float = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, bit_depth=11, **where))
     np.testing.assert_allclose(as_float, as_int, rtol=1e-5, atol=1e-3)
     with pytest.raises(jf.FusionInputError, match="carry no bit depth.*bit_depth="):
-        jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, sensor=sensor)
+        jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=name, **where)
