@@ -346,3 +346,15 @@ def test_undefined_values_raise_unless_asked_for():
     assert math.isnan(jm.evaluate([c, c], c, metrics=["nmi"], undefined="nan")["nmi"])
     with pytest.raises(FusionInputError, match=r"^sources: images of 1 x 1 px"):
         jm.evaluate([c[:1, :1], c[:1, :1]], c[:1, :1], metrics=["ag"])
+
+
+def test_qsf_is_undefined_on_constant_sources():
+    """Q_SF divides by the sources' SF: constant sources give NaN (undefined), never Inf."""
+    from jfusion.errors import FusionInputError
+
+    c = np.full((16, 16), 0.5)
+    f = np.random.default_rng(0).random((16, 16))
+    with pytest.raises(FusionInputError, match=r"^sources/fused: qsf undefined"):
+        jm.evaluate([c, c], f, metrics=["qsf"])
+    assert math.isnan(jm.evaluate([c, c], f, metrics=["qsf"], undefined="nan")["qsf"])
+    assert math.isfinite(jm.evaluate([f, c], c, metrics=["qsf"])["qsf"])
