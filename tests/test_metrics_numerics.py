@@ -358,3 +358,16 @@ def test_qsf_is_undefined_on_constant_sources():
         jm.evaluate([c, c], f, metrics=["qsf"])
     assert math.isnan(jm.evaluate([c, c], f, metrics=["qsf"], undefined="nan")["qsf"])
     assert math.isfinite(jm.evaluate([f, c], c, metrics=["qsf"])["qsf"])
+
+
+@pytest.mark.parametrize("name", ["ssim", "qc", "qy", "piella_q0", "piella_qe", "piella_qw"])
+def test_windowed_metrics_refuse_images_smaller_than_the_window(name):
+    """2 x 7 images: the 'valid' filters' window does not fit; a FusionInputError, not a raw slice TypeError."""
+    from jfusion.errors import FusionInputError
+    from jfusion.ops.filters import correlate_valid
+
+    a, b, f = np.random.default_rng(0).random((3, 2, 7))
+    with pytest.raises(FusionInputError, match=r"^metrics: a \d+-px window is larger than the image's 2 px"):
+        jm.evaluate([a, b], f, metrics=[name])
+    with pytest.raises(ValueError, match="larger than the image"):
+        correlate_valid(a, np.ones(3), -2)
