@@ -371,3 +371,16 @@ def test_windowed_metrics_refuse_images_smaller_than_the_window(name):
         jm.evaluate([a, b], f, metrics=[name])
     with pytest.raises(ValueError, match="larger than the image"):
         correlate_valid(a, np.ones(3), -2)
+
+
+def test_ergas_is_undefined_on_a_zero_mean_reference_band():
+    """ERGAS divides by each reference band's mean: a zero band gives NaN (refused), never Inf."""
+    from jfusion.errors import FusionInputError
+
+    ref = np.random.default_rng(0).uniform(100, 1000, (16, 16, 4))
+    ref[..., 2] = 0.0
+    fused = ref + 1.0
+    with pytest.raises(FusionInputError, match=r"^sources/fused: ergas undefined"):
+        jm.evaluate(None, fused, metrics=["ergas"], reference=ref)
+    assert math.isnan(jm.evaluate(None, fused, metrics=["ergas"], reference=ref, undefined="nan")["ergas"])
+    assert math.isfinite(jm.evaluate(None, ref, metrics=["ergas"], reference=fused)["ergas"])
