@@ -384,3 +384,12 @@ def test_ergas_is_undefined_on_a_zero_mean_reference_band():
         jm.evaluate(None, fused, metrics=["ergas"], reference=ref)
     assert math.isnan(jm.evaluate(None, fused, metrics=["ergas"], reference=ref, undefined="nan")["ergas"])
     assert math.isfinite(jm.evaluate(None, ref, metrics=["ergas"], reference=fused)["ergas"])
+
+
+def test_remote_metric_errors_name_the_argument():
+    """A remote metric refusing its images (window larger than a 1 x 1 image) says 'metrics: NAME: ...'."""
+    from jfusion.errors import FusionInputError
+
+    ref = np.full((1, 1, 4), 100.0)
+    with pytest.raises(FusionInputError, match=r"^metrics: uiqi: window"):
+        jm.evaluate(None, ref + 1, metrics=["uiqi"], reference=ref)
