@@ -56,7 +56,10 @@ def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> 
     return qg * qa
 
 
-@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=1.0, options={"convention": opt(choices=('vifb', 'paper'))})
+# ideal None: Xydeas & Petrovic's sigmoids (Gamma_g 0.9994, Gamma_a 0.9879; VIFB metricsQabf) cap
+# Q^{XF} below 1, so identical images score about 0.975 (0.9994 * 0.9879 / (1 + e^-4.4) where VIFB's
+# equal-strength rule keeps g_F, image dependent); 1 is the bound, not the value of a perfect fusion.
+@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=None, options={"convention": opt(choices=('vifb', 'paper'))})
 def qabf(
     sources: ArrayLike,
     fused: ArrayLike,
