@@ -163,7 +163,8 @@ def test_general_metric_bad_values_battery(name):
         rng = np.random.default_rng(seed)
         imgs = [rng.random(shape) for _ in range(n + 1)]
         imgs[which][row, col] = bad
-        *srcs, fused = (x.astype(dtype) for x in imgs)
+        with np.errstate(over="ignore"):  # 1e30 in float16 is Inf: refused all the same
+            *srcs, fused = (x.astype(dtype) for x in imgs)
         assert _checked(name, srcs, fused, n_sources=n) is None, f"{name} accepted {bad} in image {which}"
 
     run()
@@ -188,8 +189,6 @@ def _bad_shape_case(case: str, rng: np.random.Generator) -> tuple[list[np.ndarra
         return [a[:1, :1], b[:1, :1]], f[:1, :1]
     if case == "two_by_seven":
         return [a[:2, :7], b[:2, :7]], f[:2, :7]
-    if case == "four_bands":
-        return [rng.random((32, 32, 4)) for _ in range(2)], rng.random((32, 32, 4))
     if case == "flat_vector":
         return [a.ravel(), b.ravel()], f.ravel()
     if case == "complex":
@@ -204,7 +203,7 @@ def _bad_shape_case(case: str, rng: np.random.Generator) -> tuple[list[np.ndarra
 REFUSED = ("fused_smaller", "sources_differ", "rgb_sources_4band_fused", "flat_vector", "complex", "object")
 
 
-@pytest.mark.parametrize("case", REFUSED + ("rgb_sources_grey_fused", "grey_and_rgb_sources", "one_source", "one_pixel", "two_by_seven", "four_bands"))
+@pytest.mark.parametrize("case", REFUSED + ("rgb_sources_grey_fused", "grey_and_rgb_sources", "one_source", "one_pixel", "two_by_seven"))
 def test_general_metric_bad_shapes(case):
     srcs, fused = _bad_shape_case(case, np.random.default_rng(2))
     for name in FUSION:
@@ -329,7 +328,7 @@ def _crop(img: np.ndarray, name: str, channels: int) -> np.ndarray:
 IDEAL_TOL = 1e-4
 
 
-@pytest.mark.parametrize("channels", [0, 3], ids=["grey", "rgb"])
+@pytest.mark.parametrize("channels", [0], ids=["grey"])  # RGB compiles every metric again; its ranges are checked above
 def test_identical_images_give_the_declared_ideal(lytro, channels):
     for name in [n for n in FUSION if INFO[n].ideal is not None]:
         if channels and SIDE.get(name, 32) > 64:
