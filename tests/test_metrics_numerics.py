@@ -346,3 +346,50 @@ def test_undefined_values_raise_unless_asked_for():
     assert math.isnan(jm.evaluate([c, c], c, metrics=["nmi"], undefined="nan")["nmi"])
     with pytest.raises(FusionInputError, match=r"^sources: images of 1 x 1 px"):
         jm.evaluate([c[:1, :1], c[:1, :1]], c[:1, :1], metrics=["ag"])
+
+
+def test_qsf_is_undefined_on_constant_sources():
+    """Q_SF divides by the sources' SF: constant sources give NaN (undefined), never Inf."""
+    from jfusion.errors import FusionInputError
+
+    c = np.full((16, 16), 0.5)
+    f = np.random.default_rng(0).random((16, 16))
+    with pytest.raises(FusionInputError, match=r"^sources/fused: qsf undefined"):
+        jm.evaluate([c, c], f, metrics=["qsf"])
+    assert math.isnan(jm.evaluate([c, c], f, metrics=["qsf"], undefined="nan")["qsf"])
+    assert math.isfinite(jm.evaluate([f, c], c, metrics=["qsf"])["qsf"])
+
+
+@pytest.mark.parametrize("name", ["ssim", "qc", "qy", "piella_q0", "piella_qe", "piella_qw"])
+def test_windowed_metrics_refuse_images_smaller_than_the_window(name):
+    """2 x 7 images: the 'valid' filters' window does not fit; a FusionInputError, not a raw slice TypeError."""
+    from jfusion.errors import FusionInputError
+    from jfusion.ops.filters import correlate_valid
+
+    a, b, f = np.random.default_rng(0).random((3, 2, 7))
+    with pytest.raises(FusionInputError, match=r"^metrics: a \d+-px window is larger than the image's 2 px"):
+        jm.evaluate([a, b], f, metrics=[name])
+    with pytest.raises(ValueError, match="larger than the image"):
+        correlate_valid(a, np.ones(3), -2)
+
+
+def test_ergas_is_undefined_on_a_zero_mean_reference_band():
+    """ERGAS divides by each reference band's mean: a zero band gives NaN (refused), never Inf."""
+    from jfusion.errors import FusionInputError
+
+    ref = np.random.default_rng(0).uniform(100, 1000, (16, 16, 4))
+    ref[..., 2] = 0.0
+    fused = ref + 1.0
+    with pytest.raises(FusionInputError, match=r"^sources/fused: ergas undefined"):
+        jm.evaluate(None, fused, metrics=["ergas"], reference=ref)
+    assert math.isnan(jm.evaluate(None, fused, metrics=["ergas"], reference=ref, undefined="nan")["ergas"])
+    assert math.isfinite(jm.evaluate(None, ref, metrics=["ergas"], reference=fused)["ergas"])
+
+
+def test_remote_metric_errors_name_the_argument():
+    """A remote metric refusing its images (window larger than a 1 x 1 image) says 'metrics: NAME: ...'."""
+    from jfusion.errors import FusionInputError
+
+    ref = np.full((1, 1, 4), 100.0)
+    with pytest.raises(FusionInputError, match=r"^metrics: uiqi: window"):
+        jm.evaluate(None, ref + 1, metrics=["uiqi"], reference=ref)

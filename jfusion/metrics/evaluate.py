@@ -446,7 +446,7 @@ def _evaluate_remote(infos, sources, fused, reference, frozen) -> dict[str, floa
         try:
             out[info.name] = float(info.fn(*args, **kw))
         except ValueError as err:
-            raise FusionInputError(f"{info.name}: {err}") from None
+            raise FusionInputError(f"metrics: {info.name}: {err}") from None
     return out
 
 

@@ -179,7 +179,10 @@ def _masked_correlation(feats: jax.Array, feat_max: jax.Array, feat_f: jax.Array
     return jnp.sum(best) / jnp.sum(mask_max)
 
 
-@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=1.0, options={"threshold": opt(doc="phase-congruency threshold of the feature maps", low=0.0, high=1.0)})
+# ideal None: under Zhao et al.'s definition (Liu metricZhao) identical images score below 1 (about
+# 0.97 on natural images): only pixels that are features (PC > threshold) of F = A = B reach 1, the
+# masked, zero-padded local correlations do not; 1 is the bound, not the value of a perfect fusion.
+@register_metric("qp", direction="higher", convention="liu", range=(0, 1), ideal=None, options={"threshold": opt(doc="phase-congruency threshold of the feature maps", low=0.0, high=1.0)})
 def qp(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, threshold: float = 0.1) -> jax.Array:
     """Zhao et al. (2007) phase-congruency metric Q_P = P_pc * P_M * P_m (Liu ``metricZhao``, MEFB ``metricsQp``).
 

@@ -56,7 +56,10 @@ def _preservation(gx, ax, gf, af, convention: str, smooth: bool, eps: float) -> 
     return qg * qa
 
 
-@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=1.0, options={"convention": opt(choices=('vifb', 'paper'))})
+# ideal None: Xydeas & Petrovic's sigmoids (Gamma_g 0.9994, Gamma_a 0.9879; VIFB metricsQabf) cap
+# Q^{XF} below 1, so identical images score about 0.975 (0.9994 * 0.9879 / (1 + e^-4.4) where VIFB's
+# equal-strength rule keeps g_F, image dependent); 1 is the bound, not the value of a perfect fusion.
+@register_metric("qabf", direction="higher", convention="vifb", range=(0, 1), ideal=None, options={"convention": opt(choices=('vifb', 'paper'))})
 def qabf(
     sources: ArrayLike,
     fused: ArrayLike,
@@ -116,7 +119,8 @@ def qsf(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax
 
     Four-direction spatial frequency (diagonals weighted 1/sqrt(2), sums divided by MN); the
     reference SF_R takes per position the largest absolute difference over the S sources.
-    Negative: under-fused; positive: over-enhanced. Scale invariant.
+    Negative: under-fused; positive: over-enhanced. Scale invariant. Undefined (NaN) when every
+    source is constant (SF_R = 0; the reference divides by zero and returns Inf or NaN).
     """
     x = to_grey_levels(sources, data_range)
     f = to_grey_levels(fused, data_range)
@@ -124,4 +128,4 @@ def qsf(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax
     sf_f = sum(w * jnp.sum(d**2) for d, w in _directional_diffs(f)) / n
     sf_r = sum(w * jnp.sum(jnp.max(jnp.abs(d), axis=0) ** 2) for d, w in _directional_diffs(x)) / n
     sf_f, sf_r = jnp.sqrt(sf_f), jnp.sqrt(sf_r)
-    return (sf_f - sf_r) / sf_r
+    return jnp.where(sf_r > 0, (sf_f - sf_r) / jnp.where(sf_r > 0, sf_r, 1.0), jnp.nan)

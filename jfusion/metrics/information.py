@@ -50,7 +50,10 @@ def _xlogy_ratio(p: jax.Array, q: jax.Array, base: float) -> jax.Array:
     return jnp.sum(jnp.where(ok, p * jnp.log(r), 0.0)) / np.log(base)
 
 
-@register_metric("ce", direction="lower", convention="vifb", range=(0, math.inf), ideal=0.0)
+# VIFB's CE sums only over bins non-zero in both histograms, so the terms need not form a KL
+# divergence and the value can be negative (a constant fused image holding a level the source rarely
+# takes). By the log-sum inequality it stays above min_P P log2 P = -1 / (e ln 2) ~ -0.531.
+@register_metric("ce", direction="lower", convention="vifb", range=(-1 / (math.e * math.log(2)), math.inf), ideal=0.0)
 def cross_entropy(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
     """CE: mean over sources of ``sum_k h_X[k] log2(h_X[k] / h_F[k])`` over bins non-zero in both.
 

@@ -90,11 +90,14 @@ def ergas(reference: ArrayLike, fused: ArrayLike, *, ratio: float = 4.0) -> jax.
     """ERGAS = ``(100 / ratio) sqrt(mean_b MSE_b / mu_b^2)``, mu_b the reference band mean (PST ERGAS.m).
 
     ``ratio`` is the PAN/MS resolution ratio (4 for 4:1); sewar's ``r`` is ``1 / ratio``.
+    Undefined (NaN) when a reference band has mean 0 (PST divides by zero and returns Inf or NaN).
     """
     r, f = _hwb(reference), _hwb(fused)
     mse = jnp.mean((r - f) ** 2, axis=(0, 1))
     mu = jnp.mean(r, axis=(0, 1))
-    return (100.0 / ratio) * jnp.sqrt(jnp.mean(mse / mu**2))
+    zero = mu == 0
+    rel = jnp.where(zero, jnp.nan, mse / jnp.where(zero, 1.0, mu) ** 2)
+    return (100.0 / ratio) * jnp.sqrt(jnp.mean(rel))
 
 
 def _uiqi_from_sums(sx, sy, sxx, syy, sxy, n: float) -> jax.Array:

@@ -269,7 +269,9 @@ def _two(x: jax.Array, name: str) -> None:
         raise ValueError(f"{name} is defined for exactly two sources, got {x.shape[0]}")
 
 
-@register_metric("qc", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0, options={"convention": opt(choices=('mefb', 'liu', 'paper'))})
+# symmetric False: Liu / MEFB metricCvejic set the value to 0 where sim < 0 and to 1 where sim > 1, so
+# swapping A and B (sim -> 1 - sim) turns those windows from 0 into 1 (the "paper" clamp is symmetric)
+@register_metric("qc", direction="higher", convention="mefb", n_sources=2, range=(-1, 1), ideal=1.0, symmetric=False, options={"convention": opt(choices=('mefb', 'liu', 'paper'))})
 def qc(sources: ArrayLike, fused: ArrayLike, *, data_range: float = 1.0, convention: str = "mefb") -> jax.Array:
     """Cvejic Q_C (two sources): ``mean[sim Q(A,F) + (1 - sim) Q(B,F)]``, ``sim = s_AF / (s_AF + s_BF)``.
 

@@ -92,6 +92,8 @@ def correlate_valid(x: ArrayLike, kernel: ArrayLike, axis: int) -> jax.Array:
     k = _taps(kernel) if static else kernel
     n = len(k) if static else kernel.shape[0]
     size = x.shape[axis] - n + 1
+    if size < 1:  # static shapes: raised while tracing, reported by the callers' boundary
+        raise ValueError(f"a {n}-px window is larger than the image's {x.shape[axis]} px along axis {axis - x.ndim}")
     out = None
     for t in range(n):
         if static and k[t] == 0.0:
