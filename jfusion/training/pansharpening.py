@@ -45,10 +45,9 @@ from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare
 __all__ = [
     "PansharpeningConfig", "Cnn3dConfig", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
     "train_cnn3d_and_evaluate", "fit", "training_arrays", "train_pansharpening", "score_on_test_region", "score_shipped",
-    "train_cnn3d_mshs", "score_cnn3d_mshs", "beats_baseline", "MODELS",
+    "train_cnn3d_mshs", "score_cnn3d_mshs", "beats_baseline",
 ]
 
-MODELS = tuple(learned.SPECS)
 
 
 # ----------------------------------------------------------------------------- the shared optax loop
