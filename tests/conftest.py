@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The CLI turns on JAX's persistent compilation cache (jfusion.cache); commands the tests run in this
+# process must not write ~/.cache or share programs across tests. tests/test_cli_compile_cache.py
+# runs its CLI calls in subprocesses with the cache explicitly on.
+os.environ.setdefault("JFUSION_NO_CACHE", "1")
 DATA = Path(os.environ.get("JFUSION_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -95,6 +95,7 @@ REFUSED = [
     ("mertens", {}, "levels=N"),
     ("cnn-focus", {}, "area_ratio=0"),
     ("cnn-medical", {}, "levels=N"),
+    ("deep-hdr", {}, "image-wide"),  # optical flow over the whole frame
 ]
 
 

@@ -215,7 +215,7 @@ def test_evaluate_remote_dispatch():
         assert set(out) == {"q2n", "sam", "ergas", "scc", "uiqi"}
         assert out["sam"] == pytest.approx(float(M.sam(ref, fused)), rel=1e-12)
         assert out["ergas"] == pytest.approx(float(M.ergas(ref, fused, ratio=4)), rel=1e-12)
-        nr = M.evaluate((ref, pan), fused, metrics=["d_lambda", "d_s", "qnr"], options={"d_s": {"pan_lowpass": None}})
+        nr = M.evaluate((ref, pan), fused, metrics=["d_lambda", "d_s", "qnr"], options={"d_s": {"pan_lowpass": None}, "qnr": {"pan_lowpass": None}})
         assert nr["qnr"] == pytest.approx(float(M.qnr(ref, pan, fused)), rel=1e-12)
         assert nr["d_lambda"] == pytest.approx(float(M.d_lambda(ref, fused)), rel=1e-12)
     with pytest.raises(FusionInputError):
