@@ -25,6 +25,20 @@ def data_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test file: one process runs ~1000 tests, and the
+    accumulated executables grew until XLA crashed while compiling (two segfaults in
+    backend_compile_and_load in full runs, 2026-12-02)."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
