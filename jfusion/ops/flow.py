@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jfusion.ops.colour import rgb_to_gray
 from jfusion.ops.filters import gaussian_filter
 
 __all__ = ["warp", "tvl1_flow", "flow_levels", "endpoint_error"]
@@ -174,8 +175,7 @@ def _grey(x: jax.Array) -> jax.Array:
     if x.ndim == 2:
         return x
     if x.shape[-1] == 3:
-        # MATLAB rgb2gray weights, as a weighted sum (no matrix product whose precision the backend picks)
-        return 0.298936021293775 * x[..., 0] + 0.587043074451121 * x[..., 1] + 0.114020904255103 * x[..., 2]
+        return rgb_to_gray(x)  # MATLAB rgb2gray, a full-precision product (jfusion.ops.precision)
     return jnp.mean(x, axis=-1)
 
 
