@@ -22,7 +22,6 @@ import jfusion as jf
 from jfusion.metrics import list_metrics
 from jfusion.ops import precision
 from jfusion.pansharpening import list_pansharpening_methods, mshs
-from jfusion.weights import WEIGHTS_DIR
 
 LOW = (jnp.float32, jnp.complex64, jnp.bfloat16, jnp.float16)
 
@@ -92,7 +91,7 @@ def test_full_precision_helpers_compute_the_product(rng):
 @pytest.mark.parametrize("name", [m.name for m in jf.methods.list_methods()])
 def test_fusion_methods_ask_for_full_precision(name, colour, rng):
     info = jf.methods.get_info(name)
-    if info.weights and not (WEIGHTS_DIR / info.weights).exists():
+    if not info.has_weights:
         pytest.skip(f"{name}: no shipped weights ({info.weights}); tests/test_hdr_deep.py walks it with a test asset")
     n = max(2, info.min_sources)
     shape = (n, 64, 64, 3) if colour else (n, 64, 64)

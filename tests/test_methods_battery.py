@@ -134,10 +134,9 @@ def _battery(method: str):
 
 @pytest.mark.parametrize("method", GENERAL.names())
 def test_fuse_battery(method):
-    from jfusion.weights import WEIGHTS_DIR
 
     info = GENERAL.get(method)
-    if info.weights and not (WEIGHTS_DIR / info.weights).exists():
+    if not info.has_weights:
         pytest.skip(f"{method}: no shipped weights ({info.weights}); its bad input is tested in tests/test_hdr_deep.py")
     _battery(method)()
 

@@ -121,7 +121,7 @@ def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
     _close(f(vol), _without_patch_path(monkeypatch, lambda: jax.jit(lambda v: model(v))(vol)))
 
     rng = np.random.default_rng(3)
-    a = rng.random((40, 36)).astype(np.float32)
+    a = rng.random((64, 68)).astype(np.float32)
     b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
     src = np.stack([a, b])
     for method in ("cnn-focus", "cnn-focus-multiscale"):

@@ -173,7 +173,8 @@ def tiny_net():
     learned.SPECS["tiny-net"] = learned.ModelSpec("drpnn", build=lambda bands, rngs: TinyNet(bands, rngs))
 
     @register("tiny-net", family="learned", reference="test", local=True)
-    def tiny(ms, pan, *, ratio=4, sensor=None, bit_depth=11, interp="23tap", weights=None):
+    def tiny(ms, pan, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: str = "23tap",
+             weights: str | None = None):
         """TinyNet."""
         return learned.network_pansharpen("tiny-net", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth,
                                           interp=interp, weights=weights)

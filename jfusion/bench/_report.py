@@ -22,6 +22,7 @@ import html
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -151,20 +152,17 @@ def efficiency_rows(result) -> list[dict]:
             t0 = time.perf_counter()
             jax.block_until_ready(fn(x))
             times.append(time.perf_counter() - t0)
-        rows.append({"method": spec.label, "params": _param_count(info.weights), "gflops": flops / 1e9,
+        rows.append({"method": spec.label, "params": _param_count(info), "gflops": flops / 1e9,
                      "latency_ms": 1e3 * float(np.median(times)), "size": "x".join(map(str, x.shape)), "device": f"{dev.platform}:{dev.device_kind}"})
     return rows
 
 
-def _param_count(weights: str | None) -> int:
+def _param_count(info: Any) -> int:
     """Array elements of a method's shipped weights (0 for methods without learned weights)."""
-    if not weights:
+    path = getattr(info, "weights_path", None)
+    if path is None:
         return 0
-    import jfusion
-
-    root = Path(jfusion.__file__).resolve().parent
-    path = root.parent / weights if weights.endswith(".npz") else root / "weights" / weights
-    files = [path] if path.is_file() else sorted(path.glob("*.npz")) if path.is_dir() else []
+    files = [path] if path.is_file() else sorted(path.rglob("*.npz")) if path.is_dir() else []
     if not files:
         return 0
     with np.load(files[0]) as z:

@@ -324,7 +324,7 @@ def _pyramid_cnn_support(o) -> Support:
     reference="Liu, Chen, Peng, Wang, Multi-focus image fusion with a deep convolutional neural network, "
     "Inf. Fusion 36 (2017) 191-207",
     colour="native",
-    weights="focus_cnn",
+    weights="weights/focus_cnn",
     min_size=PATCH,
     options={"area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12)},
     support=_focus_support,
@@ -366,7 +366,7 @@ def cnn_focus(
     reference="Du, Gao, Image segmentation-based multi-focus image fusion through multi-scale convolutional "
     "neural network, IEEE Access 5 (2017) 15750-15761",
     colour="native",
-    weights="focus_cnn",
+    weights="weights/focus_cnn",
     min_size=lambda options: max(options["scales"]),
     options={
         "scales": opt(low=PATCH, high=1024), "area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256),
@@ -439,7 +439,7 @@ def _pyramid_method(sources, model, *, colour_mode, domain, threshold, levels):
     "FUSION 2017; Liu, Chen, Cheng, Peng, Wang, Infrared and visible image fusion with convolutional neural "
     "networks, IJWMIP 16(3) 2018",
     colour="native",
-    weights="focus_cnn_direct",
+    weights="weights/focus_cnn_direct",
     min_size=PATCH,
     options={"threshold": opt(low=0.0, high=1.0), "colour_mode": opt(choices=("ycbcr", "rgb"))},
     support=_pyramid_cnn_support,
@@ -483,7 +483,7 @@ def cnn_medical(
     reference="Liu, Chen, Wang, Wang, Ward, Wang, Deep learning for pixel-level image fusion, Inf. Fusion 42 "
     "(2018), Fig. 5 (classification-type weight-map network, K weight-assignment classes)",
     colour="native",
-    weights="weight_net",
+    weights="weights/weight_net",
     min_size=PATCH,
     options={
         "domain": opt(choices=("spatial", "laplacian")), "threshold": opt(low=0.0, high=1.0),

@@ -68,7 +68,7 @@ def load_hdr_net(*, arch: str = "we", weights: str | None = None) -> HDRMergeNet
     colour="native",
     min_sources=3,
     max_sources=3,
-    weights="deep_hdr",
+    weights="weights/deep_hdr",
     options={
         "arch": opt(choices=tuple(ARCHS)), "output": opt(choices=tuple(OUTPUTS)),
         "flow_iterations": opt(low=1, high=10_000), "flow_warps": opt(low=1, high=20),

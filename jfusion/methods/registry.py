@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import jax
@@ -91,7 +92,8 @@ class MethodInfo(Info):
       core: the one-channel (or native-colour) function that ``fn`` wraps.
       colour: ``"ycbcr"`` (the shared colour helper) or ``"native"``.
       min_sources, max_sources: how many sources it takes.
-      weights: the shipped asset it loads, if any.
+      weights: the shipped asset it loads, if any: a path relative to the ``jfusion`` package
+        (``"weights/focus_cnn"``, ``"sparse/dictionaries/csr32.npz"``); see :attr:`weights_path`.
       min_size: the smallest image side it takes: a number, the name of the option that sets it
         (``"patch"`` for ``sr``), or a function of the call's options (the core's defaults filled
         in). The eager boundary (:func:`jfusion.fuse`, :func:`jfusion.fuse_tiled`) checks it with
@@ -113,6 +115,17 @@ class MethodInfo(Info):
 
     support: Callable[[Mapping[str, Any]], Support] = _image_wide
     working_bytes: int = 256
+
+    @property
+    def weights_path(self) -> Path | None:
+        """Where the shipped asset :attr:`weights` lies (``None`` for a method without one)."""
+        return None if self.weights is None else Path(__file__).resolve().parents[1] / self.weights
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether the method can run as installed: no asset needed, or its asset is present."""
+        path = self.weights_path
+        return path is None or path.exists()
 
     def required_size(self, options: Mapping[str, Any] | None = None) -> int:
         """The smallest image side this method takes with ``options``."""

@@ -105,7 +105,7 @@ def _sr_support(o) -> Support:
     "csr",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu, Chen, Ward, Wang, 'Image fusion with convolutional sparse representation', IEEE SPL 23(12) 2016",
-    weights="jfusion/sparse/dictionaries/csr32.npz",
+    weights="sparse/dictionaries/csr32.npz",
     min_size=8,  # the shipped dictionary's 8x8 filters
     options={
         "mode": opt(choices=("multi-focus",) + _MULTI_MODAL), "lmbda": opt(low=1e-8, high=100.0),
@@ -273,7 +273,7 @@ def csr_framework(
     "csr-transform",
     tasks=("multi-focus", "medical", "infrared-visible", "general"),
     reference="Liu et al., Information Fusion 42 (2018), Fig. 6 (generic CSR framework)",
-    weights="jfusion/sparse/dictionaries/csr32.npz",
+    weights="sparse/dictionaries/csr32.npz",
     options={
         "transform": opt(choices=("identity", "two-scale", "laplacian", "swt")), "wavelet": opt(choices=WAVELETS),
         "manner": opt(choices=("coefficients", "bands")), "lowpass_rule": opt(choices=("average", "choose")),
