@@ -3,7 +3,8 @@
 Reduced resolution (Wald's protocol, reference = original MS): Q2n, SAM (deg), ERGAS, sCC, Q.
 Full resolution (no reference): D_lambda, D_s, QNR. Seconds: a warm (compiled) reduced-resolution call
 (320x80 output) and the first full-resolution call (1280x320 output, compilation included).
-Learned methods run where weights for the sensor are shipped.
+Learned methods are not run here: under the protocol (``benchmarks/README.md``, :mod:`jfusion.training.protocol`)
+their test-strip scores come from the final report only (``jfusion train final-report``).
 
     PYTHONPATH=$PWD python benchmarks/pansharpening.py [--write]
 
@@ -30,17 +31,13 @@ DATA = Path(os.environ.get("JFUSION_DATA", ROOT.parent / "shared" / "data")) / "
 SCENES = ("imgGE1.mat", "imgIK.mat", "imgWV2.mat")
 
 
-def shipped(name: str, sensor: str) -> bool:
-    return (learned.WEIGHTS_DIR / f"{name}-{wald.sensor_mtf(sensor).name}.npz").exists()
-
-
 def run() -> list[dict]:
     rows = []
     for scene_file in SCENES:
         s = read_scene(DATA / scene_file)
         _, (ms, pan) = wald.split_test_region(s.ms, s.pan, s.ratio)
         for info in list_pansharpening_methods():
-            if info.learned and not shipped(info.name, s.sensor):
+            if info.learned:  # the final report is the one reader of the test strips for learned models
                 continue
             kw = dict(ratio=s.ratio, sensor=s.sensor, bit_depth=s.bit_depth)
             evaluate_reduced(ms, pan, info.name, **kw)  # warm-up (compilation)
@@ -73,14 +70,13 @@ MSHS_SCENES = {
 
 MSHS_NOTE = (
     "### MS/HS fusion (`cnn3d-mshs`)\n\n"
-    "3-D CNN (Palsson et al. 2017, 8 principal components) vs the bicubic-interpolated HS on the held-out right quarter of "
-    "each hyperspectral scene, reduced resolution (the original HS is the reference); scores from "
-    "the per-asset manifests `jfusion/weights/pansharpening/cnn3d-mshs-*.json` (`jfusion train pansharpening-scores`). Q2n where the test quarter "
-    "holds 32x32 blocks (Houston, 48 bands); the Paris test quarters are 15-18 px wide, so Q there is the per-band UIQI on "
-    "8x8 windows. Paris HS+PAN is a real pair, so its full-resolution no-reference indices (PST conventions, bicubic HS "
-    "interpolation, a 192x32 PAN-pixel window of whole 32x32 blocks) are given as well. The Paris models overfit the "
-    "small training parts (72x54 and 72x42 HS pixels) within a few dozen steps; their step counts were chosen by early "
-    "stopping on a validation strip of the training part (`--select-steps`), never on the test quarter."
+    "3-D CNN (Palsson et al. 2017, 8 principal components) vs the bicubic-interpolated HS on the test strip (right quarter) "
+    "of each hyperspectral scene, reduced resolution (the original HS is the reference); scores from the per-asset "
+    "manifests `jfusion/weights/pansharpening/cnn3d-mshs-*.json`, written by the final report (`jfusion train final-report`, "
+    "the one reader of the test strips). Q2n where the test strip holds 32x32 blocks (Houston, 48 bands); the Paris test "
+    "strips are 15-18 px wide, so Q there is the per-band UIQI on 8x8 windows. Paris HS+PAN is a real pair, so its "
+    "full-resolution no-reference indices (PST conventions, bicubic HS interpolation, a 192x32 PAN-pixel window of whole "
+    "32x32 blocks) are given as well. Step counts were chosen by early stopping on the validation strip."
 )
 
 
@@ -122,32 +118,14 @@ if __name__ == "__main__":
     rows = json.loads(args.from_json.read_text()) if args.from_json else run()
     dev = jax.devices()[0]
     note = (
-        "`PYTHONPATH=$PWD python benchmarks/pansharpening.py --write`. Held-out test region of each scene (right quarter: "
-        "MS columns 240-319, PAN 960-1279; learned models never saw it). Reduced resolution = Wald's protocol (sensor-MTF "
-        "degradation by 4, reference = original MS, 320x80 px); full resolution = the original pair (1280x320 px), PST "
-        "conventions. Metrics from `jfusion.metrics.remote`. Seconds: a warm reduced-resolution call and the first "
-        f"(compiling) full-resolution call on {dev.platform.upper()} ({dev.device_kind}), shared 2-core machine (timings noisy; "
-        "the last run, for the retrained SRCNN+GS rows, was under load from other jobs: its seconds are about 1.5-2x those "
-        "of the earlier quiet-machine run). "
-        "No GPU was available.\n\n"
-        "Learned rows appear where weights are shipped: `jfusion train <model> --scene <scene.mat>` trains on the left "
-        "three quarters; `jfusion train pansharpening-scores` keeps only models that beat EXP on Q2n, SAM and ERGAS on the "
-        "held-out quarter (see the manifests `jfusion/weights/pansharpening/<model>-<sensor>.json`; `not_shipped.json` lists the pruned models).\n\n"
-        "**Reading the table.** The best learned model per scene now has the highest Q2n at reduced resolution on all three "
-        "scenes, but only narrowly, not by the margins of their papers: SAE 0.9135 vs MTF-GLP-HPM 0.9122 on GeoEye-1 (ERGAS "
-        "equal, SAM 2.576 vs 2.564), PNN 0.855 vs 0.849 on IKONOS (ERGAS 1.63 vs 1.72, but SAM 2.60 vs 2.42), residual PNN "
-        "0.831 vs 0.814 on WorldView-2 (SAM 8.06 vs 8.24, ERGAS 5.04 vs 5.10). They were trained for 300-12000 Adam steps "
-        "(per model and sensor: see the manifest) of narrowed networks (e.g. PNN 32/16 channels instead of 64/32, DRPNN 16 "
-        "instead of 64) on one scene's training part, on a shared 2-core CPU, whereas the papers train for ~10^5-10^6 "
-        "iterations on many scenes. SRCNN+GS (an SRCNN super-resolving all MS bands, then Gram-Schmidt) beats EXP on all "
-        "three scenes and has the lowest SAM of every method on WorldView-2 (7.81 vs 8.06 for the residual PNN) and the "
-        "second lowest on IKONOS (2.48 vs 2.42 for MTF-GLP-HPM), but trails the other learned models in Q2n and ERGAS. "
-        "What a fully trained network of "
-        "the same family does is shown by the released weights of Scarpa et al. 2018 (test oracle, never shipped), loaded "
-        "into jfusion's residual PNN on the same test regions: Q2n 0.947 (GeoEye-1), 0.887 (IKONOS), 0.823 (WorldView-2), "
-        "SAM 2.03 / 1.90 / 6.70, ERGAS 1.27 / 1.50 / 4.94, ahead of every classical method on GeoEye-1 and IKONOS. At full "
-        "resolution QNR rewards spectral consistency with the interpolated MS (EXP has D_lambda = 0 by construction), so it "
-        "ranks methods differently from the reduced-resolution indices."
+        "`PYTHONPATH=$PWD python benchmarks/pansharpening.py --write`. Classical methods on the test strip of each scene "
+        "(right quarter: MS columns 240-319, PAN 960-1279). Reduced resolution = Wald's protocol (sensor-MTF degradation by 4, "
+        "reference = original MS, 320x80 px); full resolution = the original pair (1280x320 px), PST conventions. Metrics "
+        "from `jfusion.metrics.remote`. Seconds: a warm reduced-resolution call and the first (compiling) full-resolution "
+        f"call on {dev.platform.upper()} ({dev.device_kind}), shared 2-core machine (timings noisy).\n\n"
+        "Learned models are not in this table: under the protocol (section *Protocol for learned models*) their test-strip "
+        "scores come from the final report only, `jfusion train final-report --out benchmarks/results/learned_test.md`, "
+        "which lists them beside these classical methods on the same strips."
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

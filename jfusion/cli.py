@@ -421,6 +421,9 @@ def pansharpen_cmd(
     out_bit_depth: int = typer.Option(None, "--out-bit-depth", help="8, 16 or 32 (float32); default: the input's (integer files: 8 or 16 bits, float files: float32)."),
     evaluate: str = typer.Option(None, "--eval", help="Also print quality indices: 'reduced' (Wald's protocol: Q2n, SAM, ERGAS, sCC, Q), 'full' (D_lambda, D_s, QNR) or 'both'."),
     option: Optional[list[str]] = typer.Option(None, "-p", "--option", help="Method option KEY=VALUE (e.g. interp=bicubic), checked by its declared type (`jfusion methods NAME` lists them)."),
+    adapt: bool = typer.Option(False, "--adapt", help="Learned networks (pnn, pnn-residual, drpnn): fine-tune on this pair first (PNN+ target-adaptive), with a progress bar."),
+    adapt_steps: int = typer.Option(50, "--adapt-steps", help="Fine-tuning steps with --adapt."),
+    adapt_seconds: float = typer.Option(None, "--adapt-seconds", help="Time budget of the fine-tuning (stops early, between chunks of 10 steps)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output (never an input)."),
 ) -> None:
     """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
@@ -450,6 +453,10 @@ def pansharpen_cmd(
         from jfusion.options import parse_options
 
         method_options = parse_options(info, split_options(option))  # before reading any file
+        if adapt and "adapt" not in {o.name for o in info.options}:
+            raise FusionInputError(f"--adapt: {method!r} has no target-adaptive fine-tuning; use pnn, pnn-residual or drpnn.")
+        if adapt_steps < 1 or (adapt_seconds is not None and adapt_seconds <= 0):
+            raise FusionInputError("--adapt-steps / --adapt-seconds: pass a positive number of steps and seconds.")
         ms_arr, _ = read_multiband(ms, keep_dtype=True)
         pan_arr, pan_geo = read_multiband(pan, keep_dtype=True)
         is_float = ms_arr.dtype.kind == "f" or pan_arr.dtype.kind == "f"
@@ -476,6 +483,21 @@ def pansharpen_cmd(
             )
         try:
             extra = {"scene": scene} if scene is not None else {}
+            if adapt:
+                import tempfile
+
+                from jfusion.pansharpening import learned, prepare
+
+                _, ms_f, pan_f, r, opts = prepare(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth,
+                                                  options=method_options)
+                tmp = tempfile.TemporaryDirectory()
+                path, done = learned.adapted_asset(
+                    info.name, ms_f, pan_f, tmp.name, ratio=r, sensor=sensor, bit_depth=opts["bit_depth"],
+                    interp=opts.get("interp", "23tap"), weights=opts.get("weights"), steps=adapt_steps,
+                    lr=opts.get("adapt_lr", 1e-4), seconds=adapt_seconds,
+                )
+                typer.echo(f"adapted {method} to this pair: {done} steps")
+                method_options = {**method_options, "weights": str(path)}
             fused = pansharpen(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth, **extra, **method_options)
         except FusionInputError as err:
             raise FusionInputError(f"{ms} / {pan}: {err}".replace("bit_depth=", "--bit-depth ")) from None
@@ -591,26 +613,23 @@ def _register_train_commands() -> None:
 _register_train_commands()
 
 
-@train_app.command("pansharpening-scores")
-def pansharpening_scores_cmd(
+@train_app.command("final-report")
+def final_report_cmd(
     *,
-    data: str = typer.Option(None, "--data", help="Shared data folder (default ../shared/data next to the repository)."),
-    prune: bool = typer.Option(True, "--prune/--keep", help="Delete weights that do not beat EXP on Q2n, SAM and ERGAS."),
+    data: str = typer.Option(None, "--data", help="Shared data folder (default $JFUSION_DATA or ../shared/data)."),
+    out: str = typer.Option(None, "--out", help="Also write the report as Markdown here (e.g. benchmarks/results/learned_test.md)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
-    """Score the shipped pan-sharpening / MS-HS weights on the held-out test regions and rebuild their manifest."""
-    from jfusion.training.pansharpening import score_shipped
+    """Score the shipped pan-sharpening / MS-HS weights on the test strips (read once per asset file) beside the classical methods."""
+    from jfusion.io import check_output_path, write_text
+    from jfusion.training.report import final_report, report_markdown
 
-    entries = score_shipped(data_dir=data, prune=prune)
-    for key, meta in entries.items():
-        if key == "not_shipped":
-            continue
-        m, e = meta["scores"]["test"]["model"], meta["scores"]["test"]["exp"]
-        qk = "q2n" if "q2n" in m else "q"
-        typer.echo(
-            f"{key:28s} {'Q2n' if qk == 'q2n' else 'Q'} {m[qk]:.4f} (EXP {e[qk]:.4f})  SAM {m['sam']:.3f} ({e['sam']:.3f})  ERGAS {m['ergas']:.3f} ({e['ergas']:.3f})"
-        )
-    for key in entries.get("not_shipped", {}):
-        typer.echo(f"{key:28s} not shipped: does not beat EXP")
+    if out:
+        check_output_path(Path(out), overwrite=force)
+    report = final_report(data_dir=data)
+    if out:
+        write_text(Path(out), report_markdown(report) + "\n", overwrite=force)
+        typer.echo(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from jax import lax
 import jfusion
 from jfusion.models import conv as fastconv
 from jfusion.models.conv import Conv, conv
-from jfusion.pansharpening import learned, mshs
+from jfusion.pansharpening import learned, mshs  # noqa: F401  (learned: imported for its registrations)
 
 # float32 products of up to ~600 terms summed in another order: relative to the output's scale.
 RTOL = 1e-5
@@ -127,4 +127,3 @@ def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
     for method in ("cnn-focus", "cnn-focus-multiscale"):
         out = np.asarray(jfusion.fuse(src, method=method))
         _close(out, _without_patch_path(monkeypatch, lambda: jfusion.fuse(src, method=method)))
-    del learned  # imported for its registrations

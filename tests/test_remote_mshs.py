@@ -125,8 +125,8 @@ def test_cnn3d_bad_sensor_and_ratio():
 
 
 def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):
-    """A tiny HS + MS scene on one grid (Paris layout): trains with early stopping on a validation
-    strip of the training part and writes the weights and the manifest entry."""
+    """A tiny HS + MS scene on one grid (Paris layout): trains on the train strip with early stopping on the
+    validation strip (jfusion.training.protocol) and writes the weights and the manifest entry."""
     import scipy.io as sio
 
     from jfusion.training.pansharpening import train_cnn3d_mshs
@@ -138,7 +138,9 @@ def test_train_cnn3d_one_grid_scene_with_step_selection(tmp_path):
     meta = train_cnn3d_mshs(tmp_path / "tiny_hs_ms.mat", steps=30, batch=4, patch=9, n_components=4, select_steps=True,
                             out_dir=tmp_path, log=None)
     assert meta["sensor"] == "tiny" and meta["ratio"] == 3 and meta["ms_bands"] == 3
-    assert meta["train_region"] == "HS columns 0-17" and meta["test_region"].startswith("HS columns 18-23")
-    assert set(meta["val_losses"]) == {"25", "30"} and meta["steps"] in (25, 30) and "columns 12-17" in meta["step_selection"]
+    assert meta["train_region"] == "HS columns 0-11" and meta["validation_region"].startswith("HS columns 12-17")
+    assert meta["test_region"].startswith("HS columns 18-23")
+    vals = {int(k): v for k, v in meta["val_losses"].items()}
+    assert sorted(vals) == [25, 30] and meta["steps"] == min(vals, key=vals.get) and meta["max_steps"] == 30
     assert (tmp_path / "cnn3d-mshs-tiny.npz").exists()
     assert read_manifest(tmp_path / "cnn3d-mshs-tiny")["steps"] == meta["steps"] and (tmp_path / "cnn3d-mshs-tiny.json").exists()

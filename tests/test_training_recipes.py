@@ -135,11 +135,11 @@ def test_killed_pansharpening_recipe_resumes_to_the_same_result(tmp_path, monkey
     hist = [json.loads((tmp_path / d / "history.json").read_text())["loss"] for d in ("full", "resumed")]
     assert len(hist[0]) == 4 and hist[0] == hist[1]
     assert full["final_loss"] == resumed["final_loss"] and resumed["recipe"]["steps"] == 4
-    # the training part's normalised radiometry (numpy on the file: MS columns 0-23 of 32, PAN 0-95, / 2**11)
+    # the train strip's normalised radiometry (numpy on the file: MS columns 0-15 of 32, PAN 0-63, / 2**11)
     import scipy.io as sio
 
     raw = sio.loadmat(scene)
-    ms_tr, pan_tr = raw["I_MS"][:, :24].astype(np.float64) / 2048, raw["I_PAN"][:, :96].astype(np.float64) / 2048
+    ms_tr, pan_tr = raw["I_MS"][:, :16].astype(np.float64) / 2048, raw["I_PAN"][:, :64].astype(np.float64) / 2048
     rad = full["radiometry"]
     assert rad["bit_depth"] == 11
     np.testing.assert_allclose(rad["ms"]["mean"], ms_tr.mean((0, 1)), rtol=1e-12)
@@ -210,10 +210,12 @@ def test_a_new_learned_model_trains_through_the_cli_with_typed_flags(tmp_path, t
     man = assets.read_manifest(out / "tiny-net-IKONOS")
     assert man["steps"] == 2 and man["recipe"]["lr"] == 0.002 and man["recipe"]["scene"] == str(scene)
     assert man["command"] == f"jfusion train tiny-net --scene tiny.mat --steps 2 --lr 0.002 --seed 0"
-    assert set(man["scores"]["test"]) == {"model", "exp"} and set(man["scores"]["test"]["model"]) == {"q2n", "sam", "ergas"}
+    val = man["scores"]["validation"]
+    assert set(val) == {"model", "exp"} and set(val["model"]) == {"q2n", "sam", "ergas"} and man["scores"]["test"] == {}
+    assert isinstance(man["ships"], bool) and man["ship_rule"]
     # the scores are those of the written asset, run through the library with weights=
-    from jfusion.training.pansharpening import score_on_test_region
+    from jfusion.training.pansharpening import score_on_validation_region
     from jfusion.pansharpening.io import read_scene
 
-    again = score_on_test_region(read_scene(scene), tiny_net, weights=str(out / "tiny-net-IKONOS"))
-    assert again == pytest.approx(man["scores"]["test"]["model"], rel=1e-6)
+    again = score_on_validation_region(read_scene(scene), tiny_net, weights=str(out / "tiny-net-IKONOS"))
+    assert again == pytest.approx(val["model"], rel=1e-6)

@@ -86,17 +86,17 @@ class ModelSpec:
     convention: ``"pnn"`` 'valid' nets on [MS~, PAN (, indices)], ``"drpnn"`` 'same' nets on the same input)."""
 
 
-# Layer widths are narrower than the papers' (64/32 for PNN, 64 for DRPNN) so that each model
-# trains in minutes on a shared CPU; the layouts (kernel sizes, depth, inputs, outputs) are the papers'.
+# The papers' layer widths are the defaults; a recipe's ``width`` (``jfusion train pnn --width 0.5``) scales them,
+# and an asset's manifest records the widths it was trained with (``arch``), which :func:`spec_of` builds.
 SPECS: dict[str, ModelSpec] = {
-    # Masi et al. 2016, the radiometric-index input variant (MS~, PAN, NDVI, NDWI), direct output, L2.
-    "pnn": ModelSpec("pnn", residual=False, indices=True, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
+    # Masi et al. 2016, the radiometric-index input variant (MS~, PAN, NDVI, NDWI), direct output, L2; 64/32 wide.
+    "pnn": ModelSpec("pnn", residual=False, indices=True, features=(64, 32), kernels=(9, 5, 5), loss="l2"),
     # Rao et al. 2017: the same network predicting the residual to the interpolated MS, L2.
-    "pnn-residual": ModelSpec("pnn", residual=True, indices=False, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
-    # Wei et al. 2017: 11 layers of 7x7, residual on [MS~, PAN] then a 7x7 conv to B bands.
-    "drpnn": ModelSpec("drpnn", features=(16,), kernels=(7,), loss="l2"),
-    # Zhong et al. 2016: SRCNN (9-5-5) super-resolves the bicubic MS (all bands in and out), then Gram-Schmidt.
-    "srcnn-gs": ModelSpec("srcnn", residual=True, features=(32, 16), kernels=(9, 5, 5), loss="l2"),
+    "pnn-residual": ModelSpec("pnn", residual=True, indices=False, features=(64, 32), kernels=(9, 5, 5), loss="l2"),
+    # Wei et al. 2017: 11 layers of 7x7, 64 wide, residual on [MS~, PAN] then a 7x7 conv to B bands.
+    "drpnn": ModelSpec("drpnn", features=(64,), kernels=(7,), loss="l2"),
+    # Zhong et al. 2016: SRCNN (9-5-5, 64/32) super-resolves the bicubic MS (all bands in and out), then Gram-Schmidt.
+    "srcnn-gs": ModelSpec("srcnn", residual=True, features=(64, 32), kernels=(9, 5, 5), loss="l2"),
     # Huang et al. 2015: stacked sparse denoising AEs on 7x7 patches, hidden sizes 128 and 64.
     "sae": ModelSpec("sae", features=(128, 64), kernels=(7,), loss="l2"),
 }
@@ -162,10 +162,21 @@ def _sensor_key(sensor: str | None) -> str:
     return sensor_mtf(sensor).name
 
 
+def spec_of(name: str, manifest: dict[str, Any]) -> ModelSpec:
+    """The architecture an asset of method ``name`` was trained with: ``SPECS[name]`` with the layer widths and
+    kernels its manifest records (``arch``; older assets without one: ``SPECS[name]`` as it is)."""
+    spec = SPECS[name]
+    arch = manifest.get("arch")
+    if not arch or spec.build is not None:
+        return spec
+    return dataclasses.replace(spec, features=tuple(int(f) for f in arch["features"]), kernels=tuple(int(k) for k in arch["kernels"]))
+
+
 @cached_loader(maxsize=32, asset=True)
 def _read_weights(path: str, name: str, bands: int) -> tuple[tuple, dict[str, Any]]:
     asset = assets.read_asset(path)
-    return assets.split_with_arrays(build_model(name, bands), asset.arrays), asset.manifest
+    model = build_model(name, bands, spec=spec_of(name, asset.manifest))
+    return assets.split_with_arrays(model, asset.arrays), asset.manifest
 
 
 def _weights_path(name: str, sensor: str | None, weights: str | None = None) -> Path:
@@ -317,47 +328,98 @@ def apply_network(model: nnx.Module, x: jax.Array, *, margin: int = 0) -> jax.Ar
 
 
 def network_pansharpen(
-    name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None
+    name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None,
+    adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """The learned method ``name`` of a PNN-style network (``SPECS[name].kind`` ``"pnn"`` or ``"drpnn"``).
 
     Input ``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` (:func:`network_inputs`), 'valid' nets padded by
     their margin, output scaled back by ``2**bit_depth``; weights: the shipped asset of ``sensor``
-    or the asset ``weights``.
+    or the asset ``weights``. ``adapt``: first fine-tune the network on the pair itself for
+    ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`, PNN+).
     """
     spec = SPECS[name]
     ms = jnp.asarray(ms, jnp.float32)
-    model, _ = load_weights(name, sensor, int(ms.shape[-1]), weights=weights)
-    x = network_inputs(ms, pan, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+    split, _ = load_params(name, sensor, int(ms.shape[-1]), weights=weights)
+    model = nnx.merge(*split)
     margin = getattr(model, "margin", 0) if spec.kind == "pnn" else 0
-    return apply_network(model, x, margin=margin) * 2.0**bit_depth
+    scale = 2.0**bit_depth
+
+    def inputs(m, p):
+        return network_inputs(m, p, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+
+    if adapt:
+        from jfusion.pansharpening import adapt as _adapt
+
+        x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
+        params = _adapt.fine_tune(split, x_lr, y / scale, steps=adapt_steps, lr=adapt_lr, margin=margin)
+        model = nnx.merge(split[0], params, split[2])
+    return apply_network(model, inputs(ms, pan), margin=margin) * scale
 
 
-@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"))
+def adapted_asset(
+    name: str, ms: ArrayLike, pan: ArrayLike, folder: str | Path, *, ratio: int, sensor: str | None, bit_depth: int,
+    interp: Interp = "23tap", weights: str | None = None, steps: int = 50, lr: float = 1e-4, seconds: float | None = None,
+    progress: bool = True,
+) -> tuple[Path, int]:
+    """Fine-tune method ``name``'s network on the pair (as ``adapt=True`` does) eagerly, with a progress bar and a
+    time budget (:func:`jfusion.pansharpening.adapt.adapt_eagerly`), and write the adapted network as an asset in
+    ``folder``; returns ``(asset path, steps done)``. ``jfusion pansharpen --adapt`` passes it as ``weights=``.
+    ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them (float32, sensor units)."""
+    from jfusion.pansharpening import adapt as _adapt
+
+    spec = SPECS[name]
+    ms = jnp.asarray(ms, jnp.float32)
+    split, meta = load_params(name, sensor, int(ms.shape[-1]), weights=weights)
+    margin = getattr(nnx.merge(*split), "margin", 0) if spec.kind == "pnn" else 0
+
+    def inputs(m, p):
+        return network_inputs(m, p, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+
+    x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
+    params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
+                                        progress=progress)
+    manifest = {k: v for k, v in meta.items() if k != "sha256"}
+    manifest["adapted"] = {"steps": done, "lr": lr, "from": str(_weights_path(name, sensor, weights).name)}
+    path = assets.write_asset(Path(folder) / f"{name}-{_sensor_key(sensor)}", assets.params_to_arrays(params), manifest, force=True)
+    return path, done
+
+
+_ADAPT_OPTIONS = {
+    "adapt": opt(doc="fine-tune the network on the pair itself (Wald-degraded) before fusing (PNN+, Scarpa et al. 2018)"),
+    "adapt_steps": opt(doc="fine-tuning Adam steps (with adapt)", low=1, high=100000),
+    "adapt_lr": opt(doc="fine-tuning learning rate (with adapt)", low=1e-8, high=1.0),
+}
+
+
+@register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"), options=_ADAPT_OPTIONS)
 def pnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None,
+    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
-    return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
+                              adapt=adapt, adapt_steps=adapt_steps, adapt_lr=adapt_lr)
 
 
-@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"))
+@register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"), options=_ADAPT_OPTIONS)
 def pnn_residual(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None,
+    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
-    return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
+                              adapt=adapt, adapt_steps=adapt_steps, adapt_lr=adapt_lr)
 
 
-@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"))
+@register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"), options=_ADAPT_OPTIONS)
 def drpnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None,
+    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
-    return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights)
+    return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
+                              adapt=adapt, adapt_steps=adapt_steps, adapt_lr=adapt_lr)
 
 
 @register("srcnn-gs", family="learned", reference="Zhong, Yang, Huang, Zhong, Chen, Sensing and Imaging 17, 2016", check=check_inputs("srcnn-gs"))
@@ -410,17 +472,23 @@ def sae_restore(model: nnx.Module, band: jax.Array, *, patch: int, stride: int) 
 @register(
     "sae", family="learned", reference="Huang, Xiao, Wei, Liu, Tang, IEEE GRSL 12(5) 2015 (S-MSDA)",
     check=check_inputs("sae"),
-    options={"stride": opt(doc="step between the restored patches in pixels (overlaps are averaged)", low=1, high=64)},
+    options={
+        "stride": opt(doc="step between the restored patches in pixels (overlaps are averaged)", low=1, high=64),
+        "inject": opt(doc="add the PAN's high frequencies to the restored bands (MRA-style detail injection)"),
+    },
 )
 def sae(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11,
-    interp: Interp = "23tap", stride: int = 2, weights: str | None = None,
+    interp: Interp = "23tap", stride: int = 2, inject: bool = False, weights: str | None = None,
 ) -> jax.Array:
-    """Stacked sparse denoising AE (trained LR-PAN -> HR-PAN) restores each interpolated MS band.
+    """Stacked sparse denoising AE (trained LR-PAN -> HR-PAN) restores each interpolated MS band (Huang et al.).
 
-    Then, as in Huang et al., the PAN's high frequencies are injected: F_k = SAE(MS~_k) +
-    (P_k - SAE(P_k^L)) with P_k the PAN matched to the restored band and P_k^L its
-    MTF-degraded, re-interpolated version.
+    The method is the SAE's restoration ``F_k = SAE(MS~_k)``: the network learnt on the sensor's
+    PAN how a degraded, re-interpolated image maps to the sharp one, and applies it to each band.
+    ``inject=True`` adds the PAN's high frequencies as well, ``F_k = SAE(MS~_k) + (P_k - SAE(P_k^L))``
+    with ``P_k`` the PAN matched to the restored band and ``P_k^L`` its MTF-degraded,
+    re-interpolated version: an MRA-style injection on top of the SAE (most of that variant's
+    score is the injection's; ``benchmarks/pansharpening.py`` reports both).
     """
     from jfusion.pansharpening.mra import glp_lowpass, matched_pan
 
@@ -434,6 +502,8 @@ def sae(
         return sae_restore(model, b, patch=patch, stride=stride)
 
     hr = jax.vmap(restore, in_axes=-1, out_axes=-1)(ms_up / scale) * scale
+    if not inject:
+        return hr
     p = matched_pan(pan, hr)
     p_low = glp_lowpass(p, ratio=ratio, sensor=sensor)
     p_low_restored = jax.vmap(restore, in_axes=-1, out_axes=-1)(p_low / scale) * scale

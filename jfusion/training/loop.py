@@ -28,6 +28,10 @@ Every learned model of jfusion trains through :func:`train`::
   newest checkpoint and continues with the same losses as an uninterrupted run.
 * A tqdm progress bar shows the loss and the aux metrics; ``validate(model, step)`` runs
   every ``validate_every`` steps and at the end, its dict is logged.
+* ``keep_best="val_loss"`` (a key of ``validate``'s dict, minimised) is early stopping on
+  validation data: the parameters of the best validation so far are checkpointed under
+  ``<checkpoint_dir>-best`` (so a resumed run keeps them) and are what the model holds at the
+  end; :attr:`TrainResult.best_step` says which step that was.
 """
 
 from __future__ import annotations
@@ -61,12 +65,14 @@ class TrainResult:
       history: one dict per step run *or restored*: ``{"step", "loss", **aux}`` (floats).
       validation: one dict per validation: ``{"step", **metrics}``.
       start_step: the step the run started from (0, or the resumed checkpoint's step).
+      best_step: with ``keep_best``, the step whose parameters the model holds (else ``steps``).
     """
 
     model: nnx.Module
     history: list[dict[str, float]]
     validation: list[dict[str, float]]
     start_step: int
+    best_step: int | None = None
 
 
 def make_train_step(graphdef: Any, rest: Any, tx: optax.GradientTransformation, loss_fn: LossFn) -> Callable:
@@ -82,6 +88,12 @@ def make_train_step(graphdef: Any, rest: Any, tx: optax.GradientTransformation, 
         return params, opt_state, loss, aux
 
     return jax.jit(step, donate_argnums=(0, 1))
+
+
+def _best_dir(checkpoint_dir: str | Path) -> Path:
+    """Where ``keep_best`` checkpoints the best parameters (beside the run's folder, not in it: orbax owns that one)."""
+    d = Path(checkpoint_dir).absolute()
+    return d.with_name(d.name + "-best")
 
 
 def _to_host(loss: jax.Array, aux: Mapping[str, jax.Array], step: int) -> dict[str, float]:
@@ -105,6 +117,7 @@ def train(
     log_every: int = 10,
     progress: bool = True,
     desc: str = "train",
+    keep_best: str | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``steps`` optimiser steps (resuming from ``checkpoint_dir`` if it has one).
 
@@ -124,12 +137,16 @@ def train(
       log_every: how often the progress bar's postfix is refreshed.
       progress: show the tqdm progress bar.
       desc: progress-bar label.
+      keep_best: a key of ``validate``'s dict to minimise: the model ends with the parameters of
+        the best validation (early stopping; needs ``validate``).
 
     Returns:
       :class:`TrainResult` with the trained model and the loss/validation history.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if keep_best is not None and validate is None:
+        raise ValueError("keep_best needs a validate function")
     mesh = make_mesh() if mesh is None else mesh
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params = replicate(params, mesh)
@@ -144,6 +161,16 @@ def train(
         params, opt_state = state["params"], state["opt_state"]
         history = list(record.get("history", []))
         validation = list(record.get("validation", []))
+    best_ckpt = Checkpointer(_best_dir(checkpoint_dir), every=1, keep=1) if (ckpt is not None and keep_best) else None
+    best: dict[str, Any] = {"value": float("inf"), "step": None, "params": None}
+    if keep_best is not None:
+        done_vals = [v for v in validation if keep_best in v]
+        if done_vals:
+            top = min(done_vals, key=lambda v: v[keep_best])
+            best.update(value=float(top[keep_best]), step=int(top["step"]))
+            if best_ckpt is not None and best_ckpt.latest_step() is not None:
+                _, state, _ = best_ckpt.restore({"params": params})
+                best["params"] = state["params"]
 
     step_fn = make_train_step(graphdef, rest, optimizer, loss_fn)
     if callable(batches):
@@ -163,6 +190,10 @@ def train(
         row = {"step": step}
         row.update({k: float(v) for k, v in validate(current_model(), step).items()})
         validation.append(row)
+        if keep_best is not None and row[keep_best] < best["value"]:
+            best.update(value=row[keep_best], step=step, params=jax.tree.map(lambda a: a.copy(), params))
+            if best_ckpt is not None:
+                best_ckpt.save(step, {"params": params}, {"step": step}, force=True)
         bar.write(f"[{desc}] step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"))
 
     def record() -> dict:
@@ -198,8 +229,13 @@ def train(
         bar.close()
         if ckpt is not None:
             ckpt.close()
+        if best_ckpt is not None:
+            best_ckpt.close()
+    best_step = steps
+    if keep_best is not None and best["params"] is not None:
+        params, best_step = best["params"], int(best["step"])
     nnx.update(model, params)
-    return TrainResult(model=model, history=history, validation=validation, start_step=start)
+    return TrainResult(model=model, history=history, validation=validation, start_step=start, best_step=best_step)
 
 
 def cross_entropy_loss(model: nnx.Module, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:

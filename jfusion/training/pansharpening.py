@@ -1,9 +1,12 @@
 """Training of the learned pan-sharpening methods under Wald's protocol.
 
-Data: the **training part** of a scene (left three quarters, :func:`jfusion.pansharpening.wald.split_test_region`)
-is degraded by the sensor MTF and decimated (Wald's protocol); the network maps the degraded
-pair to the original MS. The right quarter is never seen and is used for the scores in the
-manifest (reduced resolution, reference = original MS, against EXP = 23-tap interpolation).
+Data: the **train strip** of a scene (:mod:`jfusion.training.protocol`: the left 9/16 of the
+columns) is degraded by the sensor MTF and decimated (Wald's protocol); the network maps the
+degraded pair to the original MS. The **validation strip** (the next 3/16) chooses the step count
+(early stopping on the validation loss, ``select_steps``) and decides whether the model ships
+(:func:`jfusion.training.protocol.ship_decision`: better than EXP on Q2n, SAM and ERGAS there);
+its reduced-resolution scores go to ``scores.validation``. The **test strip** (right quarter) is
+read only by the final report (:mod:`jfusion.training.report`).
 
 * PNN family / DRPNN: random ``patch``-sized crops of ``[MS~, PAN(, indices)] / 2**L`` (with the
   receptive margin of 'valid' nets) -> crops of ``MS / 2**L``.
@@ -40,12 +43,13 @@ from jfusion.errors import FusionInputError
 from jfusion.models.pansharpening import receptive_margin
 from jfusion.pansharpening import learned, wald
 from jfusion.pansharpening.io import Scene, read_scene
+from jfusion.training import protocol
 from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare_workdir, radiometric_stats
 
 __all__ = [
     "PansharpeningConfig", "Cnn3dConfig", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
-    "train_cnn3d_and_evaluate", "fit", "training_arrays", "train_pansharpening", "score_on_test_region", "score_shipped",
-    "train_cnn3d_mshs", "score_cnn3d_mshs", "beats_baseline",
+    "train_cnn3d_and_evaluate", "fit", "training_arrays", "train_pansharpening", "score_strip", "score_on_validation_region",
+    "score_on_test_region", "train_cnn3d_mshs", "score_cnn3d_mshs", "scaled_arch",
 ]
 
 
@@ -62,12 +66,17 @@ def fit(
     log: Callable[[str], None] | None = print,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
+    validate: Callable[[nnx.Module, int], dict[str, float]] | None = None,
+    validate_every: int = 0,
+    keep_best: str | None = None,
+    result_out: list | None = None,
 ) -> list[float]:
     """Optimise ``model`` in place with jfusion's shared loop (:func:`jfusion.training.loop.train`).
 
     ``loss_fn(model, batch) -> scalar``; ``batch_fn(step) -> batch``. Returns the per-step losses
     (restored ones included when resumed from ``checkpoint_dir``). ``log`` (default ``print``) turns
-    the progress bar on.
+    the progress bar on. ``validate``, ``validate_every`` and ``keep_best`` are the loop's early
+    stopping; ``result_out`` (a list) receives the loop's :class:`~jfusion.training.loop.TrainResult`.
     """
     from jfusion.training.loop import train
 
@@ -82,7 +91,12 @@ def fit(
         checkpoint_every=checkpoint_every,
         progress=log is not None,
         desc="pansharpening",
+        validate=validate,
+        validate_every=validate_every,
+        keep_best=keep_best,
     )
+    if result_out is not None:
+        result_out.append(result)
     return [float(row["loss"]) for row in result.history]
 
 
@@ -157,8 +171,8 @@ def _sae_patches(key, x, y, *, patch, batch):
 
 
 def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5, checkpoint_dir=None, checkpoint_every=100,
-               optimizer="adam"):
-    patch = learned.sae_patch_size(learned.SPECS["sae"])
+               optimizer="adam", spec=None):
+    patch = learned.sae_patch_size(learned.SPECS["sae"] if spec is None else spec)
     pre = max(1, steps // 4)
 
     def wd(*lins):
@@ -194,20 +208,40 @@ def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, l
 
 
 # ----------------------------------------------------------------------------- scoring
-def score_on_test_region(scene: Scene, method: str, **options: Any) -> dict[str, float]:
-    """Reduced-resolution Q2n, SAM (degrees) and ERGAS of ``method`` on the scene's held-out right quarter."""
+def score_strip(ms: np.ndarray, pan: np.ndarray, method: str, *, ratio: int, sensor: str, bit_depth: int,
+                **options: Any) -> dict[str, float]:
+    """Reduced-resolution Q2n, SAM (degrees) and ERGAS of ``method`` on one strip ``(ms, pan)`` of a scene
+    (Wald's protocol: the strip degraded by ``ratio``, the original MS the reference)."""
     import jfusion
     from jfusion.metrics import remote as rm
 
-    _, (ms, pan) = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
-    pair = wald.reduced_resolution(ms, pan, ratio=scene.ratio, sensor=scene.sensor)
-    out = jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method=method, sensor=scene.sensor, bit_depth=scene.bit_depth, **options)
+    pair = wald.reduced_resolution(ms, pan, ratio=ratio, sensor=sensor)
+    out = jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method=method, sensor=sensor, bit_depth=bit_depth, **options)
     ref = pair.reference
     return {
         "q2n": float(rm.q2n(ref, out)),
         "sam": float(rm.sam(ref, out)),
-        "ergas": float(rm.ergas(ref, out, ratio=scene.ratio)),
+        "ergas": float(rm.ergas(ref, out, ratio=ratio)),
     }
+
+
+def score_on_validation_region(scene: Scene, method: str, **options: Any) -> dict[str, float]:
+    """:func:`score_strip` on the scene's validation strip (:mod:`jfusion.training.protocol`)."""
+    split = protocol.column_split(scene.ms.shape[1], scene.ratio)
+    ms, pan = protocol.validation_strip(split, scene.ms, scene.pan)
+    return score_strip(ms, pan, method, ratio=scene.ratio, sensor=scene.sensor, bit_depth=scene.bit_depth, **options)
+
+
+def score_on_test_region(scene: Scene, method: str, **options: Any) -> dict[str, float]:
+    """:func:`score_strip` on the scene's held-out right quarter; only inside
+    :func:`jfusion.training.protocol.reading_test` (the final report).
+
+    Raises:
+      ProtocolError: called outside the final report.
+    """
+    split = protocol.column_split(scene.ms.shape[1], scene.ratio)
+    ms, pan = protocol.test_strip(split, scene.ms, scene.pan)
+    return score_strip(ms, pan, method, ratio=scene.ratio, sensor=scene.sensor, bit_depth=scene.bit_depth, **options)
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -229,6 +263,8 @@ class PansharpeningConfig:
       seed: initialisation and crop positions.
       optimizer: the optax optimiser (:func:`make_optimizer`; the SAE's fine-tuning uses half ``lr``).
       checkpoint_every: orbax checkpoint interval in steps.
+      width: layer widths as a share of ``arch``'s (the papers'); :func:`scaled_arch`.
+      select_steps, validate_every: early stopping on the validation strip's loss (``steps`` is then the most).
     """
 
     model: str = dataclasses.field(metadata=_meta("learned method", cli=False))
@@ -242,6 +278,11 @@ class PansharpeningConfig:
     seed: int = dataclasses.field(default=0, metadata=_meta("Seed of initialisation and crops."))
     optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
     checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
+    width: float = dataclasses.field(default=1.0, metadata=_meta(
+        "Layer widths as a share of the paper's (1 = the paper's; 0.5 = the narrowed variant)."))
+    select_steps: bool = dataclasses.field(default=True, metadata=_meta(
+        "Early stopping: keep the parameters of the lowest validation loss (validation strip, every --validate-every steps)."))
+    validate_every: int = dataclasses.field(default=100, metadata=_meta("Validation interval in steps."))
 
     @property
     def loss(self) -> str:
@@ -257,7 +298,7 @@ class Cnn3dConfig:
       steps: Adam steps (with ``select_steps``: the longest run; the final step count is chosen on a validation strip).
       batch, patch, lr, seed: crops per step, crop side (high-resolution pixels), learning rate, seed.
       n_components: PCA components of the HS.
-      select_steps: early stopping on a validation strip of the training part.
+      select_steps: early stopping on the validation strip (:mod:`jfusion.training.protocol`).
       noise: input noise (share of the component scale, Palsson et al.).
       optimizer: the optax optimiser (:func:`make_optimizer`).
       checkpoint_every: orbax checkpoint interval in steps.
@@ -272,8 +313,8 @@ class Cnn3dConfig:
     lr: float = dataclasses.field(default=1e-3, metadata=_meta("Adam learning rate."))
     seed: int = dataclasses.field(default=0, metadata=_meta("Seed of initialisation, crops and noise."))
     n_components: int = dataclasses.field(default=8, metadata=_meta("PCA components of the HS.", flag="--components"))
-    select_steps: bool = dataclasses.field(default=False, metadata=_meta(
-        "Early stopping: pick the step count (<= --steps) on a validation strip of the training part."))
+    select_steps: bool = dataclasses.field(default=True, metadata=_meta(
+        "Early stopping: keep the parameters of the lowest validation loss (validation strip, every 25 steps)."))
     noise: float = dataclasses.field(default=0.01, metadata=_meta("Input noise, share of the component scale."))
     optimizer: str = dataclasses.field(default="adam", metadata=_meta("optax optimiser (adam, adamw, sgd, ...)."))
     checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
@@ -292,13 +333,33 @@ SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 """The scene each sensor's shipped weights were trained on (``shared/data/pansharpening``)."""
 
 SHIPPED_STEPS = {
-    "pnn": {"GeoEye1": 3000, "IKONOS": 6000, "WV2": 600},
-    "pnn-residual": {"GeoEye1": 400, "IKONOS": 400, "WV2": 400},
-    "drpnn": {"GeoEye1": 300, "IKONOS": 1200, "WV2": 300},
-    "srcnn-gs": {"GeoEye1": 1500, "IKONOS": 1500, "WV2": 1500},
-    "sae": {"GeoEye1": 12000, "IKONOS": 2000, "WV2": 6000},
+    "pnn": {"GeoEye1": 1500, "IKONOS": 1500, "WV2": 1500},
+    "pnn-residual": {"GeoEye1": 600, "IKONOS": 600, "WV2": 600},
+    "drpnn": {"GeoEye1": 200, "IKONOS": 200, "WV2": 200},
+    "srcnn-gs": {"GeoEye1": 500, "IKONOS": 500, "WV2": 500},
+    "sae": {"GeoEye1": 2000, "IKONOS": 2000, "WV2": 2000},
 }
-"""Steps of the shipped weights (``jfusion train <model> --scene <scene> --steps N``)."""
+"""The most steps of each shipped asset's run (``jfusion train <model> --scene <scene> --steps N``; the step
+actually kept is chosen on the validation strip and recorded in the manifest). Paper widths throughout: these
+counts are what two shared CPU cores trained in one session (``trained_on`` in each manifest)."""
+
+SHIPPED_VALIDATE_EVERY = {"pnn": 100, "pnn-residual": 50, "drpnn": 25, "srcnn-gs": 50, "sae": 100}
+"""The validation interval of each shipped run."""
+
+
+def scaled_arch(arch: learned.ModelSpec, width: float) -> learned.ModelSpec:
+    """``arch`` with its layer widths times ``width`` (rounded, at least 1); ``width == 1`` returns ``arch``.
+
+    Raises:
+      FusionInputError: ``width`` is not positive, or ``arch`` has its own ``build`` (fixed widths).
+    """
+    if not width > 0:
+        raise FusionInputError(f"width={width!r}: pass a positive share of the paper's layer widths (1 = the paper's).")
+    if width == 1:
+        return arch
+    if arch.build is not None:
+        raise FusionInputError("width: this architecture builds its own layers; leave width at 1.")
+    return dataclasses.replace(arch, features=tuple(max(1, round(f * width)) for f in arch.features))
 
 
 def pansharpening_config(name: str, **settings: Any) -> PansharpeningConfig:
@@ -325,7 +386,8 @@ def _register_recipes() -> None:
 
     for name in DEFAULTS:
         presets = {
-            f"weights/pansharpening/{name}-{sensor}": pansharpening_config(name, scene=SCENES[sensor], steps=steps)
+            f"weights/pansharpening/{name}-{sensor}": pansharpening_config(
+                name, scene=SCENES[sensor], steps=steps, validate_every=SHIPPED_VALIDATE_EVERY[name])
             for sensor, steps in SHIPPED_STEPS[name].items()
         }
         register_pansharpening_recipe(name, pansharpening_config(name), presets=presets)
@@ -334,8 +396,8 @@ def _register_recipes() -> None:
         summary="Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).",
         presets={
             "weights/pansharpening/cnn3d-mshs-houston": Cnn3dConfig(scene="houston_dataset.mat"),
-            "weights/pansharpening/cnn3d-mshs-paris-ms": Cnn3dConfig(scene="paris_data_hs_ms.mat", lr=3e-4, select_steps=True),
-            "weights/pansharpening/cnn3d-mshs-paris-pan": Cnn3dConfig(scene="paris_data_hs_pan.mat", lr=3e-4, select_steps=True),
+            "weights/pansharpening/cnn3d-mshs-paris-ms": Cnn3dConfig(scene="paris_data_hs_ms.mat", lr=3e-4),
+            "weights/pansharpening/cnn3d-mshs-paris-pan": Cnn3dConfig(scene="paris_data_hs_pan.mat", lr=3e-4),
         },
     )
 
@@ -383,59 +445,93 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train ``config`` and write the asset ``<workdir>/<model>-<sensor>`` with its manifest; returns the manifest.
 
-    The run goes through the shared loop (:func:`jfusion.training.loop.train`) with orbax
+    The protocol (:mod:`jfusion.training.protocol`): the optimiser sees the scene's train strip
+    only; with ``select_steps`` the model keeps the parameters of its lowest validation loss
+    (validated every ``validate_every`` steps on the whole validation strip), ``steps`` being the
+    most. The run goes through the shared loop (:func:`jfusion.training.loop.train`) with orbax
     checkpoints under ``workdir/checkpoints`` (a killed run called again with the same workdir
     resumes and ends with the same parameters and losses); ``workdir/history.json`` holds the
-    per-step losses. With ``score`` the written asset is scored on the scene's held-out right
-    quarter (``scores.test``: model and EXP). ``install=True`` also copies the asset into the
-    package. Existing assets (in ``workdir``, and with ``install`` in the package) are refused
-    before training unless ``force``.
+    per-step losses. With ``score`` the written asset is scored on the validation strip
+    (``scores.validation``: model and EXP) and the ship decision is taken there
+    (``ships``, :func:`jfusion.training.protocol.ship_decision`); ``install=True`` copies the asset
+    into the package only when it ships. The test strip is never read here. Existing assets (in
+    ``workdir``, and with ``install`` in the package) are refused before training unless ``force``.
     """
     name = config.model
-    spec = config.arch
+    spec = scaled_arch(config.arch, config.width)
     make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
+    if config.select_steps and config.validate_every < 1:
+        raise FusionInputError(f"validate_every={config.validate_every}: pass a positive step interval (or --no-select-steps).")
     scene_path = resolve_scene(config.scene, "pansharpening")
     scene = read_scene(scene_path)
     sensor = wald.sensor_mtf(scene.sensor).name
     out_dir, shipped = _check_targets(workdir, name, f"{name}-{sensor}", install=install, force=force)
     ckpt = prepare_workdir(out_dir, config)
-    (ms_tr, pan_tr), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
+    split = protocol.column_split(scene.ms.shape[1], scene.ratio)
+    ms_tr, pan_tr = protocol.train_strip(split, scene.ms, scene.pan)
+    ms_va, pan_va = protocol.validation_strip(split, scene.ms, scene.pan)
     bands = 1 if spec.kind == "sae" else scene.ms.shape[-1]
     model = learned.build_model(name, bands, seed=config.seed, spec=spec)
-    x, y, margin = training_arrays(name, ms_tr, pan_tr, ratio=scene.ratio, sensor=sensor, bit_depth=scene.bit_depth, spec=spec)
+    kw = dict(ratio=scene.ratio, sensor=sensor, bit_depth=scene.bit_depth, spec=spec)
+    x, y, margin = training_arrays(name, ms_tr, pan_tr, **kw)
     key = jax.random.key(config.seed)
     log = print if progress else None
     t0 = time.time()
+    selection: dict[str, Any] = {}
     if spec.kind == "sae":
         history = _train_sae(model, x, y, key=key, steps=config.steps, batch=config.batch, lr=config.lr, log=log,
-                             checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every, optimizer=config.optimizer)
+                             checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every, optimizer=config.optimizer,
+                             spec=spec)
+        steps = config.steps
     else:
         pixel = _pixel_loss(spec.loss)
 
         def loss_fn(m, b):
             return pixel(m(b[0]), b[1])
 
+        validate = None
+        if config.select_steps:
+            xv, yv, _ = training_arrays(name, ms_va, pan_va, **kw)
+            val_loss = jax.jit(lambda m: pixel(m(xv[None]), yv[None]))
+
+            def validate(m, step):
+                return {"val_loss": float(val_loss(m))}
+
         batches = jax.jit(lambda i: crop_batch(jax.random.fold_in(key, i), x, y, patch=config.patch, margin=margin, batch=config.batch))
+        out: list = []
         history = fit(model, make_optimizer(config.optimizer, config.lr), loss_fn, batches, steps=config.steps, log=log,
-                      checkpoint_dir=ckpt / "main", checkpoint_every=config.checkpoint_every)
+                      checkpoint_dir=ckpt / "main", checkpoint_every=config.checkpoint_every, validate=validate,
+                      validate_every=config.validate_every if validate else 0, keep_best="val_loss" if validate else None,
+                      result_out=out)
+        steps = int(out[0].best_step) if validate else config.steps
+        if validate:
+            selection = {
+                "step_selection": f"lowest loss on the validation strip, validated every {config.validate_every} steps "
+                f"of {config.steps}: step {steps}",
+                "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 8) for v in out[0].validation},
+                "max_steps": config.steps,
+            }
     seconds = time.time() - t0
     _write_history(out_dir, history)
-    w = scene.ms.shape[1]
-    col = (w - w // 4) // scene.ratio * scene.ratio
     meta: dict[str, Any] = {
         "model": name,
         "sensor": sensor,
         "bands": bands,
         "scene": scene_path.name,
-        "train_region": f"MS columns 0-{col - 1}, PAN columns 0-{col * scene.ratio - 1} (Wald-degraded by {scene.ratio})",
-        "test_region": f"MS columns {col}-{w - 1}, PAN columns {col * scene.ratio}-{w * scene.ratio - 1}",
+        "protocol": f"Wald's protocol (MTF-degraded and decimated by {scene.ratio}); fixed train / validation / test "
+        "column strips (jfusion.training.protocol)",
+        **split.describe(),
         "bit_depth": scene.bit_depth,
         "seed": config.seed,
         "optimizer": config.optimizer,
-        "steps": config.steps, "batch": config.batch, "patch": config.patch, "lr": config.lr,
+        "steps": steps, "batch": config.batch, "patch": config.patch, "lr": config.lr,
         "loss": spec.loss,
+        "arch": {"kind": spec.kind, "features": list(spec.features), "kernels": list(spec.kernels),
+                 "residual": spec.residual, "indices": spec.indices, "width": config.width},
+        **selection,
         "final_loss": float(np.mean(history[-20:])),
         "train_seconds": round(seconds, 1),
+        "trained_on": _device_name(),
         "command": command_line(name, config) if name in RECIPES else f"jfusion train {name} --scene {scene_path.name}",
         "date": datetime.date.today().isoformat(),
         "recipe": config_dict(config),
@@ -444,12 +540,30 @@ def train_and_evaluate(
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
     path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
+    ships = None
     if score:
-        test = {"model": score_on_test_region(scene, name, weights=str(path)), "exp": score_on_test_region(scene, "exp")}
-        assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
+        w = {"weights": str(path)}
+        validation = {"model": score_strip(ms_va, pan_va, name, **_strip_kw(scene), **w),
+                      "exp": score_strip(ms_va, pan_va, "exp", **_strip_kw(scene))}
+        ships = protocol.ship_decision(validation)
+        assets.update_manifest(path, {"scores": {"validation": validation, "test": {}}, "ships": ships,
+                                      "ship_rule": protocol.SHIP_RULE})
     if shipped is not None:
-        path = _install_asset(path, shipped, force=force)
+        if ships is False:
+            if log:
+                log(f"{name}-{sensor}: not installed: it does not ship ({protocol.SHIP_RULE}); the run's asset is {path}")
+        else:
+            path = _install_asset(path, shipped, force=force)
     return assets.read_manifest(path)
+
+
+def _strip_kw(scene: Scene) -> dict[str, Any]:
+    return {"ratio": scene.ratio, "sensor": scene.sensor, "bit_depth": scene.bit_depth}
+
+
+def _device_name() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform}:{d.device_kind}"
 
 
 def pansharpening_radiometry(ms: np.ndarray, pan: np.ndarray, *, bit_depth: int) -> dict[str, Any]:
@@ -505,7 +619,7 @@ def train_pansharpening(
 
 
 _CONFIG_KEYS = ("optimizer", "batch", "patch", "lr", "loss", "max_steps")
-_DATA_KEYS = ("scene", "protocol", "train_region", "test_region")
+_DATA_KEYS = ("scene", "protocol", "train_region", "validation_region", "test_region")
 
 
 def asset_manifest(meta: dict[str, Any]) -> dict[str, Any]:
@@ -547,55 +661,18 @@ def _install_asset(path: Path, shipped: Path, *, force: bool) -> Path:
     return assets.write_asset(shipped, dict(arrays.arrays), arrays.manifest, force=force)
 
 
-def score_shipped(*, data_dir: str | Path | None = None, prune: bool = True) -> dict[str, Any]:
-    """Score every weight asset of the package on its scene's held-out region and write the scores into its manifest.
-
-    Each asset's manifest gets ``scores.test`` (model and EXP) and ``beats_exp``. With ``prune``,
-    weights that do not beat EXP on all of Q2n, SAM and ERGAS are deleted (not shipped) and their
-    manifests kept in ``not_shipped.json``. Returns the manifests by asset name (``"not_shipped"``:
-    the pruned ones).
-
-    Args:
-      data_dir: the shared data folder (default ``../shared/data`` next to the repository).
-    """
-    out_dir = learned.WEIGHTS_DIR
-    data_dir = Path(data_dir) if data_dir else Path(__file__).resolve().parents[3] / "shared" / "data"
-    dropped_path = out_dir / "not_shipped.json"
-    dropped: dict[str, Any] = json.loads(dropped_path.read_text()) if dropped_path.exists() else {}
-    entries: dict[str, Any] = {}
-    for npz in assets.find_assets(out_dir):
-        meta = assets.read_manifest(npz)
-        if meta["model"] == "cnn3d-mshs":
-            scores = score_cnn3d_mshs(data_dir / "hyperspectral" / meta["scene"], full_resolution=True)
-        else:
-            scene = read_scene(data_dir / "pansharpening" / meta["scene"])
-            scores = {"model": score_on_test_region(scene, meta["model"]), "exp": score_on_test_region(scene, "exp")}
-        meta = assets.update_manifest(
-            npz, {"scores": {**meta["scores"], "test": scores}, "beats_exp": beats_baseline(scores)}
-        )
-        if prune and not meta["beats_exp"]:
-            for f in assets.asset_files(npz):
-                f.unlink()
-            dropped[npz.stem] = meta
-        else:
-            entries[npz.stem] = meta
-            dropped.pop(npz.stem, None)
-    if dropped:
-        dropped_path.write_text(json.dumps(dropped, indent=2, sort_keys=True) + "\n")
-        entries["not_shipped"] = dropped
-    return entries
-
-
 # ----------------------------------------------------------------------------- 3-D CNN MS/HS fusion
 def _hs_parts(hs_path: str | Path):
-    """``(scene, first, col, q)``: the scene, its split and the HS ratio ``q`` of its training/test protocol."""
+    """``(scene, split, q)``: the scene, its fixed column split (:func:`jfusion.training.protocol.column_split`
+    in HS columns; the test strip is :func:`jfusion.pansharpening.mshs.split_columns`' right quarter) and the HS
+    ratio ``q`` of its training/test protocol."""
     from jfusion.pansharpening import mshs
     from jfusion.pansharpening.io import read_hs_scene
 
     scene = read_hs_scene(hs_path)
     q = scene.ratio if scene.ratio > 1 else mshs.SIMULATED_RATIO
-    first, col = mshs.split_columns(scene.hs.shape[1], q)
-    return scene, first, col, q
+    first, _ = mshs.split_columns(scene.hs.shape[1], q)
+    return scene, protocol.column_split(scene.hs.shape[1], q, first=first), q
 
 
 def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scale: float) -> tuple[jax.Array, jax.Array]:
@@ -609,7 +686,8 @@ def _cnn3d_arrays(hs: np.ndarray, hr: np.ndarray, scene_ratio: int, pca, ms_scal
 
 def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=25, noise=0.01, checkpoint_dir=None,
                checkpoint_every=100, optimizer="adam"):
-    """Train a fresh 3-D CNN on crops of ``(x, y)``; with ``val = (xv, yv)`` also return the validation losses."""
+    """Train a fresh 3-D CNN on crops of ``(x, y)``; with ``val = (xv, yv)`` keep the parameters of the lowest
+    validation loss and also return the validation losses and that step."""
     from jfusion.pansharpening import mshs
     from jfusion.training.loop import train
 
@@ -635,8 +713,9 @@ def _fit_cnn3d(x, y, *, steps, batch, patch, lr, seed, log, val=None, val_every=
 
     result = train(model, make_optimizer(optimizer, lr), loss_fn, jax.jit(batch_fn), steps=steps, validate=validate,
                    validate_every=val_every if val is not None else 0, progress=log is not None, desc="cnn3d-mshs",
-                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
-    return model, [float(r["loss"]) for r in result.history], result.validation
+                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                   keep_best="val_loss" if val is not None else None)
+    return model, [float(r["loss"]) for r in result.history], result.validation, result.best_step
 
 
 def train_cnn3d_and_evaluate(
@@ -645,21 +724,18 @@ def train_cnn3d_and_evaluate(
 ) -> dict[str, Any]:
     """Train the 3-D CNN MS/HS fusion of ``config`` and write the asset ``<workdir>/cnn3d-mshs-<scene key>``; returns its manifest.
 
-    The right quarter of the scene (:func:`jfusion.pansharpening.mshs.split_columns`) is held
-    out; the PCA basis is fitted on the training part's HS. Inputs follow the scene's protocol
+    The protocol (:mod:`jfusion.training.protocol`, in HS columns): the optimiser sees the train
+    strip; the PCA basis is fitted on it. Inputs follow the scene's protocol
     (:func:`jfusion.pansharpening.mshs.training_pair`: Wald's protocol for a real HS +
     high-resolution pair, HS degradation by 3 for HS and MS on one grid). Noise (``noise`` of the
-    component scale) is added to the inputs as in Palsson et al.
+    component scale) is added to the inputs as in Palsson et al. ``select_steps``: validated
+    every 25 steps on the validation strip, the model keeps its lowest-validation-loss parameters
+    (``steps`` the most).
 
-    ``select_steps`` (early stopping without the test region, for the small Paris scenes): the
-    training part is split again, its right quarter becomes a validation strip; a run of
-    ``steps`` steps on the rest is validated every 25 steps, and the final model is trained on
-    the whole training part for the step count with the lowest validation loss.
-
-    Orbax checkpoints under ``workdir/checkpoints`` (``select`` and ``final`` runs) make a killed
-    run resumable; ``score`` adds the held-out scores of the written asset (``scores.test``);
-    ``install`` also copies the asset into the package. Existing assets are refused before
-    training unless ``force``.
+    Orbax checkpoints under ``workdir/checkpoints`` make a killed run resumable; ``score`` adds
+    the validation strip's scores of the written asset (``scores.validation``) and the ship
+    decision (``ships``); ``install`` copies the asset into the package when it ships. The test
+    strip is never read here. Existing assets are refused before training unless ``force``.
     """
     from jfusion.pansharpening import mshs
 
@@ -670,50 +746,45 @@ def train_cnn3d_and_evaluate(
     ckpt = prepare_workdir(out_dir, config)
     log = print if progress else None
     steps, batch, patch, lr, seed = config.steps, config.batch, config.patch, config.lr, config.seed
-    scene, first, col, q = _hs_parts(hs_path)
+    scene, split, q = _hs_parts(hs_path)
     r = scene.ratio
-    hs_tr, hr_tr = scene.hs[:, first:col], scene.hr[:, first * r : col * r]
+    hs_tr, hr_tr = protocol.train_strip(split, scene.hs, scene.hr, scale=r)
+    hs_va, hr_va = protocol.validation_strip(split, scene.hs, scene.hr, scale=r)
     pca = mshs.fit_pca(hs_tr, n_components=config.n_components)
     ms_scale = float(2 ** int(np.ceil(np.log2(scene.hr.max() + 1))))
     t0 = time.time()
     selection: dict[str, Any] = {}
-    final_steps = steps
     fit_kw = dict(batch=batch, patch=patch, lr=lr, seed=seed, log=log, noise=config.noise, checkpoint_every=config.checkpoint_every,
                   optimizer=config.optimizer)
-    if config.select_steps:
-        vfirst, vcol = mshs.split_columns(col - first, q)
-        vcol += first  # vfirst == 0: the training part is whole LR pixels already
-        xf, yf = _cnn3d_arrays(scene.hs[:, first:vcol], scene.hr[:, first * r : vcol * r], r, pca, ms_scale)
-        xv, yv = _cnn3d_arrays(scene.hs[:, vcol:col], scene.hr[:, vcol * r : col * r], r, pca, ms_scale)
-        _, _, vals = _fit_cnn3d(xf, yf, steps=steps, val=(xv, yv), checkpoint_dir=ckpt / "select", **fit_kw)
-        best = min(vals, key=lambda v: v["val_loss"])
-        final_steps = max(int(best["step"]), 25)
+    x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
+    val = _cnn3d_arrays(hs_va, hr_va, r, pca, ms_scale) if config.select_steps else None
+    model, history, vals, best_step = _fit_cnn3d(x, y, steps=steps, val=val, checkpoint_dir=ckpt / "main", **fit_kw)
+    final_steps = int(best_step) if val is not None else steps
+    if val is not None:
         selection = {
-            "step_selection": f"validation strip HS columns {vcol}-{col - 1} (right quarter of the training part), model trained "
-            f"on columns {first}-{vcol - 1} for {steps} steps, validated every 25: lowest loss at step {final_steps}; "
-            f"final model trained on the whole training part for {final_steps} steps",
+            "step_selection": f"lowest loss on the validation strip, validated every 25 steps of {steps}: step {final_steps}",
             "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 6) for v in vals},
             "max_steps": steps,
         }
-    x, y = _cnn3d_arrays(hs_tr, hr_tr, r, pca, ms_scale)
-    model, history, _ = _fit_cnn3d(x, y, steps=final_steps, checkpoint_dir=ckpt / "final", **fit_kw)
     _write_history(out_dir, history)
     n_pc = int(y.shape[-1])
-    w = scene.hs.shape[1]
     if r > 1:
-        protocol = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
+        protocol_text = f"real pair, Wald-degraded by {r} (HS and high-resolution image)"
     else:
-        protocol = f"HS and MS on one grid: HS degraded by {q} (generic MTF Gaussian + decimation), MS kept, original HS = target"
-    unused = "column 0" if first == 1 else f"columns 0-{first - 1}"
-    dropped = f"; HS {unused} unused (whole low-resolution pixels)" if first else ""
+        protocol_text = f"HS and MS on one grid: HS degraded by {q} (generic MTF Gaussian + decimation), MS kept, original HS = target"
+    unused = "column 0" if split.first == 1 else f"columns 0-{split.first - 1}"
+    regions = split.describe(unit="HS", hr_unit=None)
+    if split.first:
+        regions["train_region"] += f"; HS {unused} unused (whole low-resolution pixels)"
     meta = {
         "model": "cnn3d-mshs", "sensor": name, "bands": int(scene.hs.shape[-1]), "ms_bands": int(scene.hr.shape[-1]),
         "scene": hs_path.name, "ratio": q, "n_components": n_pc, "pca_scale": pca.scale, "ms_scale": ms_scale,
-        "protocol": protocol,
-        "train_region": f"HS columns {first}-{col - 1}{dropped}", "test_region": f"HS columns {col}-{w - 1} (right quarter)",
+        "protocol": protocol_text + "; fixed train / validation / test column strips (jfusion.training.protocol)",
+        **regions,
         "seed": seed, "steps": final_steps, "batch": batch, "patch": patch, "lr": lr, "optimizer": config.optimizer, "loss": "l2",
         **selection,
         "final_loss": float(np.mean(history[-20:])), "train_seconds": round(time.time() - t0, 1),
+        "trained_on": _device_name(),
         "command": command_line("cnn3d-mshs", config), "date": datetime.date.today().isoformat(),
         "recipe": config_dict(config),
         "radiometry": {
@@ -724,11 +795,18 @@ def train_cnn3d_and_evaluate(
     }
     arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
     path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
+    ships = None
     if score:
-        test = score_cnn3d_mshs(hs_path, weights=str(path))
-        assets.update_manifest(path, {"scores": {"validation": {}, "test": test}, "beats_exp": beats_baseline(test)})
+        validation = score_cnn3d_mshs(hs_path, weights=str(path), region="validation")
+        ships = protocol.ship_decision(validation)
+        assets.update_manifest(path, {"scores": {"validation": validation, "test": {}}, "ships": ships,
+                                      "ship_rule": protocol.SHIP_RULE})
     if shipped is not None:
-        path = _install_asset(path, shipped, force=force)
+        if ships is False:
+            if log:
+                log(f"cnn3d-mshs-{name}: not installed: it does not ship ({protocol.SHIP_RULE}); the run's asset is {path}")
+        else:
+            path = _install_asset(path, shipped, force=force)
     return assets.read_manifest(path)
 
 
@@ -761,8 +839,13 @@ def train_cnn3d_mshs(
     return train_cnn3d_and_evaluate(config, workdir, install=install, force=force, score=score, progress=log is not None)
 
 
-def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weights: str | None = None) -> dict[str, dict[str, float]]:
-    """Reduced-resolution scores of the shipped 3-D CNN and of the bicubic HS ("EXP") on the held-out quarter.
+def score_cnn3d_mshs(
+    hs_path: str | Path, *, full_resolution: bool = False, weights: str | None = None, region: str = "test"
+) -> dict[str, dict[str, float]]:
+    """Reduced-resolution scores of the shipped 3-D CNN and of the bicubic HS ("EXP") on one strip of the scene.
+
+    ``region``: ``"test"`` (the held-out right quarter; only inside
+    :func:`jfusion.training.protocol.reading_test`, the final report) or ``"validation"``.
 
     Q2n (hypercomplex, 32x32 blocks) where the test region is at least 32 pixels wide and the
     cube has at most 64 bands; otherwise ``q`` (per-band UIQI, 8x8 windows: the Paris test
@@ -776,9 +859,12 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weig
     from jfusion.metrics import remote as rm
     from jfusion.pansharpening import mshs
 
-    scene, first, col, _ = _hs_parts(hs_path)
+    scene, split, _ = _hs_parts(hs_path)
     r = scene.ratio
-    hs_te, hr_te = scene.hs[:, col:], scene.hr[:, col * r :]
+    if region not in ("test", "validation"):
+        raise FusionInputError(f"region={region!r}: pass 'test' or 'validation'.")
+    strip = protocol.test_strip if region == "test" else protocol.validation_strip
+    hs_te, hr_te = strip(split, scene.hs, scene.hr, scale=r)
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=r)
     name = mshs.scene_key(str(hs_path))
     wkw = {} if weights is None else {"weights": weights}
@@ -807,13 +893,6 @@ def score_cnn3d_mshs(hs_path: str | Path, *, full_resolution: bool = False, weig
 
         scores["model_full"], scores["exp_full"] = nr(full), nr(hs_up)
     return scores
-
-
-def beats_baseline(scores: dict[str, dict[str, float]]) -> bool:
-    """Model better than the baseline on the quality index (Q2n, else Q), SAM and ERGAS."""
-    m, e = scores["model"], scores["exp"]
-    qk = "q2n" if "q2n" in m else "q"
-    return bool(m[qk] > e[qk] and m["sam"] < e["sam"] and m["ergas"] < e["ergas"])
 
 
 _register_recipes()
