@@ -19,7 +19,9 @@ def ikonos():
 
 
 def test_every_shipped_model_records_its_training_radiometry():
-    # Recomputed from the training region at the manifest's bit depth (tools/record_radiometry.py).
+    # Recomputed from the train strip at the manifest's bit depth.
+    from jfusion.training import protocol
+
     for path in assets.find_assets(learned.WEIGHTS_DIR, pattern="*"):
         meta = assets.read_manifest(path)
         if meta["model"] == "cnn3d-mshs":
@@ -27,7 +29,7 @@ def test_every_shipped_model_records_its_training_radiometry():
         rad = meta["radiometry"]
         assert rad["bit_depth"] == meta["bit_depth"]
         scene = read_scene(data_path("pansharpening", meta["data"]["scene"]))
-        (ms_tr, _), _ = wald.split_test_region(scene.ms, scene.pan, scene.ratio)
+        ms_tr, _ = protocol.train_strip(protocol.column_split(scene.ms.shape[1], scene.ratio), scene.ms, scene.pan)
         assert float(np.mean(rad["ms"]["mean"])) == pytest.approx(float(np.mean(ms_tr, dtype=np.float64)) / 2.0 ** meta["bit_depth"], rel=1e-9)
 
 

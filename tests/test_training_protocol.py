@@ -128,3 +128,39 @@ def test_keep_best_restores_the_best_validation_across_a_resume(tmp_path):
     assert sorted(vals) == [2, 4, 6] and resumed.best_step == min(vals, key=vals.get)
     with pytest.raises(ValueError, match="validate"):
         train(Scalar(), optax.sgd(0.1), loss, lambda i: jnp.zeros((4,)), steps=1, keep_best="val", progress=False)
+
+
+def test_final_report_reads_each_asset_once_and_keeps_the_ship_decision(tmp_path, monkeypatch):
+    import scipy.io as sio
+
+    from jfusion.pansharpening import learned
+    from jfusion.training import report
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "data" / "pansharpening").mkdir(parents=True)
+    pan = (rng.random((128, 256)) * 1500 + 100).astype(np.uint16)
+    ms = np.stack([pan.reshape(32, 4, 64, 4).mean((1, 3)) * f for f in (0.5, 0.6, 0.7, 0.8)], -1).astype(np.uint16)
+    scene = tmp_path / "data" / "pansharpening" / "toy.mat"
+    sio.savemat(scene, {"I_MS": ms, "I_PAN": pan, "sensor": "IKONOS", "L": 11, "ratio": 4})
+    package = tmp_path / "package"
+    monkeypatch.setattr(learned, "WEIGHTS_DIR", package)
+    cfg = pansharpening_config("pnn-residual", scene=str(scene), steps=2, batch=4, patch=8, width=0.25)
+    train_and_evaluate(cfg, package, progress=False)  # written straight into the (patched) package
+    monkeypatch.setattr(report, "_classical", lambda: ["gsa"])
+    monkeypatch.setattr(report, "ROBUSTNESS", (("exp", {}), ("pnn", {})))
+    reads = []
+    strip = protocol.test_strip
+    monkeypatch.setattr(protocol, "test_strip", lambda *a, **k: reads.append(1) or strip(*a, **k))
+    first = report.final_report(data_dir=tmp_path / "data", progress=False)
+    row = first["assets"]["pnn-residual-IKONOS"]
+    assert not row["reused"] and set(row["test"]) == {"model", "exp", "model_adapt"}
+    man = assets.read_manifest(package / "pnn-residual-IKONOS")
+    assert man["scores"]["test"] == row["test"] and man["test_read"]["sha256"] == man["sha256"]
+    assert man["scores"]["validation"] == row["validation"] and man["ships"] == row["ships"]  # kept as trained
+    assert "error" in first["other_degradation"]["toy.mat"]["pnn"]  # no pnn weights here: reported, not hidden
+    n = len(reads)
+    second = report.final_report(data_dir=tmp_path / "data", progress=False)
+    assert second["assets"]["pnn-residual-IKONOS"]["reused"] and second["assets"]["pnn-residual-IKONOS"]["test"] == row["test"]
+    assert len(reads) - n == 2  # only the classical and other-degradation rows of the scene read it again, not the asset
+    text = report.report_markdown(second)
+    assert "## toy.mat" in text and "pnn-residual (adapt=True)" in text and "Bar (best learned vs best classical)" in text

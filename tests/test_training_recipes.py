@@ -11,7 +11,7 @@ import pytest
 
 from jfusion import assets
 from jfusion.errors import FusionInputError
-from jfusion.training import recipes
+from jfusion.training import protocol, recipes
 from jfusion.training.pansharpening import pansharpening_config, train_and_evaluate
 
 PACKAGE = Path(recipes.__file__).resolve().parents[1]
@@ -52,7 +52,12 @@ def _value(config, key):
 def test_every_shipped_asset_has_its_registered_config():
     shipped = _shipped_manifests()
     presets = {key: (r, cfg) for r in recipes.list_recipes() for key, cfg in r.presets.items()}
-    assert sorted(presets) == sorted(shipped), "one registered preset per shipped asset, and no other"
+    dropped_file = PACKAGE / "weights" / "pansharpening" / "not_shipped.json"
+    dropped = json.loads(dropped_file.read_text()) if dropped_file.exists() else {}
+    assert not set(dropped) & set(shipped), "an asset is either shipped or listed as not shipping"
+    assert sorted(presets) == sorted([*shipped, *dropped]), "one registered preset per shipped (or not shipping) asset, and no other"
+    for key, entry in dropped.items():  # retrained under the protocol, refused on validation: the record says why
+        assert not protocol.ship_decision(entry["validation"]), key
     for key, m in shipped.items():
         recipe, cfg = presets[key]
         settings = _settings(m)

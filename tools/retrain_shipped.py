@@ -7,7 +7,8 @@ in the order given by ``--only`` (default: all), the recipe's ``train_and_evalua
 ``<runs>/<asset>`` (resumable: a killed run called again continues from its orbax checkpoints) and
 decides on the validation strip whether the asset ships. A shipping asset replaces the package's;
 one that does not is removed from the package (the previous file was chosen under the old
-protocol, on the test strip) and listed in ``<runs>/not_shipped.json``. The test strips are not
+protocol, on the test strip) and listed, with its validation scores, in the package's
+``jfusion/weights/pansharpening/not_shipped.json``. The test strips are not
 read here: ``jfusion train final-report`` does that afterwards.
 """
 
@@ -33,7 +34,7 @@ def main() -> None:
     order = [n for n in args.only.split(",") if n] or sorted(recipes)
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    log = runs / "not_shipped.json"
+    log = PACKAGE / "weights" / "pansharpening" / "not_shipped.json"
     dropped = json.loads(log.read_text()) if log.exists() else {}
     for name in order:
         recipe = recipes[name]
@@ -49,13 +50,14 @@ def main() -> None:
             if man.get("ships"):
                 arrays = assets.read_asset(runs / asset / asset)
                 assets.write_asset(shipped, dict(arrays.arrays), arrays.manifest, force=True)
-                dropped.pop(asset, None)
+                dropped.pop(key, None)
                 verdict = "ships"
             else:
                 for f in assets.asset_files(shipped):
                     if f.exists():
                         f.unlink()
-                dropped[asset] = {"validation": man["scores"]["validation"], "rule": man.get("ship_rule")}
+                dropped[key] = {"validation": man["scores"]["validation"], "rule": man.get("ship_rule"),
+                                "command": man["command"], "steps": man["steps"], "run": str(runs / asset)}
                 verdict = "does not ship (removed from the package)"
             log.write_text(json.dumps(dropped, indent=2, sort_keys=True) + "\n")
             v = man["scores"]["validation"]

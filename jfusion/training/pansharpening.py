@@ -333,17 +333,17 @@ SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 """The scene each sensor's shipped weights were trained on (``shared/data/pansharpening``)."""
 
 SHIPPED_STEPS = {
-    "pnn": {"GeoEye1": 1500, "IKONOS": 1500, "WV2": 1500},
-    "pnn-residual": {"GeoEye1": 600, "IKONOS": 600, "WV2": 600},
+    "pnn": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
+    "pnn-residual": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
     "drpnn": {"GeoEye1": 200, "IKONOS": 200, "WV2": 200},
     "srcnn-gs": {"GeoEye1": 500, "IKONOS": 500, "WV2": 500},
-    "sae": {"GeoEye1": 2000, "IKONOS": 2000, "WV2": 2000},
+    "sae": {"GeoEye1": 12000, "IKONOS": 12000, "WV2": 12000},
 }
 """The most steps of each shipped asset's run (``jfusion train <model> --scene <scene> --steps N``; the step
 actually kept is chosen on the validation strip and recorded in the manifest). Paper widths throughout: these
 counts are what two shared CPU cores trained in one session (``trained_on`` in each manifest)."""
 
-SHIPPED_VALIDATE_EVERY = {"pnn": 100, "pnn-residual": 50, "drpnn": 25, "srcnn-gs": 50, "sae": 100}
+SHIPPED_VALIDATE_EVERY = {"pnn": 250, "pnn-residual": 250, "drpnn": 25, "srcnn-gs": 50, "sae": 100}
 """The validation interval of each shipped run."""
 
 
@@ -540,18 +540,28 @@ def train_and_evaluate(
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
     path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
-    ships = None
+    validation = None
     if score:
         w = {"weights": str(path)}
         validation = {"model": score_strip(ms_va, pan_va, name, **_strip_kw(scene), **w),
                       "exp": score_strip(ms_va, pan_va, "exp", **_strip_kw(scene))}
+    return _decide_and_install(path, validation, shipped, force=force, log=log)
+
+
+def _decide_and_install(
+    path: Path, validation: dict[str, Any] | None, shipped: Path | None, *, force: bool, log: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """Record the validation scores and the ship decision in the asset's manifest; install it into the package
+    (``shipped``) only when it ships (or was not scored). Returns the final manifest."""
+    ships = None
+    if validation is not None:
         ships = protocol.ship_decision(validation)
         assets.update_manifest(path, {"scores": {"validation": validation, "test": {}}, "ships": ships,
                                       "ship_rule": protocol.SHIP_RULE})
     if shipped is not None:
         if ships is False:
             if log:
-                log(f"{name}-{sensor}: not installed: it does not ship ({protocol.SHIP_RULE}); the run's asset is {path}")
+                log(f"{path.stem}: not installed: it does not ship ({protocol.SHIP_RULE}); the run's asset is {path}")
         else:
             path = _install_asset(path, shipped, force=force)
     return assets.read_manifest(path)
@@ -795,19 +805,8 @@ def train_cnn3d_and_evaluate(
     }
     arrays = {"pca_mean": np.asarray(pca.mean), "pca_basis": np.asarray(pca.basis), **assets.params_to_arrays(nnx.state(model, nnx.Param))}
     path = assets.write_asset(out_dir / f"cnn3d-mshs-{name}", arrays, asset_manifest(meta), force=force)
-    ships = None
-    if score:
-        validation = score_cnn3d_mshs(hs_path, weights=str(path), region="validation")
-        ships = protocol.ship_decision(validation)
-        assets.update_manifest(path, {"scores": {"validation": validation, "test": {}}, "ships": ships,
-                                      "ship_rule": protocol.SHIP_RULE})
-    if shipped is not None:
-        if ships is False:
-            if log:
-                log(f"cnn3d-mshs-{name}: not installed: it does not ship ({protocol.SHIP_RULE}); the run's asset is {path}")
-        else:
-            path = _install_asset(path, shipped, force=force)
-    return assets.read_manifest(path)
+    validation = score_cnn3d_mshs(hs_path, weights=str(path), region="validation") if score else None
+    return _decide_and_install(path, validation, shipped, force=force, log=log)
 
 
 def train_cnn3d_mshs(
