@@ -621,15 +621,19 @@ def final_report_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Score the shipped pan-sharpening / MS-HS weights on the test strips (read once per asset file) beside the classical methods."""
+    from jfusion.errors import FusionInputError
     from jfusion.io import check_output_path, write_text
     from jfusion.training.report import final_report, report_markdown
 
-    if out:
-        check_output_path(Path(out), overwrite=force)
-    report = final_report(data_dir=data)
-    if out:
-        write_text(Path(out), report_markdown(report) + "\n", overwrite=force)
-        typer.echo(f"wrote {out}")
+    try:
+        if out:
+            check_output_path(Path(out), overwrite=force)
+        report = final_report(data_dir=data)
+        if out:
+            write_text(Path(out), report_markdown(report) + "\n", overwrite=force)
+            typer.echo(f"wrote {out}")
+    except FusionInputError as err:
+        _fail(str(err))
 
 
 # ---------------------------------------------------------------------------

@@ -55,7 +55,7 @@ BOUNDED = [
     ("sf-block", {}, 64, True, FULL),
     ("mertens", {"levels": 3}, 64, True, FULL),
     ("cnn-focus", {"area_ratio": 0.0}, 16, False, SMALL),
-    ("cnn-focus-multiscale", {"area_ratio": 0.0, "scales": (16, 32)}, 8, False, FULL),
+    ("cnn-focus-multiscale", {"area_ratio": 0.0, "scales": (16, 32)}, 20, False, FULL),  # halo 88: 10 x 12 windows of 196
     ("cnn-medical", {"levels": 2}, 16, False, SMALL),
     ("cnn-weights", {"levels": 2}, 16, False, SMALL),
 ]

@@ -67,21 +67,27 @@ def test_training_pair_protocols():
     assert r == 3 and hs_lr.shape == (8, 6, 10) and hr_in.shape == (24, 18, 1)
 
 
-def _test_inputs(key: str):
+def _validation_inputs(key: str):
+    """The scene's validation strip (jfusion.training.protocol), its reduced-resolution inputs and ratio: tests never
+    read a learned model's test strip (the final report does)."""
+    from jfusion.training import protocol
+
     s = read_hs_scene(data_path("hyperspectral", FILES[key]))
     q = s.ratio if s.ratio > 1 else mshs.SIMULATED_RATIO
-    _, col = mshs.split_columns(s.hs.shape[1], q)
-    hs_te, hr_te = s.hs[:, col:], s.hr[:, col * s.ratio :]
+    first, _ = mshs.split_columns(s.hs.shape[1], q)
+    split = protocol.column_split(s.hs.shape[1], q, first=first)
+    hs_te, hr_te = protocol.validation_strip(split, s.hs, s.hr, scale=s.ratio)
     hs_lr, hr_in, q = mshs.training_pair(hs_te, hr_te, scene_ratio=s.ratio)
     return s, hs_te, hr_te, np.asarray(hs_lr), np.asarray(hr_in), q
 
 
 @pytest.mark.parametrize("key", SHIPPED)
-def test_cnn3d_shipped_beats_bicubic_on_held_out_quarter(key):
+def test_cnn3d_shipped_beats_bicubic_on_its_validation_strip(key):
     meta = _shipped()[key]
-    s, hs_te, _, hs_lr, hr_in, q = _test_inputs(key)
-    # the manifest records the held-out columns that are scored here (never seen in training)
-    assert meta["scene"] == FILES[key] and meta["test_region"].startswith(f"HS columns {s.hs.shape[1] - hs_te.shape[1]}-")
+    s, hs_te, _, hs_lr, hr_in, q = _validation_inputs(key)
+    # the manifest records the validation columns that are scored here (never trained on; the ship rule's data)
+    assert meta["scene"] == FILES[key] and meta["ships"] is True
+    assert meta["validation_region"].startswith("HS columns ") and f"-{int(meta['test_region'].split()[2].split('-')[0]) - 1} " in meta["validation_region"]
     out = np.asarray(jfusion.pansharpen(hs_lr, hr_in, method="cnn3d-mshs", scene=key))
     exp = np.asarray(wald.upsample_ms(hs_lr, q, interp="bicubic"))
     assert out.shape == hs_te.shape and np.all(np.isfinite(out))
@@ -89,7 +95,7 @@ def test_cnn3d_shipped_beats_bicubic_on_held_out_quarter(key):
     e, e0 = ergas(hs_te, out, q), ergas(hs_te, exp, q)
     if hs_te.shape[1] >= 32:  # Houston: Q2n on 32x32 blocks
         qm, qb = q2n(hs_te, out), q2n(hs_te, exp)
-    else:  # Paris test quarter is 15-18 px wide: per-band Q on 8x8 windows
+    else:  # the validation strips are 12-24 px wide: per-band Q on 8x8 windows
         qm, qb = uiqi_np(hs_te, out), uiqi_np(hs_te, exp)
     assert qm > qb and a < a0 and e < e0, f"{key}: Q {qm:.4f}/{qb:.4f} SAM {a:.3f}/{a0:.3f} ERGAS {e:.3f}/{e0:.3f} (model/bicubic)"
     # sensor=None picks the one shipped model that fits the band counts and the ratio
@@ -102,7 +108,7 @@ def test_cnn3d_shipped_beats_bicubic_on_held_out_quarter(key):
 
 @pytest.mark.skipif("paris-pan" not in SHIPPED, reason="cnn3d-mshs paris-pan weights not shipped")
 def test_cnn3d_paris_pan_takes_a_2d_pan_at_full_resolution():
-    s, hs_te, hr_te, *_ = _test_inputs("paris-pan")
+    s, hs_te, hr_te, *_ = _validation_inputs("paris-pan")
     out = np.asarray(jfusion.pansharpen(hs_te, hr_te[..., 0], method="cnn3d-mshs", scene="paris-pan"))
     assert out.shape == (hr_te.shape[0], hr_te.shape[1], 128) and np.all(np.isfinite(out))
     full = _shipped()["paris-pan"]["scores"]["test"]

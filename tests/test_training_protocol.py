@@ -146,6 +146,7 @@ def test_final_report_reads_each_asset_once_and_keeps_the_ship_decision(tmp_path
     monkeypatch.setattr(learned, "WEIGHTS_DIR", package)
     cfg = pansharpening_config("pnn-residual", scene=str(scene), steps=2, batch=4, patch=8, width=0.25)
     train_and_evaluate(cfg, package, progress=False)  # written straight into the (patched) package
+    assert {"gsa", "mtf-glp", "mtf-glp-hpm", "brovey"} <= set(report._classical()) and "exp" not in report._classical()
     monkeypatch.setattr(report, "_classical", lambda: ["gsa"])
     monkeypatch.setattr(report, "ROBUSTNESS", (("exp", {}), ("pnn", {})))
     reads = []
@@ -164,3 +165,16 @@ def test_final_report_reads_each_asset_once_and_keeps_the_ship_decision(tmp_path
     assert len(reads) - n == 2  # only the classical and other-degradation rows of the scene read it again, not the asset
     text = report.report_markdown(second)
     assert "## toy.mat" in text and "pnn-residual (adapt=True)" in text and "Bar (best learned vs best classical)" in text
+
+
+def test_final_report_cli_refuses_an_existing_output_before_any_work(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import jfusion.cli
+    from jfusion.training import report
+
+    out = tmp_path / "learned_test.md"
+    out.write_text("kept\n")
+    monkeypatch.setattr(report, "final_report", lambda **kw: pytest.fail("the report ran before the output check"))
+    r = CliRunner().invoke(jfusion.cli.app, ["train", "final-report", "--out", str(out)])
+    assert r.exit_code != 0 and "--force" in r.output and out.read_text() == "kept\n"

@@ -503,12 +503,13 @@ def train_and_evaluate(
                       checkpoint_dir=ckpt / "main", checkpoint_every=config.checkpoint_every, validate=validate,
                       validate_every=config.validate_every if validate else 0, keep_best="val_loss" if validate else None,
                       result_out=out)
-        steps = int(out[0].best_step) if validate else config.steps
-        if validate:
+        result = out[0] if out else None  # (a replaced ``fit`` may return losses only)
+        steps = int(result.best_step) if (validate and result is not None) else config.steps
+        if validate and result is not None:
             selection = {
                 "step_selection": f"lowest loss on the validation strip, validated every {config.validate_every} steps "
                 f"of {config.steps}: step {steps}",
-                "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 8) for v in out[0].validation},
+                "val_losses": {str(int(v["step"])): round(float(v["val_loss"]), 8) for v in result.validation},
                 "max_steps": config.steps,
             }
     seconds = time.time() - t0

@@ -70,9 +70,9 @@ def _data_root(data_dir: str | Path | None) -> Path:
 
 
 def _classical() -> list[str]:
-    from jfusion.pansharpening.registry import list_methods
+    from jfusion.pansharpening import list_pansharpening_methods
 
-    return [m.name for m in list_methods() if m.family in CLASSICAL_FAMILIES]
+    return [m.name for m in list_pansharpening_methods() if m.family in CLASSICAL_FAMILIES]
 
 
 def final_report(*, data_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
