@@ -327,6 +327,19 @@ def apply_network(model: nnx.Module, x: jax.Array, *, margin: int = 0) -> jax.Ar
     return _apply_jit(graphdef, state, x[None])[0]
 
 
+def _network(name, ms, *, sensor, ratio, bit_depth, interp, weights):
+    """``(split, manifest, margin, inputs)`` of a PNN-style method: the loaded network, its receptive margin and
+    ``inputs(ms, pan)``, the network input of a pair (shared by fusing and by target-adaptive fine-tuning)."""
+    spec = SPECS[name]
+    split, meta = load_params(name, sensor, int(ms.shape[-1]), weights=weights)
+    margin = getattr(nnx.merge(*split), "margin", 0) if spec.kind == "pnn" else 0
+
+    def inputs(m, p):
+        return network_inputs(m, p, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+
+    return split, meta, margin, inputs
+
+
 def network_pansharpen(
     name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None,
     adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
@@ -338,15 +351,10 @@ def network_pansharpen(
     or the asset ``weights``. ``adapt``: first fine-tune the network on the pair itself for
     ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`, PNN+).
     """
-    spec = SPECS[name]
     ms = jnp.asarray(ms, jnp.float32)
-    split, _ = load_params(name, sensor, int(ms.shape[-1]), weights=weights)
+    split, _, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
     model = nnx.merge(*split)
-    margin = getattr(model, "margin", 0) if spec.kind == "pnn" else 0
     scale = 2.0**bit_depth
-
-    def inputs(m, p):
-        return network_inputs(m, p, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
 
     if adapt:
         from jfusion.pansharpening import adapt as _adapt
@@ -368,13 +376,8 @@ def adapted_asset(
     ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them (float32, sensor units)."""
     from jfusion.pansharpening import adapt as _adapt
 
-    spec = SPECS[name]
     ms = jnp.asarray(ms, jnp.float32)
-    split, meta = load_params(name, sensor, int(ms.shape[-1]), weights=weights)
-    margin = getattr(nnx.merge(*split), "margin", 0) if spec.kind == "pnn" else 0
-
-    def inputs(m, p):
-        return network_inputs(m, p, ratio=ratio, bit_depth=bit_depth, interp=interp, indices=spec.indices)
+    split, meta, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
 
     x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
     params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
