@@ -69,6 +69,11 @@ class Asset:
     manifest: dict[str, Any]
 
 
+SHIP_BYTES = 5 * 2**20
+"""The largest ``.npz`` the package ships at float32 (5 MiB); a larger asset ships at float16
+(``stored_dtype`` in its manifest, with the accuracy loss measured on validation data)."""
+
+
 def asset_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(<name>.npz, <name>.json)`` of the asset at ``path`` (given with or without a suffix)."""
     p = Path(path)

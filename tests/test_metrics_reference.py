@@ -336,3 +336,21 @@ def test_mef_ssim_vs_patch_loop(k):
     seq = np.stack([np.clip(cam * 0.5, 0, 255), np.clip(cam * 1.6 + 20, 0, 255), np.clip(cam + rng.normal(0, 5, cam.shape), 0, 255)])
     f = np.clip(cam * 1.1, 0, 255)
     assert float(M.mef_ssim(seq[:k], f, data_range=255.0, scales=1)) == pytest.approx(mef_np(seq[:k], f), rel=1e-10)
+
+
+def test_mef_ssim_where_one_exposure_is_flat_float32_and_float64():
+    """Windows where an exposure is saturated (structural consistency R == 1): the reference's tan(pi/2 (1 - eps))
+    is +1.6e16, capped to 10; float32 must not turn it into a huge negative power (that gave NaN on MEFB's full
+    pairs). Same value as the loop transcription, and the float32 path finite and within 1e-4."""
+    from skimage import data
+
+    cam = data.camera()[200:236, 200:240].astype(float)
+    over = np.clip(cam * 1.6 + 20, 0, 255)
+    over[:, :20] = 255.0  # saturated half: flat windows
+    seq = np.stack([np.clip(cam * 0.5, 0, 255), over])
+    f = np.clip(cam * 1.1, 0, 255)
+    want = mef_np(seq, f)
+    assert float(M.mef_ssim(seq, f, data_range=255.0, scales=1)) == pytest.approx(want, rel=1e-10)
+    with jax.enable_x64(False):
+        got32 = float(M.mef_ssim(seq.astype(np.float32), f.astype(np.float32), data_range=255.0, scales=1))
+    assert np.isfinite(got32) and got32 == pytest.approx(want, rel=1e-4)

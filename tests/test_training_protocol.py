@@ -178,3 +178,45 @@ def test_final_report_cli_refuses_an_existing_output_before_any_work(tmp_path, m
     monkeypatch.setattr(report, "final_report", lambda **kw: pytest.fail("the report ran before the output check"))
     r = CliRunner().invoke(jfusion.cli.app, ["train", "final-report", "--out", str(out)])
     assert r.exit_code != 0 and "--force" in r.output and out.read_text() == "kept\n"
+
+
+def test_a_finished_run_continued_to_more_steps_equals_a_fresh_run(tmp_path):
+    """Constant-rate Adam, batches keyed by step: 4 steps continued to 8 give the 8-step run's weights and
+    validation history; any other change of settings is still refused."""
+    from jfusion.errors import FusionInputError
+
+    scene = _scene(tmp_path / "scene.mat")
+
+    def cfg(steps, **kw):
+        return pansharpening_config("pnn", scene=str(scene), steps=steps, batch=4, patch=8, validate_every=2, width=0.25, **kw)
+
+    train_and_evaluate(cfg(4), tmp_path / "grown", progress=False, score=False)
+    grown = train_and_evaluate(cfg(8), tmp_path / "grown", force=True, progress=False, score=False)
+    fresh = train_and_evaluate(cfg(8), tmp_path / "fresh", progress=False, score=False)
+    a = assets.read_asset(tmp_path / "grown" / "pnn-IKONOS").arrays
+    b = assets.read_asset(tmp_path / "fresh" / "pnn-IKONOS").arrays
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-7)
+    assert grown["val_losses"] == pytest.approx(fresh["val_losses"], rel=1e-6) and grown["steps"] == fresh["steps"]
+    with pytest.raises(FusionInputError, match="settings that differ: lr"):
+        train_and_evaluate(cfg(8, lr=1e-2), tmp_path / "grown", force=True, progress=False, score=False)
+    with pytest.raises(FusionInputError, match="settings that differ: steps"):  # fewer steps: not a continuation
+        train_and_evaluate(cfg(6), tmp_path / "grown", force=True, progress=False, score=False)
+
+
+def test_an_asset_over_the_ship_size_is_stored_at_float16_with_its_loss_measured(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "SHIP_BYTES", 1024)  # the quarter-width PNN is ~10 kB
+    scene = _scene(tmp_path / "scene.mat")
+    cfg = pansharpening_config("pnn", scene=str(scene), steps=4, batch=4, patch=8, validate_every=2, width=0.25)
+    man = train_and_evaluate(cfg, tmp_path / "run", progress=False)
+    stored = assets.read_asset(tmp_path / "run" / "pnn-IKONOS")
+    full = assets.read_asset(tmp_path / "run" / "pnn-IKONOS-float32")
+    assert man["stored_dtype"] == "float16" and all(v.dtype == np.float16 for v in stored.arrays.values())
+    assert all(v.dtype == np.float32 for v in full.arrays.values())
+    for k in full.arrays:  # float16 rounding: relative error at most 2**-11 (normal range)
+        np.testing.assert_allclose(stored.arrays[k].astype(np.float32), full.arrays[k], rtol=2**-11, atol=2**-24)
+    st = man["storage"]
+    assert st["dtype"] == "float16" and st["bytes"] < st["float32_bytes"] and st["strip"] == "validation"
+    assert st["stored_scores"] == man["scores"]["validation"]["model"]  # the ship decision is on what ships
+    assert set(st["score_change"]) == {"q2n", "sam", "ergas"}
+    assert 0 <= st["max_abs_output_diff_rel"] < 1e-2 and man["scores"]["test"] == {}

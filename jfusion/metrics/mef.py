@@ -51,7 +51,10 @@ def _mef_ssim_single(x: jax.Array, f: jax.Array, win: int, c: float) -> jax.Arra
     den = jnp.sum(jnp.sqrt(jnp.maximum(n * var, 0.0)), axis=0)
     r = (num + _EPS) / (den + _EPS)
     r = jnp.where(r > 1, 1 - _EPS, jnp.where(r < 0, _EPS, r))
-    p = jnp.minimum(jnp.tan(jnp.pi / 2 * r), 10.0)
+    # tan(pi R / 2) reaches the cap of 10 at R ~ 0.937; R is clamped below 1 first because in float32
+    # pi / 2 * (1 - eps64) rounds above pi / 2, where tan is hugely negative (the reference's double gives +1.6e16,
+    # capped to 10): without the clamp, windows where one exposure is flat (R == 1) gave NaN.
+    p = jnp.minimum(jnp.tan(jnp.pi / 2 * jnp.minimum(r, 0.999)), 10.0)
     wmap = (ed / win) ** p[None] + _EPS
     wmap = wmap / jnp.sum(wmap, axis=0)
     a = wmap / ed  # desired patch r = sum_k a_k (x_k - mu_k): coefficients per centre

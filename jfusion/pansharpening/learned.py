@@ -153,9 +153,17 @@ def build_model(name: str, bands: int, *, seed: int = 0, spec: ModelSpec | None 
     raise KeyError(name)
 
 
-def save_weights(model: nnx.Module, path: str | Path, manifest: dict[str, Any], *, force: bool = False) -> Path:
-    """Write the model's parameters with ``manifest`` as the asset ``path`` (``.npz`` + ``.json``, :mod:`jfusion.assets`)."""
-    return assets.write_asset(path, assets.params_to_arrays(nnx.state(model, nnx.Param)), manifest, force=force)
+def save_weights(
+    model: nnx.Module, path: str | Path, manifest: dict[str, Any], *, force: bool = False, dtype: str | None = None
+) -> Path:
+    """Write the model's parameters with ``manifest`` as the asset ``path`` (``.npz`` + ``.json``, :mod:`jfusion.assets`).
+
+    ``dtype`` (e.g. ``"float16"``) stores the parameters at that precision (recorded as the manifest's
+    ``stored_dtype``); loading casts them back to the model's float32.
+    """
+    if dtype is not None:
+        manifest = {**manifest, "stored_dtype": str(np.dtype(dtype))}
+    return assets.write_asset(path, assets.params_to_arrays(nnx.state(model, nnx.Param), dtype=dtype), manifest, force=force)
 
 
 def _sensor_key(sensor: str | None) -> str:

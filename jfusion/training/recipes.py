@@ -171,8 +171,12 @@ def command_line(name: str, config: Any, *, always: tuple[str, ...] = ("steps", 
     return " ".join(parts)
 
 
-def prepare_workdir(workdir: str | Path, config: Any) -> Path:
+def prepare_workdir(workdir: str | Path, config: Any, *, extendable: bool = False) -> Path:
     """Create ``workdir``, refuse one holding checkpoints of another config, record ``config.json``; returns ``workdir/checkpoints``.
+
+    ``extendable``: the run's optimiser does not depend on its total step count (a constant learning
+    rate, batches keyed by step), so a finished or killed run may be continued to a larger ``steps``:
+    the result equals a fresh run of the larger count. Only ``steps`` may then differ, and only upwards.
 
     Raises:
       FusionInputError: ``workdir/checkpoints`` exists but ``workdir/config.json`` records another config.
@@ -187,6 +191,10 @@ def prepare_workdir(workdir: str | Path, config: Any) -> Path:
         before = json.loads(record.read_text()) if record.exists() else None
         if before != now:
             diff = sorted(k for k in set(now) | set(before or {}) if (before or {}).get(k) != now.get(k))
+            if extendable and diff == ["steps"] and int(now["steps"]) > int(before["steps"]):
+                with atomic_output(record, overwrite=True) as tmp:
+                    Path(tmp).write_text(json.dumps(now, indent=2, sort_keys=True) + "\n")
+                return ckpt
             raise FusionInputError(
                 f"{workdir}: holds checkpoints of another run (settings that differ: {', '.join(diff) or 'unknown'}); "
                 "pass another --out (workdir) or delete its checkpoints folder to start afresh."
