@@ -335,7 +335,7 @@ SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 SHIPPED_STEPS = {
     "pnn": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
     "pnn-residual": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
-    "drpnn": {"GeoEye1": 200, "IKONOS": 200, "WV2": 200},
+    "drpnn": {"GeoEye1": 1200, "IKONOS": 1200, "WV2": 1200},
     "srcnn-gs": {"GeoEye1": 500, "IKONOS": 500, "WV2": 500},
     "sae": {"GeoEye1": 12000, "IKONOS": 12000, "WV2": 12000},
 }
@@ -466,7 +466,7 @@ def train_and_evaluate(
     scene = read_scene(scene_path)
     sensor = wald.sensor_mtf(scene.sensor).name
     out_dir, shipped = _check_targets(workdir, name, f"{name}-{sensor}", install=install, force=force)
-    ckpt = prepare_workdir(out_dir, config)
+    ckpt = prepare_workdir(out_dir, config, extendable=spec.kind != "sae")  # constant-rate optax: steps may grow
     split = protocol.column_split(scene.ms.shape[1], scene.ratio)
     ms_tr, pan_tr = protocol.train_strip(split, scene.ms, scene.pan)
     ms_va, pan_va = protocol.validation_strip(split, scene.ms, scene.pan)
@@ -541,12 +541,50 @@ def train_and_evaluate(
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
     path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
+    full = None
+    if path.stat().st_size > assets.SHIP_BYTES:
+        # Too large to ship at float32: the asset is stored at float16; the float32 one stays beside it in the run.
+        full = learned.save_weights(model, out_dir / f"{name}-{sensor}-float32", asset_manifest(meta), force=True)
+        path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=True, dtype="float16")
     validation = None
     if score:
         w = {"weights": str(path)}
         validation = {"model": score_strip(ms_va, pan_va, name, **_strip_kw(scene), **w),
                       "exp": score_strip(ms_va, pan_va, "exp", **_strip_kw(scene))}
+        if full is not None:
+            assets.update_manifest(path, {"storage": storage_loss(ms_va, pan_va, name, scene, full=full, stored=path,
+                                                                   stored_scores=validation["model"])})
     return _decide_and_install(path, validation, shipped, force=force, log=log)
+
+
+def storage_loss(ms: np.ndarray, pan: np.ndarray, name: str, scene: Scene, *, full: Path, stored: Path,
+                 stored_scores: dict[str, float]) -> dict[str, Any]:
+    """The accuracy lost by storing an asset at reduced precision, measured on one strip (the validation strip).
+
+    Returns the manifest's ``storage``: dtype and file sizes, the float32 asset's scores beside the stored
+    one's, and the largest absolute difference of the two fused images (reduced resolution, in DN and as a share
+    of ``2**bit_depth``).
+    """
+    import jfusion
+
+    kw = _strip_kw(scene)
+    pair = wald.reduced_resolution(ms, pan, ratio=scene.ratio, sensor=scene.sensor)
+    outs = [np.asarray(jfusion.pansharpen(pair.ms_lr, pair.pan_lr, method=name, weights=str(p), **kw), np.float64)
+            for p in (full, stored)]
+    diff = float(np.max(np.abs(outs[0] - outs[1])))
+    full_scores = score_strip(ms, pan, name, **kw, weights=str(full))
+    return {
+        "dtype": assets.read_manifest(stored).get("stored_dtype", "float32"),
+        "bytes": stored.stat().st_size,
+        "float32_bytes": full.stat().st_size,
+        "limit_bytes": assets.SHIP_BYTES,
+        "strip": "validation",
+        "float32_scores": full_scores,
+        "stored_scores": dict(stored_scores),
+        "score_change": {k: float(stored_scores[k] - full_scores[k]) for k in full_scores},
+        "max_abs_output_diff_dn": diff,
+        "max_abs_output_diff_rel": diff / 2.0**scene.bit_depth,
+    }
 
 
 def _decide_and_install(
