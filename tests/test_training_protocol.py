@@ -220,3 +220,34 @@ def test_an_asset_over_the_ship_size_is_stored_at_float16_with_its_loss_measured
     assert st["stored_scores"] == man["scores"]["validation"]["model"]  # the ship decision is on what ships
     assert set(st["score_change"]) == {"q2n", "sam", "ergas"}
     assert 0 <= st["max_abs_output_diff_rel"] < 1e-2 and man["scores"]["test"] == {}
+
+
+def test_a_run_killed_after_a_best_checkpoint_past_its_last_checkpoint_resumes(tmp_path):
+    """Killed at step 4 with the main checkpoint at 2 and the best one at 3: the resumed run recomputes step 3,
+    replaces that best checkpoint (orbax refuses an existing step) and ends as an uninterrupted run."""
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    class Scalar(nnx.Module):
+        def __init__(self):
+            self.w = nnx.Param(jnp.zeros(()))
+
+    def loss(m, b):
+        return (m.w[...] - 10.0) ** 2, {}
+
+    def run(folder, steps, kill_at=None):
+        def validate(m, step):
+            if step == kill_at:
+                raise KeyboardInterrupt
+            return {"val": abs(float(m.w[...]) - 10.0)}  # better every step: a best checkpoint every step
+
+        return train(Scalar(), optax.sgd(0.05), loss, lambda i: jnp.zeros((4,)), steps=steps, checkpoint_dir=folder,
+                     checkpoint_every=2, validate=validate, validate_every=1, keep_best="val", progress=False)
+
+    clean = run(tmp_path / "clean", 6)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", 6, kill_at=4)
+    resumed = run(tmp_path / "killed", 6)
+    assert resumed.start_step == 2 and resumed.best_step == clean.best_step == 6
+    assert float(resumed.model.w[...]) == pytest.approx(float(clean.model.w[...]), abs=0)

@@ -38,10 +38,18 @@ class Checkpointer:
         """The newest saved step, or ``None`` when the folder has no checkpoint."""
         return self._mgr.latest_step()
 
+    def steps(self) -> tuple[int, ...]:
+        """The saved steps, oldest first."""
+        return tuple(sorted(self._mgr.all_steps()))
+
     def save(self, step: int, state: Any, record: dict, *, force: bool = False) -> bool:
         """Save ``state`` (a pytree of arrays) and ``record`` (JSON-able) at ``step``."""
         import orbax.checkpoint as ocp
 
+        if force and step in self._mgr.all_steps():
+            # A resumed run recomputes, bit for bit, steps that a killed run had saved past the checkpoint it resumed
+            # from (e.g. a best-validation checkpoint); orbax refuses to write an existing step, so replace it.
+            self._mgr.delete(step)
         saved = self._mgr.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)),

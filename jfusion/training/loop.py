@@ -169,7 +169,8 @@ def train(
             top = min(done_vals, key=lambda v: v[keep_best])
             best.update(value=float(top[keep_best]), step=int(top["step"]))
             if best_ckpt is not None and best_ckpt.latest_step() is not None:
-                _, state, _ = best_ckpt.restore({"params": params})
+                at = best["step"] if best["step"] in best_ckpt.steps() else None
+                _, state, _ = best_ckpt.restore({"params": params}, step=at)
                 best["params"] = state["params"]
 
     step_fn = make_train_step(graphdef, rest, optimizer, loss_fn)
