@@ -1,6 +1,6 @@
 """Retrain every shipped pan-sharpening and MS/HS asset from its registered preset, under the protocol.
 
-    python tools/retrain_shipped.py [--only pnn,sae] [--runs runs/protocol]
+    python tools/retrain_shipped.py [--only pnn,sae] [--assets pnn-WV2,...] [--runs runs/protocol]
 
 For each preset of the ``pansharpening`` and ``mshs`` recipes (:mod:`jfusion.training.recipes`),
 in the order given by ``--only`` (default: all), the recipe's ``train_and_evaluate`` trains into
@@ -29,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="", help="comma-separated recipe names, in this order (default: all)")
     ap.add_argument("--runs", default="runs/protocol", help="run folders (resumable)")
+    ap.add_argument("--assets", default="", help="comma-separated asset names to run (default: every preset), e.g. drpnn-WV2")
     args = ap.parse_args()
     recipes = {r.name: r for r in list_recipes() if r.family in ("pansharpening", "mshs")}
     order = [n for n in args.only.split(",") if n] or sorted(recipes)
@@ -40,6 +41,8 @@ def main() -> None:
         recipe = recipes[name]
         for key, config in recipe.presets.items():
             asset = Path(key).name
+            if args.assets and asset not in args.assets.split(","):
+                continue
             done = runs / asset / f"{asset}.json"
             if done.exists() and "ships" in json.loads(done.read_text()):
                 print(f"{asset}: done already ({done})", flush=True)

@@ -335,7 +335,7 @@ SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 SHIPPED_STEPS = {
     "pnn": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
     "pnn-residual": {"GeoEye1": 4000, "IKONOS": 4000, "WV2": 4000},
-    "drpnn": {"GeoEye1": 1200, "IKONOS": 600, "WV2": 600},
+    "drpnn": {"GeoEye1": 1200, "IKONOS": 400, "WV2": 400},
     "srcnn-gs": {"GeoEye1": 500, "IKONOS": 500, "WV2": 500},
     "sae": {"GeoEye1": 12000, "IKONOS": 12000, "WV2": 12000},
 }
