@@ -20,7 +20,7 @@ import numpy as np
 
 from jfusion.io import read_image
 
-__all__ = ["IMAGE_EXTENSIONS", "image_paths", "crop_dataset", "load_crop_pool", "split_paths"]
+__all__ = ["IMAGE_EXTENSIONS", "image_paths", "crop_dataset", "load_crop_pool", "split_paths", "split_paths_with_test"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -50,6 +50,32 @@ def split_paths(paths: Sequence[str], *, val_fraction: float = 0.1, seed: int = 
     val = sorted(paths[i] for i in order[:n_val])
     train = sorted(paths[i] for i in order[n_val:])
     return train, val
+
+
+def split_paths_with_test(
+    paths: Sequence[str], *, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[str], list[str], list[str]]:
+    """Deterministic (train, validation, test) split of image paths by image.
+
+    The validation images are exactly those of :func:`split_paths` with the same ``seed`` and
+    ``val_fraction`` (the same permutation's first images); the next ``round(test_fraction * n)``
+    images of that permutation are the test images, and the rest train. So adding a test split
+    moves images only from train to test.
+
+    Raises:
+      ValueError: fractions outside [0, 1) or leaving no training image.
+    """
+    if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0):
+        raise ValueError(f"val_fraction and test_fraction must lie in [0, 1), got {val_fraction}, {test_fraction}")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_val = max(1, int(round(val_fraction * len(paths)))) if len(paths) > 1 else 0
+    n_test = int(round(test_fraction * len(paths)))
+    if n_val + n_test >= len(paths):
+        raise ValueError(f"{len(paths)} images leave no training image for val_fraction={val_fraction}, test_fraction={test_fraction}")
+    val = sorted(paths[i] for i in order[:n_val])
+    test = sorted(paths[i] for i in order[n_val : n_val + n_test])
+    train = sorted(paths[i] for i in order[n_val + n_test :])
+    return train, val, test
 
 
 def _grey(path: str) -> np.ndarray:

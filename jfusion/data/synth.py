@@ -31,7 +31,7 @@ from jax.typing import ArrayLike
 
 from jfusion.ops.filters import gaussian_kernel1d, separable_filter
 
-__all__ = ["progressive_blur", "sample_focus_batch", "blur_margin"]
+__all__ = ["progressive_blur", "sample_focus_batch", "sample_multiscale_focus_batch", "blur_margin", "area_resize"]
 
 
 def blur_margin(*, size: int = 7, levels: int = 5) -> int:
@@ -142,3 +142,96 @@ def sample_focus_batch(
 
     a, b = jax.vmap(one)(idx, ys, xs, lvl, label, rot)
     return {"a": a[..., None], "b": b[..., None], "label": label.astype(jnp.int32)}
+
+
+def area_resize(x: ArrayLike, factor: int) -> jax.Array:
+    """Mean over ``factor x factor`` blocks of ``(..., H, W)`` with ``H, W`` multiples of ``factor`` (area resize by 1/factor)."""
+    x = jnp.asarray(x)
+    h, w = x.shape[-2], x.shape[-1]
+    if h % factor or w % factor:
+        raise ValueError(f"sides {h}x{w} must be multiples of {factor}")
+    return x.reshape(*x.shape[:-2], h // factor, factor, w // factor, factor).mean(axis=(-3, -1))
+
+
+@functools.partial(
+    jax.jit, static_argnames=("batch", "scales", "n_classes", "sigma", "size", "levels", "min_std")
+)
+def sample_multiscale_focus_batch(
+    key: jax.Array,
+    pool: ArrayLike,
+    *,
+    batch: int,
+    scales: tuple[int, ...] = (16, 32, 64),
+    n_classes: int = 2,
+    sigma: float = 2.0,
+    size: int = 7,
+    levels: int = 5,
+    min_std: float = 0.0,
+) -> dict[str, jax.Array]:
+    """Du & Gao (2017) multi-scale pairs: Liu's blur pairs cut at several patch sizes, each resized to 16x16.
+
+    Per example a scale ``s`` is drawn uniformly from ``scales``; the sharp crop window is
+    blurred ``level`` times at full resolution (Liu's steps, as :func:`sample_focus_batch`), the
+    ``s x s`` patch at the same place is cut from the sharp and the blurred version and both are
+    area-resized by ``s / 16`` (block means), which is exactly what ``cnn-focus-multiscale``
+    feeds the network at that scale (:func:`jfusion.methods.cnn.multiscale_focus_map`).
+
+    Args:
+      key: ``jax.random`` key; the batch is a pure function of it.
+      pool: ``(M, H, W)`` sharp grey crops in [0, 1], ``H, W >= max(scales) + 2 * blur_margin``.
+      batch: number of pairs.
+      scales: patch sizes, multiples of 16 whose differences are even (16, 32, 64).
+      n_classes, sigma, size, levels, min_std: as :func:`sample_focus_batch` (the ``min_std``
+        test is made on the resized 16x16 sharp patch).
+
+    Returns:
+      ``{"a": (batch, 16, 16, 1), "b": same, "label": (batch,) int32, "scale": (batch,) int32}``.
+    """
+    patch = 16
+    if any(s % patch for s in scales) or len({s % 2 for s in scales}) > 1:
+        raise ValueError(f"scales must be multiples of {patch}, got {scales}")
+    pool = jnp.asarray(pool, jnp.float32)
+    m, h, w = pool.shape
+    margin = blur_margin(size=size, levels=levels)
+    big = max(scales)
+    win = big + 2 * margin
+    if h < win or w < win:
+        raise ValueError(f"pool crops must be at least {win}x{win} for scales {scales}, got {h}x{w}")
+    k_img, k_y, k_x, k_lvl, k_cls, k_rot, k_s = jax.random.split(key, 7)
+    n_cand = 2 * batch if min_std > 0 else batch
+    idx = jax.random.randint(k_img, (n_cand,), 0, m)
+    ys = jax.random.randint(k_y, (n_cand,), 0, h - win + 1)
+    xs = jax.random.randint(k_x, (n_cand,), 0, w - win + 1)
+    sc = jax.random.randint(k_s, (n_cand,), 0, len(scales))
+
+    def resized(stack: jax.Array, j: jax.Array) -> jax.Array:
+        """``stack (..., win, win)`` -> the centred patch of scale ``scales[j]`` resized to 16: ``(..., 16, 16)``."""
+        outs = []
+        for s in scales:
+            off = margin + (big - s) // 2
+            outs.append(area_resize(stack[..., off : off + s, off : off + s], s // patch))
+        return jnp.stack(outs)[j]
+
+    if min_std > 0:
+        sharp = jax.vmap(lambda i, y, x, j: resized(jax.lax.dynamic_slice(pool[i], (y, x), (win, win)), j))(idx, ys, xs, sc)
+        flat = (jnp.std(sharp, axis=(1, 2)) < min_std).astype(jnp.int32)
+        keep = jnp.argsort(flat, stable=True)[:batch]  # textured candidates first, in draw order
+        idx, ys, xs, sc = idx[keep], ys[keep], xs[keep], sc[keep]
+    lvl = jax.random.randint(k_lvl, (batch,), 1, levels + 1)
+    label = jax.random.randint(k_cls, (batch,), 0, n_classes)
+    rot = jax.random.randint(k_rot, (batch,), 0, 8)
+
+    def one(i, y, x, j, level, lab, r):
+        window = jax.lax.dynamic_slice(pool[i], (y, x), (win, win))
+        stack = progressive_blur(window, sigma=sigma, size=size, levels=levels, border="zero")
+        small = resized(stack, j)
+        sharp_p, blurred = small[0], small[level]
+        mask = jnp.asarray(_split_masks(patch, n_classes))[lab]
+        mask = jnp.where(r % 2 == 1, mask.T, mask)
+        mask = jnp.where((r // 2) % 2 == 1, mask[::-1, :], mask)
+        mask = jnp.where(r // 4 == 1, mask[:, ::-1], mask)
+        return mask * sharp_p + (1.0 - mask) * blurred, (1.0 - mask) * sharp_p + mask * blurred
+
+    a, b = jax.vmap(one)(idx, ys, xs, sc, lvl, label, rot)
+    scale = jnp.asarray(scales, jnp.int32)[sc]
+    return {"a": a[..., None], "b": b[..., None], "label": label.astype(jnp.int32), "scale": scale}
