@@ -132,3 +132,105 @@ def test_tfds_builder(tmp_path):
     ds = builder.as_dataset(split="train")
     ex = next(iter(tfds.as_numpy(ds)))
     assert ex["a"].shape == (16, 16, 1) and ex["label"] in (0, 1)
+
+
+# ------------------------------------------------------------------ issue 13: splits, multi-scale pairs, scenes with truth
+def test_split_with_test_keeps_the_validation_images():
+    from jfusion.data.folder import split_paths_with_test
+
+    paths = [f"img{i:03d}.png" for i in range(50)]
+    tr2, va2 = split_paths(paths, val_fraction=0.1, seed=3)
+    tr, va, te = split_paths_with_test(paths, val_fraction=0.1, test_fraction=0.2, seed=3)
+    assert va == va2 and len(te) == 10 and len(tr) == 35
+    assert sorted(tr + va + te) == sorted(paths) and not (set(tr) & set(te)) and set(te) <= set(tr2)
+    with pytest.raises(ValueError):
+        split_paths_with_test(paths, val_fraction=0.5, test_fraction=0.5)
+
+
+def _block_mean(x, f):
+    h, w = x.shape
+    return x.reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+
+
+def test_multiscale_pairs_match_a_scipy_reference():
+    """Du & Gao pairs: the sharp / blurred s x s patch at one place, area-resized to 16x16. Reference: scipy
+    zero-padded correlation repeated per level (the blur of the 94x94 window) and numpy block means; atol 1e-5."""
+    from jfusion.data import sample_multiscale_focus_batch
+
+    margin = blur_margin()
+    win = 64 + 2 * margin
+    pool = _pool(1, win, seed=1)  # one crop of exactly one window: every pair comes from the same place
+    out = sample_multiscale_focus_batch(jax.random.key(0), pool, batch=48, scales=(16, 32, 64))
+    a, b = np.asarray(out["a"])[..., 0], np.asarray(out["b"])[..., 0]
+    lab, scale = np.asarray(out["label"]), np.asarray(out["scale"])
+    assert a.shape == (48, 16, 16) and set(np.unique(scale)) == {16, 32, 64} and set(np.unique(lab)) == {0, 1}
+    k = gaussian_kernel1d(2.0, size=7)
+    levels = [pool[0].astype(np.float64)]
+    for _ in range(5):
+        levels.append(ndimage.correlate1d(ndimage.correlate1d(levels[-1], k, axis=0, mode="constant"), k, axis=1, mode="constant"))
+    sharp = np.where(lab[:, None, None] == 1, a, b)
+    blurred = np.where(lab[:, None, None] == 1, b, a)
+    for i in range(48):
+        s = int(scale[i])
+        off = margin + (64 - s) // 2
+        ref = [_block_mean(lv[off : off + s, off : off + s], s // 16) for lv in levels]
+        np.testing.assert_allclose(sharp[i], ref[0], atol=1e-5)
+        assert min(np.abs(blurred[i] - r).max() for r in ref[1:]) < 1e-5
+
+
+def test_multiscale_pairs_are_keyed_and_reject_bad_scales():
+    from jfusion.data import sample_multiscale_focus_batch
+
+    pool = _pool(2, 96)
+    o1 = sample_multiscale_focus_batch(jax.random.key(5), pool, batch=8)
+    o2 = sample_multiscale_focus_batch(jax.random.key(5), pool, batch=8)
+    np.testing.assert_array_equal(np.asarray(o1["a"]), np.asarray(o2["a"]))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        sample_multiscale_focus_batch(jax.random.key(0), pool, batch=4, scales=(16, 24))
+    with pytest.raises(ValueError, match="at least"):
+        sample_multiscale_focus_batch(jax.random.key(0), _pool(1, 80), batch=4, scales=(16, 64))
+
+
+def test_multifocus_scene_with_truth_matches_a_scipy_reference():
+    """Source i is the truth on region i and scipy's Gaussian blur of it (mode 'reflect', radius ceil(3 high))
+    elsewhere; regions have equal areas; atol 1e-5."""
+    from test_foundation_shape import count_compilations
+
+    from jfusion.data import multifocus_scene
+
+    rng = np.random.default_rng(0)
+    img = rng.random((64, 80, 3)).astype(np.float32)
+    for n in (2, 3):
+        sc = multifocus_scene(jax.random.key(n), img, n_sources=n, sigma_range=(1.0, 3.0))
+        src, reg, sig = np.asarray(sc["sources"]), np.asarray(sc["regions"]), np.asarray(sc["sigmas"])
+        assert src.shape == (n, 64, 80, 3) and reg.shape == (64, 80) and sig.shape == (n,)
+        np.testing.assert_array_equal(np.asarray(sc["truth"]), img)
+        counts = np.bincount(reg.ravel(), minlength=n)
+        assert counts.max() - counts.min() <= n, counts  # quantile cuts: equal areas
+        assert np.all((1.0 <= sig) & (sig <= 3.0))
+        for i in range(n):
+            ref = np.stack([ndimage.gaussian_filter(img[..., c].astype(np.float64), float(sig[i]), mode="reflect", radius=9)
+                            for c in range(3)], -1)
+            inside = reg == i
+            np.testing.assert_array_equal(src[i][inside], img[inside])
+            np.testing.assert_allclose(src[i][~inside], ref[~inside], atol=1e-5)
+    # keyed, and a second key compiles nothing
+    a = multifocus_scene(jax.random.key(7), img, n_sources=2)
+    with count_compilations() as box:
+        b = multifocus_scene(jax.random.key(7), img, n_sources=2)
+        multifocus_scene(jax.random.key(8), img, n_sources=2)
+    assert box[0] == 0
+    np.testing.assert_array_equal(np.asarray(a["sources"]), np.asarray(b["sources"]))
+
+
+def test_multifocus_scene_bad_input_names_the_argument():
+    from jfusion.data import multifocus_scene
+    from jfusion.errors import FusionInputError
+
+    img = np.zeros((32, 32), np.float32)
+    with pytest.raises(FusionInputError, match="n_sources=4"):
+        multifocus_scene(jax.random.key(0), img, n_sources=4)
+    with pytest.raises(FusionInputError, match="sigma_range"):
+        multifocus_scene(jax.random.key(0), img, sigma_range=(0.0, 2.0))
+    with pytest.raises(FusionInputError, match="image of shape"):
+        multifocus_scene(jax.random.key(0), np.zeros((8, 32), np.float32))

@@ -11,6 +11,10 @@ location, cuts a window large enough for the blur's support around the 16x16 pat
 blurs the window ``level`` times and keeps its centre, so the patch equals the patch of
 the whole crop blurred with borders far away. Everything is one jitted function of the key.
 
+:func:`multifocus_scene` makes whole multi-focus *scenes with ground truth* for evaluation: an
+all-in-focus image, a smooth random partition into ``S`` regions (2 or 3 sources), and source
+``i`` sharp on region ``i`` and Gaussian-blurred elsewhere.
+
 Multi-class pairs for the survey's Fig. 5 framework (``n_classes = K > 2``): class ``k``
 means weight ``w_k = k / (K - 1)`` for source A. The example is a *partially focused*
 pair: A is sharp on a fraction ``w_k`` of the patch (the columns left of a split line,
@@ -31,7 +35,7 @@ from jax.typing import ArrayLike
 
 from jfusion.ops.filters import gaussian_kernel1d, separable_filter
 
-__all__ = ["progressive_blur", "sample_focus_batch", "sample_multiscale_focus_batch", "blur_margin", "area_resize"]
+__all__ = ["progressive_blur", "sample_focus_batch", "sample_multiscale_focus_batch", "blur_margin", "area_resize", "multifocus_scene"]
 
 
 def blur_margin(*, size: int = 7, levels: int = 5) -> int:
@@ -235,3 +239,76 @@ def sample_multiscale_focus_batch(
     a, b = jax.vmap(one)(idx, ys, xs, sc, lvl, label, rot)
     scale = jnp.asarray(scales, jnp.int32)[sc]
     return {"a": a[..., None], "b": b[..., None], "label": label.astype(jnp.int32), "scale": scale}
+
+
+def _gaussian_blur_image(x: jax.Array, sigma: jax.Array, radius: int) -> jax.Array:
+    """Separable Gaussian blur of ``(H, W)`` / ``(H, W, C)`` with a traced ``sigma`` on a fixed ``2 radius + 1`` support
+    (symmetric border)."""
+    t = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    k = jnp.exp(-0.5 * (t / sigma) ** 2)
+    k = k / jnp.sum(k)
+    if x.ndim == 3:
+        return jnp.moveaxis(separable_filter(jnp.moveaxis(x, -1, 0), k, kernel_x=k, border="symmetric"), 0, -1)
+    return separable_filter(x, k, kernel_x=k, border="symmetric")
+
+
+@functools.partial(jax.jit, static_argnames=("n_sources", "sigma_range", "smoothness"))
+def multifocus_scene(
+    key: jax.Array,
+    image: ArrayLike,
+    *,
+    n_sources: int = 2,
+    sigma_range: tuple[float, float] = (1.0, 3.0),
+    smoothness: float = 0.15,
+) -> dict[str, jax.Array]:
+    """A multi-focus scene with ground truth, a pure function of ``key`` and the all-in-focus ``image``.
+
+    A white-noise field is low-pass filtered (Gaussian transfer function of standard deviation
+    ``smoothness * min(H, W)`` pixels, periodic) and cut at its ``k / S`` quantiles into ``S``
+    regions of equal area (smooth, random, possibly several connected parts each). Source ``i``
+    is ``image`` on region ``i`` and ``image`` blurred by a Gaussian of standard deviation
+    ``sigma_i`` (uniform in ``sigma_range``, one per source) elsewhere, so every pixel is sharp in
+    exactly one source and the truth is ``image`` itself.
+
+    Args:
+      key: ``jax.random`` key.
+      image: ``(H, W)`` or ``(H, W, C)`` all-in-focus image in [0, 1], ``H, W >= 16``.
+      n_sources: ``S``, 2 or 3.
+      sigma_range: ``(low, high)`` blur standard deviations in pixels, ``0 < low <= high <= 8``.
+      smoothness: region scale as a share of the shorter side (larger: fewer, rounder regions).
+
+    Returns:
+      ``{"sources": (S, H, W[, C]), "truth": image, "regions": (H, W) int32 in 0..S-1, "sigmas": (S,)}``.
+
+    Raises:
+      FusionInputError: ``n_sources``, ``sigma_range`` or ``image`` outside what is documented.
+    """
+    from jfusion.errors import FusionInputError
+
+    if n_sources not in (2, 3):
+        raise FusionInputError(f"n_sources={n_sources}: pass 2 or 3.")
+    lo, hi = (float(v) for v in sigma_range)
+    if not 0 < lo <= hi <= 8:
+        raise FusionInputError(f"sigma_range={sigma_range}: pass (low, high) with 0 < low <= high <= 8 pixels.")
+    x = jnp.asarray(image, jnp.float32)
+    if x.ndim not in (2, 3) or x.shape[0] < 16 or x.shape[1] < 16:
+        raise FusionInputError(f"image of shape {x.shape}: pass one (H, W) or (H, W, C) image with H, W >= 16.")
+    h, w = x.shape[:2]
+    k_field, k_sigma = jax.random.split(key)
+    noise = jax.random.normal(k_field, (h, w), jnp.float32)
+    fy = jnp.fft.fftfreq(h)[:, None]
+    fx = jnp.fft.fftfreq(w)[None, :]
+    s = smoothness * min(h, w)
+    field = jnp.real(jnp.fft.ifft2(jnp.fft.fft2(noise) * jnp.exp(-2.0 * (jnp.pi * s) ** 2 * (fy**2 + fx**2))))
+    cuts = jnp.quantile(field, jnp.arange(1, n_sources, dtype=jnp.float32) / n_sources)
+    regions = jnp.sum(field[..., None] > cuts, axis=-1).astype(jnp.int32)
+    sigmas = jax.random.uniform(k_sigma, (n_sources,), jnp.float32, lo, hi)
+    radius = int(np.ceil(3 * hi))
+
+    def source(i):
+        blurred = _gaussian_blur_image(x, sigmas[i], radius)
+        inside = (regions == i)[..., None] if x.ndim == 3 else regions == i
+        return jnp.where(inside, x, blurred)
+
+    sources = jax.vmap(source)(jnp.arange(n_sources))
+    return {"sources": sources, "truth": x, "regions": regions, "sigmas": sigmas}
