@@ -113,7 +113,7 @@ CONFIGS: dict[str, FocusTrainConfig] = {
     # Liu 2017 multi-focus network at the paper's size (64/128/256, fc 256), images split train / val / test.
     "focus-cnn": FocusTrainConfig(
         name="focus-cnn", model=WeightNetConfig(arch="siamese", head="fc256", widths=(64, 128, 256), hidden=256, n_classes=2),
-        steps=1100, batch=64, lr=5e-4, per_image=16, val_pairs=2048, validate_every=100, checkpoint_every=50,
+        steps=600, batch=64, lr=5e-4, per_image=16, val_pairs=2048, validate_every=100, checkpoint_every=50,
         test_fraction=0.1, select="val_loss",
     ),
     # The earlier shipped, narrowed net (a named option: weights="focus_cnn_narrow"), its recipe unchanged.
