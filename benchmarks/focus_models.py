@@ -107,8 +107,15 @@ def truth_scenes(n_max: int) -> list[dict]:
     return scenes
 
 
-def bench_truth(rows: list[str], n_max: int) -> dict:
-    scenes = truth_scenes(n_max)
+def _slice(spec: str | None) -> slice:
+    if not spec:
+        return slice(None)
+    a, b = spec.split(":")
+    return slice(int(a) if a else None, int(b) if b else None)
+
+
+def bench_truth(rows: list[str], n_max: int, part: slice = slice(None)) -> dict:
+    scenes = truth_scenes(n_max)[part]
     out = {}
     for row in rows:
         method, opts = ROWS[row]
@@ -127,8 +134,8 @@ def bench_truth(rows: list[str], n_max: int) -> dict:
     return out
 
 
-def bench_lytro(rows: list[str], n_pairs: int, published: bool) -> dict:
-    names = sorted(p.name[:-6] for p in (DATA / "lytro").glob("lytro-*-A.jpg"))[:n_pairs]
+def bench_lytro(rows: list[str], n_pairs: int, published: bool, part: slice = slice(None)) -> dict:
+    names = sorted(p.name[:-6] for p in (DATA / "lytro").glob("lytro-*-A.jpg"))[:n_pairs][part]
     if not names:
         raise SystemExit(f"no Lytro pairs under {DATA / 'lytro'}: set JFUSION_DATA to the shared data folder")
     pairs = [(n, read_image(DATA / "lytro" / f"{n}-A.jpg"), read_image(DATA / "lytro" / f"{n}-B.jpg"),
@@ -183,11 +190,34 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _merge(section: str, new: dict, key: str) -> None:
+    """Merge ``new`` rows into the stored results (per-item lists merged by ``key``, under a file lock)."""
+    import fcntl
+    import tempfile
+
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "jfusion_focus_models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        sec = results.setdefault(section, {})
+        items = "pairs" if section == "lytro" else "scenes"
+        for row, r in new.items():
+            old = sec.get(row)
+            if old is not None and old.get("weights") == r.get("weights") and items in old:
+                merged = {it[key]: it for it in old[items]}
+                merged.update({it[key]: it for it in r[items]})
+                r = {**r, items: sorted(merged.values(), key=lambda it: it[key]),
+                     "seconds": old.get("seconds", 0) + r.get("seconds", 0)} if "seconds" in r else {**r, items: sorted(merged.values(), key=lambda it: it[key])}
+            sec[row] = r
+        OUT.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows of {list(ROWS)}")
     ap.add_argument("--lytro", type=int, default=10, help="Lytro pairs (0: skip)")
     ap.add_argument("--truth", type=int, default=24, help="ground-truth scenes at most (0: skip)")
+    ap.add_argument("--part", default=None, help="START:STOP: only these pairs / scenes (several processes, merged by name)")
     ap.add_argument("--table", action="store_true", help="print the tables of the stored results and stop")
     args = ap.parse_args()
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -198,18 +228,14 @@ def main() -> None:
     for r in rows:
         if r not in ROWS:
             raise SystemExit(f"unknown row {r!r}; choose from {list(ROWS)}")
+    part = _slice(args.part)
     if args.lytro:
-        new = bench_lytro(rows, args.lytro, published="liu2017-published" not in results.get("lytro", {}))
-        results = json.loads(OUT.read_text()) if OUT.exists() else {}  # merge with rows written meanwhile
-        results.setdefault("lytro", {}).update(new)
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1) + "\n")
+        new = bench_lytro(rows, args.lytro, published=args.part is None and "liu2017-published" not in results.get("lytro", {}),
+                          part=part)
+        _merge("lytro", new, "pair")
     if args.truth:
-        new = bench_truth(rows, args.truth)
-        results = json.loads(OUT.read_text()) if OUT.exists() else {}
-        results.setdefault("truth", {}).update(new)
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1) + "\n")
+        _merge("truth", bench_truth(rows, args.truth, part), "image")
+    results = json.loads(OUT.read_text())
     print(table(results))
 
 

@@ -169,3 +169,45 @@ def test_cli_train_focus_cnn_writes_weights_and_manifest(tmp_path):
     assert 0.0 <= grey["min"] <= grey["p01"] <= grey["mean"] <= grey["p99"] <= grey["max"] <= 1.0 and grey["std"] > 0
     m = load_weightnet(out)
     assert m.config.head == "direct" and m.config.n_classes == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("JFUSION_FULL") != "1",
+                    reason="a whole recipe run with validation, checkpoints and two stored assets (145 s at load ~28 on 2 "
+                    "shared cores); runs with JFUSION_FULL=1")
+def test_multiscale_recipe_with_test_split_early_stopping_and_float16_storage(tmp_path, monkeypatch):
+    """The focus-cnn-multiscale recipe on a tiny net: Du & Gao pairs, images held out as test, the step of lowest
+    validation loss kept, and (with the shipping limit lowered below the tiny asset) float16 storage whose
+    validation change is recorded next to the float32 scores."""
+    import dataclasses
+
+    from jfusion import assets
+    from jfusion.data.folder import image_paths
+    from jfusion.io import write_image
+    from jfusion.training.focus import CONFIGS, test_images, train_and_evaluate
+    from jfusion.weights import load_weightnet
+
+    rng = np.random.default_rng(1)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(10):
+        write_image(imgs / f"{i}.png", (rng.random((100, 100)) * np.linspace(0.3, 1, 100)).astype(np.float32))
+    monkeypatch.setattr(assets, "SHIP_BYTES", 20_000)
+    cfg = dataclasses.replace(CONFIGS["focus-cnn-multiscale"], model=WeightNetConfig(widths=(4, 8, 8), hidden=32),
+                              data=str(imgs), steps=4, batch=8, val_pairs=32, per_image=1, validate_every=2,
+                              checkpoint_every=2, warmup=1)
+    man = train_and_evaluate(cfg, tmp_path / "run", progress=False)
+    held = test_images(cfg, imgs)
+    assert len(held) == 1 and held[0] in image_paths(imgs)
+    assert man["data"]["n_test_images"] == 1 and man["data"]["n_train_images"] == 8 and man["data"]["n_val_images"] == 1
+    vals = man["history"]["validation"]
+    best = min(vals, key=lambda v: v["val_loss"])
+    assert man["steps"] == best["step"] and man["max_steps"] == 4 and man["config"]["train"]["max_steps"] == 4
+    assert man["config"]["train"]["scales"] == "16,32,64" and "multiscale" in man["data"]["synthesis"]
+    st = man["storage"]
+    assert man["storage_dtype"] == "float16" and st["float32_bytes"] > 20_000 and st["bytes"] < st["float32_bytes"]
+    assert st["score_change"]["loss"] == pytest.approx(st["stored_scores"]["loss"] - st["float32_scores"]["loss"])
+    assert abs(st["score_change"]["loss"]) < 1e-2
+    m16, m32 = load_weightnet(tmp_path / "run"), load_weightnet(tmp_path / "run" / "float32")
+    k16 = np.asarray(m16.fc1.kernel[...])
+    assert k16.dtype == np.float32 and np.abs(k16 - np.asarray(m32.fc1.kernel[...])).max() < 1e-3
