@@ -23,6 +23,9 @@ The score is in [0, 1] (higher is better) and differentiable in the fused image,
 serves as a training loss. It is a learned proxy of patch SSIM, not a reference-exact index: identical
 images score close to 1 (the network's probability of the top class), not exactly 1, so the registry
 declares no ideal value. Inputs are grey (RGB through ``rgb2gray`` under :func:`jfusion.evaluate`).
+
+Layering: the one metric that depends on :mod:`jfusion.models` and :mod:`jfusion.weights` (the other metrics
+depend on :mod:`jfusion.ops` only); they are imported when the weights are first loaded, not with the package.
 """
 
 from __future__ import annotations
@@ -46,13 +49,23 @@ MIN_SIDE = 16
 def _load(weights: str):
     from jfusion.weights import load_weightnet
 
+    from flax import nnx
+
+    from jfusion.ops.precision import HIGHEST
+
     with jax.ensure_compile_time_eval():  # concrete weights even when first called under jit
         try:
-            return load_weightnet(weights)
+            model = load_weightnet(weights)
         except FileNotFoundError as err:
             raise ValueError(
                 f"cnn_metric: {err}; train them with `jfusion train cnn-metric --install`, or pass weights= a weights folder"
             ) from None
+    # A metric is fixed arithmetic: full float32 products on every backend (XLA's GPU default is TF32), so its
+    # values do not depend on the device; each call gets a fresh module, the cached weights are not changed.
+    for _, m in nnx.iter_graph(model):
+        if isinstance(m, nnx.Conv):
+            m.precision = HIGHEST
+    return model
 
 
 def similarity_map(model, a: jax.Array, b: jax.Array) -> jax.Array:
