@@ -47,7 +47,7 @@ def test_registry_entry():
     info = get_metric_info("cnn_metric")
     assert info.direction == "higher" and info.kind == "fusion" and not info.needs_reference
     assert info.range == (0.0, 1.0) and info.ideal is None and info.symmetric and info.colour == "gray"
-    assert info.family == "learned" and "weights" in info.options
+    assert info.family == "learned" and "weights" in {o.name for o in info.options}
     assert "cnn_metric" in jfusion.metrics.metric_names()
     from jfusion.training.recipes import get_recipe
 
