@@ -103,12 +103,17 @@ def test_differentiable_and_usable_as_a_training_loss(val_images):
     def loss(f):
         return 1.0 - cnn_metric(srcs, f)
 
+    import optax
+
     f = jnp.full_like(a, 0.5)
+    opt = optax.adam(1e-2)  # as in notebook 06; a plain step of fixed size overshoots (the gradient scale varies)
+    state = opt.init(f)
     step = jax.jit(jax.value_and_grad(loss))
     first, g = step(f)
     assert np.all(np.isfinite(np.asarray(g))) and float(jnp.abs(g).max()) > 0
     for _ in range(3):
-        f = f - 20.0 * g
+        updates, state = opt.update(g, state)
+        f = optax.apply_updates(f, updates)
         value, g = step(f)
         assert np.all(np.isfinite(np.asarray(g)))
     assert float(value) < float(first) - 1e-3
