@@ -2,7 +2,7 @@
 
 One module per family: ``statistics`` (EN, SD, SF, AG, EI), ``information`` (CE, MI, NMI, TE,
 NCIE), ``error`` (RMSE, PSNR), ``gradient`` (Q^AB/F, Q_SF), ``structural`` (SSIM, MS-SSIM,
-Piella, Q_C, Q_Y), ``correlation`` (SCD), ``perceptual`` (Q_CB, Q_CV, VIFF), ``mef`` (MEF-SSIM), ``feature`` (Q_P, FMI), ``remote`` (SAM, ERGAS,
+Piella, Q_C, Q_Y), ``correlation`` (SCD), ``perceptual`` (Q_CB, Q_CV, VIFF), ``mef`` (MEF-SSIM), ``feature`` (Q_P, FMI), ``learned`` (the survey's Fig. 8 CNN metric, experimental), ``remote`` (SAM, ERGAS,
 UIQI, Q2n, sCC, CC, D_lambda, D_s, QNR). Each is registered with its direction, whether it
 needs a reference and its default convention (the implementation published numbers come
 from); :func:`evaluate` runs any set of them by name.
@@ -11,7 +11,7 @@ General metric functions take ``sources (S, H, W)`` and one fused channel ``(H, 
 ``[0, data_range]`` (``data_range=1`` by default) and compute on the 0..255 grey scale.
 """
 
-from jfusion.metrics import correlation, error, feature, gradient, information, mef, perceptual, remote, statistics, structural  # noqa: F401
+from jfusion.metrics import correlation, error, feature, gradient, information, learned, mef, perceptual, remote, statistics, structural  # noqa: F401
 from jfusion.metrics._registry import MetricInfo, get_metric_info, list_metrics, metric_names
 from jfusion.metrics.correlation import scd
 from jfusion.metrics.error import psnr, rmse
@@ -25,6 +25,7 @@ from jfusion.metrics.information import (
     normalized_mutual_information,
     tsallis_entropy,
 )
+from jfusion.metrics.learned import cnn_metric, cnn_metric_map
 from jfusion.metrics.mef import mef_ssim
 from jfusion.metrics.perceptual import qcb, qcv, viff, vifp
 from jfusion.metrics.remote import cc, d_lambda, d_s, ergas, q2n, qnr, rmse_rs, sam, scc, uiqi
@@ -43,6 +44,8 @@ __all__ = [
     "VIFB_METRICS",
     "average_gradient",
     "cc",
+    "cnn_metric",
+    "cnn_metric_map",
     "d_lambda",
     "d_s",
     "ergas",
