@@ -176,6 +176,25 @@ def test_three_sources_and_vmap_consistency(tiny_weights):
     np.testing.assert_allclose(np.asarray(batched), single, atol=1e-5)
 
 
+def test_three_sources_equal_explicit_pairwise_fusion(tiny_weights):
+    """S = 3 runs its pairs in one lax.scan: equal to fusing (1, 2) and then (result, 3) by hand.
+
+    Same operations in the same order, so the tolerance is float32 rounding (1e-6); a repeated
+    call of the jitted 3-source program compiles nothing.
+    """
+    from test_foundation_shape import count_compilations
+
+    fn = jax.jit(lambda s: jf.get_method("cnn-focus")(s, weights=tiny_weights))
+    src = jnp.asarray(_rand((3, 40, 40), 21))
+    three = np.asarray(fn(src))
+    pair = np.asarray(fn(jnp.stack([jnp.asarray(fn(src[:2])), src[2]])))
+    np.testing.assert_allclose(three, pair, atol=1e-6)
+    other = jnp.asarray(_rand((3, 40, 40), 22))
+    with count_compilations() as n:
+        jax.block_until_ready(fn(other))
+    assert n[0] == 0
+
+
 def test_fuse_with_weight_map_domains():
     a, b = _rand((33, 40), 12), _rand((33, 40), 13)
     ones = np.ones((33, 40), np.float32)

@@ -113,6 +113,35 @@ def test_cbpdn_vmap_equals_single_calls(rng):
         assert abs(int(stb.iterations[i]) - int(sti.iterations)) <= 1
 
 
+def test_encode_map_and_vmap_agree_with_single_solves(rng):
+    """encode's sequential (CPU default) and vmapped paths equal one cbpdn solve per image.
+
+    Tolerance as the vmap test above (batched and single FFTs round differently, ~1e-5 relative
+    L2); iterations within one of each other. The jitted encode compiles once for a shape.
+    """
+    from jfusion.sparse.cbpdn import Options, encode
+    from test_foundation_shape import count_compilations
+
+    d, _ = _problem(rng, h=24, w=24)
+    sigs = np.stack([_problem(np.random.default_rng(i), h=24, w=24)[1] for i in range(3)]).astype(np.float32)
+    opts = Options(tol=1e-3)
+    runs = {}
+    for batch in ("map", "vmap"):
+        f = jax.jit(lambda s, batch=batch: encode(d, s, 0.05, max_iter=60, rho=1.0, opts=opts, batch=batch))
+        runs[batch] = f(jnp.asarray(sigs))
+        with count_compilations() as n:
+            jax.block_until_ready(f(jnp.asarray(sigs * 0.5)))
+        assert n[0] == 0
+    for i in range(3):
+        xi, sti = cbpdn(d, sigs[i], 0.05, max_iter=60, rho=1.0)
+        xi = np.moveaxis(np.asarray(xi), -1, 0)  # (M, H, W) as encode lays the maps out
+        for batch, (coef, st) in runs.items():
+            assert np.linalg.norm(np.asarray(coef[i]) - xi) / np.linalg.norm(xi) < 1e-4, batch
+            assert abs(int(st.iterations[i]) - int(sti.iterations)) <= 1, batch
+    with pytest.raises(ValueError, match="batch must be"):
+        encode(d, sigs, 0.05, max_iter=2, batch="loop")
+
+
 def test_scan_history_and_equals_while_loop(rng):
     d, s = _problem(rng, h=24, w=24)
     s = s.astype(np.float32)

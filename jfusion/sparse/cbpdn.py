@@ -727,16 +727,21 @@ def encode(
     max_iter: int = 500,
     rho: float | None = None,
     opts: Options = Options(),
+    batch: str | None = None,
 ) -> tuple[jax.Array, Stats]:
-    """CBPDN of every image of a stack, one vmapped solve, maps in channel-first layout.
+    """CBPDN of every image of a stack, maps in channel-first layout.
 
     Each image is an independent problem (its own rho and stopping point, as separate sporco
-    calls would give). Not jitted on its own: call it inside a jitted function.
+    calls would give); the dictionary's spectra are computed once for all of them. On the CPU
+    backend the solves run one after the other (``lax.map``), elsewhere as one vmapped solve.
+    Not jitted on its own: call it inside a jitted function.
 
     Args:
         dictionary: ``(h, w, M)`` single-channel filters.
         images: ``(..., H, W)`` stack (sources, bands, transform bands).
         lmbda, max_iter, rho, opts: as :func:`cbpdn` (``opts`` an :class:`Options`).
+        batch: ``"map"`` (sequential solves), ``"vmap"`` (one batched solve) or ``None`` (``"map"``
+            on the CPU backend, ``"vmap"`` elsewhere); the results agree to float32 rounding.
 
     Returns:
         ``(coef, stats)``: ``coef`` of shape ``(..., M, H, W)`` (coefficient maps ``y``) and
@@ -745,13 +750,26 @@ def encode(
     images = jnp.asarray(images)
     lead = images.shape[:-2]
     flat = images.reshape((-1,) + images.shape[-2:])
+    # the dictionary's spectra once for every image (each image only adds its own DFT)
+    shared = make_problem(dictionary, flat[0], lmbda)
 
     def one(img):
-        problem = make_problem(dictionary, img, lmbda)
+        sf = _rfft(img.astype(shared.lmbda.dtype)[None])
+        problem = shared._replace(sf=sf, dsf=jnp.conj(shared.df) * sf[:, None])
         final, stats = solve(problem, init(problem, img.shape, rho=rho), max_iter=max_iter, opts=opts)
         return coefficients(final, problem, opts=opts)[0], stats
 
-    coef, stats = jax.vmap(one)(flat)
+    if batch is None:
+        batch = "map" if jax.default_backend() == "cpu" else "vmap"
+    if batch not in ("map", "vmap"):
+        raise ValueError(f"batch must be 'map', 'vmap' or None, got {batch!r}")
+    if batch == "map" and flat.shape[0] > 1:
+        # one solve after the other: each keeps its own while loop (no batched-loop selects, a real
+        # lax.cond for the rho update) and its per-map FFTs stay in cache (a vmapped call
+        # transforms every image's map together)
+        coef, stats = jax.lax.map(one, flat)
+    else:
+        coef, stats = jax.vmap(one)(flat)
     coef = coef.reshape(lead + coef.shape[1:])
     stats = jax.tree_util.tree_map(lambda a: a.reshape(lead), stats)
     return coef, stats
