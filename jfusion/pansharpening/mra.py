@@ -19,7 +19,7 @@ from jfusion.pansharpening.cs import match_moments
 from jfusion.pansharpening.registry import register
 from jfusion.pansharpening.wald import Interp, decimate, interp23tap, mtf_filter, upsample_ms
 
-__all__ = ["atrous_lowpass", "matched_pan", "atwt", "mtf_glp", "mtf_glp_hpm", "hpf", "glp_lowpass"]
+__all__ = ["atrous_lowpass", "matched_pan", "atwt", "mtf_glp", "mtf_glp_hpm", "hpf", "glp_lowpass", "cbd_gains"]
 
 _EPS = 1e-6
 B3_SPLINE = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -62,6 +62,18 @@ def atwt(ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = 
 def glp_lowpass(p: jax.Array, *, ratio: int, sensor: str | None) -> jax.Array:
     """GLP low-pass of band-matched PANs ``(H, W, B)``: MS-MTF filter, decimation, 23-tap expansion."""
     return interp23tap(decimate(mtf_filter(p, ratio=ratio, sensor=sensor), ratio), ratio)
+
+
+def cbd_gains(ms_up: jax.Array, p_low: jax.Array) -> jax.Array:
+    """Context-based-decision (regression) injection gains of MTF-GLP-CBD: ``g_k = cov(MS~_k, P_k^L) / var(P_k^L)``.
+
+    ``ms_up`` and ``p_low`` ``(H, W, B)``: the interpolated MS and the low-pass of the band-matched PANs
+    (:func:`glp_lowpass`); global moments over the image (Aiazzi et al. 2006; toolbox ``MTF_GLP_CBD.m``
+    without its local windows). Returns ``(B,)``.
+    """
+    m0 = ms_up - ms_up.mean(axis=(0, 1))
+    p0 = p_low - p_low.mean(axis=(0, 1))
+    return jnp.sum(m0 * p0, axis=(0, 1)) / (jnp.sum(p0 * p0, axis=(0, 1)) + _EPS)
 
 
 @register("mtf-glp", family="mra", reference="MTF-GLP, Aiazzi, Alparone, Baronti, Garzelli, Selva, PE&RS 72(5) 2006 / toolbox MTF_GLP.m")

@@ -47,7 +47,7 @@ from jfusion.training import protocol
 from jfusion.training.recipes import RECIPES, command_line, config_dict, prepare_workdir, radiometric_stats
 
 __all__ = [
-    "PansharpeningConfig", "Cnn3dConfig", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
+    "PansharpeningConfig", "SaeMraConfig", "Cnn3dConfig", "sae_batches", "pansharpening_config", "register_pansharpening_recipe", "train_and_evaluate",
     "train_cnn3d_and_evaluate", "fit", "training_arrays", "train_pansharpening", "score_strip", "score_on_validation_region",
     "score_on_test_region", "train_cnn3d_mshs", "score_cnn3d_mshs", "scaled_arch",
 ]
@@ -162,6 +162,8 @@ def _kl_sparsity(h: jax.Array, rho: float) -> jax.Array:
 
 
 def _sae_patches(key, x, y, *, patch, batch):
+    """``batch`` random LR / HR patch pairs of ``(x, y)``, flattened, mean-removed by the LR patch's mean, scaled
+    into the sigmoid range: ``((batch, patch**2), (batch, patch**2))``."""
     xi, yi = crop_batch(key, x, y, patch=patch, margin=0, batch=batch)
     xi = xi.reshape(batch, -1)
     yi = yi.reshape(batch, -1)
@@ -170,8 +172,26 @@ def _sae_patches(key, x, y, *, patch, batch):
     return (xi - mu) * g + 0.5, (yi - mu) * g + 0.5
 
 
+def sae_batches(key: jax.Array, x: jax.Array, y: jax.Array, *, patch: int, batch: int, samples: int = 0) -> Callable[[int], Any]:
+    """The SAE's batch function ``step -> (LR patches, HR patches)`` (jitted).
+
+    ``samples == 0``: fresh random patches at every step. ``samples > 0``: a fixed training set of
+    ``samples`` patch pairs drawn once from ``(x, y)`` (key ``fold_in(key, 2**31 - 1)``, never a step's), each step's
+    ``batch`` drawn from it with replacement (the training-sample count of Azarang & Ghassemian's study).
+    """
+    if samples <= 0:
+        return jax.jit(lambda i: _sae_patches(jax.random.fold_in(key, i), x, y, patch=patch, batch=batch))
+    pool_x, pool_y = jax.jit(lambda k: _sae_patches(k, x, y, patch=patch, batch=samples))(jax.random.fold_in(key, 2**31 - 1))
+
+    def one(i):
+        idx = jax.random.randint(jax.random.fold_in(key, i), (batch,), 0, samples)
+        return pool_x[idx], pool_y[idx]
+
+    return jax.jit(one)
+
+
 def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, lam=1e-5, checkpoint_dir=None, checkpoint_every=100,
-               optimizer="adam", spec=None):
+               optimizer="adam", spec=None, samples=0):
     patch = learned.sae_patch_size(learned.SPECS["sae"] if spec is None else spec)
     pre = max(1, steps // 4)
 
@@ -193,7 +213,8 @@ def _train_sae(model, x, y, *, key, steps, batch, lr, log, rho=0.05, beta=0.1, l
         xi, yi = b
         return jnp.mean(jnp.sum((m(xi) - yi) ** 2, -1)) / 2 + lam / 2 * wd(m.ae1.enc, m.ae1.dec, m.ae2.enc, m.ae2.dec)
 
-    batches = jax.jit(lambda i: _sae_patches(jax.random.fold_in(key, i), x, y, patch=patch, batch=batch))
+    batches = sae_batches(key, x, y, patch=patch, batch=batch, samples=samples)
+
     def ckpt(phase: str) -> dict[str, Any]:
         return {"checkpoint_dir": None if checkpoint_dir is None else Path(checkpoint_dir) / phase, "checkpoint_every": checkpoint_every}
 
@@ -320,6 +341,20 @@ class Cnn3dConfig:
     checkpoint_every: int = dataclasses.field(default=100, metadata=_meta("Orbax checkpoint interval in steps."))
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SaeMraConfig(PansharpeningConfig):
+    """A :class:`PansharpeningConfig` of the SAE in the MRA framework (``jfusion train sae-mra``), plus the
+    training-sample count of Azarang & Ghassemian's study.
+
+    Attributes:
+      samples: patch pairs of the fixed training set drawn once from the train strip (0: fresh patches every step).
+      patch: the SAE's patch side (its input is ``patch**2`` pixels).
+    """
+
+    samples: int = dataclasses.field(default=8000, metadata=_meta(
+        "Training patch pairs drawn once from the train strip (0: fresh random patches every step)."))
+
+
 DEFAULTS = {
     "pnn": dict(steps=600, batch=16, patch=17, lr=1e-3),
     "pnn-residual": dict(steps=400, batch=16, patch=17, lr=5e-4),
@@ -328,6 +363,10 @@ DEFAULTS = {
     "sae": dict(steps=2000, batch=256, patch=7, lr=1e-3),
 }
 """The default settings of each pan-sharpening recipe (the shipped assets' steps are in :data:`SHIPPED_STEPS`)."""
+
+SAE_MRA_DEFAULTS = dict(steps=6000, batch=256, patch=7, lr=1e-3, samples=8000)
+"""The default settings of ``jfusion train sae-mra`` (patch side and sample count chosen on the validation strips,
+``benchmarks/sae_mra_study.py``); its shipped presets use them for every sensor."""
 
 SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 """The scene each sensor's shipped weights were trained on (``shared/data/pansharpening``)."""
@@ -391,6 +430,11 @@ def _register_recipes() -> None:
             for sensor, steps in SHIPPED_STEPS[name].items()
         }
         register_pansharpening_recipe(name, pansharpening_config(name), presets=presets)
+    sae_mra = SaeMraConfig(model="sae-mra", arch=learned.SPECS["sae-mra"], **SAE_MRA_DEFAULTS)
+    register_pansharpening_recipe(
+        "sae-mra", sae_mra, reference="Azarang & Ghassemian, IPRIA 2017",
+        presets={f"weights/pansharpening/sae-mra-{sensor}": dataclasses.replace(sae_mra, scene=scene) for sensor, scene in SCENES.items()},
+    )
     register_recipe(
         "cnn3d-mshs", fn=train_cnn3d_and_evaluate, config=Cnn3dConfig(), family="mshs",
         summary="Train the 3-D CNN MS/HS fusion (Palsson et al. 2017) on an HS scene (right quarter held out).",
@@ -459,6 +503,13 @@ def train_and_evaluate(
     """
     name = config.model
     spec = scaled_arch(config.arch, config.width)
+    samples = int(getattr(config, "samples", 0))
+    if spec.kind == "sae" and config.patch != learned.sae_patch_size(spec):  # the SAE's patch side is the recipe's patch
+        if config.patch < 2:
+            raise FusionInputError(f"patch={config.patch}: pass an SAE patch side of at least 2 pixels.")
+        spec = dataclasses.replace(spec, kernels=(config.patch,))
+    if samples < 0:
+        raise FusionInputError(f"samples={samples}: pass a positive number of training patches (or 0 for fresh patches every step).")
     make_optimizer(config.optimizer, config.lr)  # a bad name fails before any work
     if config.select_steps and config.validate_every < 1:
         raise FusionInputError(f"validate_every={config.validate_every}: pass a positive step interval (or --no-select-steps).")
@@ -481,7 +532,7 @@ def train_and_evaluate(
     if spec.kind == "sae":
         history = _train_sae(model, x, y, key=key, steps=config.steps, batch=config.batch, lr=config.lr, log=log,
                              checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every, optimizer=config.optimizer,
-                             spec=spec)
+                             spec=spec, samples=samples)
         steps = config.steps
     else:
         pixel = _pixel_loss(spec.loss)
@@ -540,6 +591,8 @@ def train_and_evaluate(
     }
     if spec.kind == "sae":
         meta["patch"] = learned.sae_patch_size(spec)
+    if hasattr(config, "samples"):
+        meta["samples"] = samples
     path = learned.save_weights(model, out_dir / f"{name}-{sensor}", asset_manifest(meta), force=force)
     full = None
     if path.stat().st_size > assets.SHIP_BYTES:
@@ -667,7 +720,7 @@ def train_pansharpening(
     return train_and_evaluate(config, workdir, install=install, force=force, score=score, progress=log is not None)
 
 
-_CONFIG_KEYS = ("optimizer", "batch", "patch", "lr", "loss", "max_steps")
+_CONFIG_KEYS = ("optimizer", "batch", "patch", "lr", "loss", "max_steps", "samples")
 _DATA_KEYS = ("scene", "protocol", "train_region", "validation_region", "test_region")
 
 
