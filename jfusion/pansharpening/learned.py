@@ -569,8 +569,9 @@ def sae_mra(
     with ``P_k`` the PAN moment-matched to ``MS~_k`` and ``P_k^L`` its MTF-filtered, decimated,
     23-tap re-interpolated version (:func:`jfusion.pansharpening.mra.cbd_gains`): bands that the
     PAN's low-pass explains poorly (NIR) receive less detail. The defaults (``overlap=0.75``,
-    ``gain="cbd"``, 7x7 patches, the recipe's training-sample count) were chosen on the validation
-    strips (``benchmarks/sae_mra_study.py``).
+    ``gain="cbd"``; the recipe's 7x7 patches and 8000 training samples) were set before the study of
+    patch side, overlap and sample count ran; ``benchmarks/sae_mra_study.py`` measures every
+    alternative on the validation strips (``benchmarks/README.md``, section *sae-mra*).
 
     Args:
       ms: ``(h, w, B)`` MS in sensor units; pan: ``(ratio h, ratio w)`` in the same units.

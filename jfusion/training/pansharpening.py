@@ -365,8 +365,8 @@ DEFAULTS = {
 """The default settings of each pan-sharpening recipe (the shipped assets' steps are in :data:`SHIPPED_STEPS`)."""
 
 SAE_MRA_DEFAULTS = dict(steps=6000, batch=256, patch=7, lr=1e-3, samples=8000)
-"""The default settings of ``jfusion train sae-mra`` (patch side and sample count chosen on the validation strips,
-``benchmarks/sae_mra_study.py``); its shipped presets use them for every sensor."""
+"""The default settings of ``jfusion train sae-mra``; its shipped presets use them for every sensor
+(``benchmarks/sae_mra_study.py`` compares other patch sides and sample counts on the validation strips)."""
 
 SCENES = {"IKONOS": "imgIK.mat", "GeoEye1": "imgGE1.mat", "WV2": "imgWV2.mat"}
 """The scene each sensor's shipped weights were trained on (``shared/data/pansharpening``)."""

@@ -27,12 +27,14 @@ CLASSICAL_FAMILIES = ("cs", "mra")
 
 VARIANTS = {
     "sae": {"inject": {"inject": True}},
+    "sae-mra": {"unit": {"gain": "unit"}, "disjoint": {"overlap": 0.0}},
     "pnn": {"adapt": {"adapt": True}},
     "pnn-residual": {"adapt": {"adapt": True}},
     "drpnn": {"adapt": {"adapt": True}},
 }
 """Named options of a learned method that the report scores as well (``scores.test["model_<label>"]``):
-``sae`` with the PAN-detail injection beside the SAE's own restoration; the PNN family with target-adaptive
+``sae`` with the PAN-detail injection beside the SAE's own restoration; ``sae-mra`` (CBD gain, 75 % overlap by
+default) with unit gain and with disjoint patches as well (Azarang & Ghassemian's gain and overlap); the PNN family with target-adaptive
 fine-tuning (``adapt=True``, PNN+)."""
 
 ROBUSTNESS = (("exp", {}), ("gsa", {}), ("mtf-glp", {}), ("pnn", {}), ("pnn", {"adapt": True}))
