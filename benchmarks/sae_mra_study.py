@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD JFUSION_DATA=../shared/data python benchmarks/sae_mra_study.py \
         [--sensors IKONOS,GeoEye1,WV2] [--patches 5,7,9] [--samples 2000,8000,32000] [--overlaps 0,0.5,0.75] \
-        [--steps 6000] [--runs runs/saemra/study] [--write]
+        [--steps 6000] [--runs runs/saemra/study] [--write] [--only-done]
 
 For every sensor, patch side and sample count it trains the SAE with the registered recipe
 (``jfusion train sae-mra --scene S --patch P --samples N --steps T``, i.e.
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--runs", default="runs/saemra/study")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--only-done", action="store_true", help="tabulate the finished runs of the grid, train nothing")
     args = ap.parse_args()
     overlaps = [float(o) for o in args.overlaps.split(",") if o]
     recipe = get_recipe("sae-mra")
@@ -63,6 +64,8 @@ def main() -> None:
                 done = work / "scores.json"
                 if done.exists():
                     rows += json.loads(done.read_text())
+                    continue
+                if args.only_done:
                     continue
                 config = configure(recipe.config, scene=SCENES[sensor], patch=patch, samples=samples, steps=args.steps)
                 t0 = time.time()
@@ -93,12 +96,44 @@ def main() -> None:
                                                                   "cpus": os.cpu_count()}, indent=1) + "\n")
 
 
+def _fmt(r: dict) -> str:
+    return f"{r['q2n']:.4f} / {r['sam']:.3f} / {r['ergas']:.3f}" + ("" if r["ships"] else " (no)")
+
+
+def summary(rows: list[dict]) -> str:
+    """Two compact tables: patch side x samples (overlap 0.75, CBD gain) and overlap x gain (patch 7, 8000 samples);
+    each cell Q2n / SAM / ERGAS on the validation strip, "(no)" where it does not beat EXP on all three."""
+    sensors = list(dict.fromkeys(r["sensor"] for r in rows))
+    out = ["Patch side and training samples (overlap 0.75, CBD gain); Q2n / SAM° / ERGAS on the validation strip:", "",
+           "| patch | samples | " + " | ".join(sensors) + " |", "|---|---|" + "---|" * len(sensors)]
+    keys = sorted({(r["patch"], r["samples"]) for r in rows})
+    for patch, n in keys:
+        cells = []
+        for sen in sensors:
+            hit = [r for r in rows if (r["sensor"], r["patch"], r["samples"], r["overlap"], r["gain"]) == (sen, patch, n, 0.75, "cbd")]
+            cells.append(_fmt(hit[0]) if hit else "-")
+        out.append(f"| {patch} | {n} | " + " | ".join(cells) + " |")
+    out += ["", "Overlap and injection gain (patch 7, 8000 samples):", "",
+            "| overlap | gain | " + " | ".join(sensors) + " |", "|---|---|" + "---|" * len(sensors)]
+    for ov in sorted({r["overlap"] for r in rows}):
+        for gain in ("unit", "cbd"):
+            cells = []
+            for sen in sensors:
+                hit = [r for r in rows if (r["sensor"], r["patch"], r["samples"], r["overlap"], r["gain"]) == (sen, 7, 8000, ov, gain)]
+                cells.append(_fmt(hit[0]) if hit else "-")
+            out.append(f"| {ov:g} | {gain} | " + " | ".join(cells) + " |")
+    exp = {r["sensor"]: r["exp"] for r in rows}
+    out += ["", "EXP on the same strips: " + "; ".join(f"{k} {v['q2n']:.4f} / {v['sam']:.3f} / {v['ergas']:.3f}" for k, v in exp.items()) + "."]
+    return "\n".join(out) + "\n"
+
+
 def markdown(rows: list[dict], *, steps: int, total: float) -> str:
     lines = ["# sae-mra: patch size, overlap and training samples (validation strips)", "",
              f"`benchmarks/sae_mra_study.py`: SAE trained {steps} Adam steps (batch 256) by the `sae-mra` recipe on each "
              "scene's train strip, scored on its validation strip (reduced resolution); the test strips are not read. "
              f"Wall time of this invocation {total / 60:.1f} min (runs already done are reused, their training seconds "
              "are in the rows).", "",
+             summary(rows), "All runs:", "",
              "| sensor | patch | samples | overlap | gain | Q2n ↑ | SAM° ↓ | ERGAS ↓ | EXP Q2n / SAM / ERGAS | beats EXP (all 3) | train s | score s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
