@@ -4,7 +4,6 @@ are checked on the validation strip by tests/test_remote_learned.py like every l
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -111,8 +110,6 @@ def test_cbd_gain_against_numpy_regression(run):
     np.testing.assert_allclose(cbd, ms_up + g * (unit - ms_up), rtol=1e-4, atol=0.05)
 
 
-@pytest.mark.skipif(os.environ.get("JFUSION_FULL") != "1",
-                    reason="vmap and grad of the whole method compile three programs (282 s at load 30 on 2 shared cores); runs with JFUSION_FULL=1")
 def test_jit_compiles_once_vmap_and_grad(run):
     _, asset = run
     fn = partial(get_info("sae-mra").fn, ratio=4, sensor="IKONOS", bit_depth=11, weights=asset)
