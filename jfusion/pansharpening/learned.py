@@ -355,54 +355,73 @@ def _network(name, ms, *, sensor, ratio, bit_depth, interp, weights):
 
 def network_pansharpen(
     name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None,
-    adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """The learned method ``name`` of a PNN-style network (``SPECS[name].kind`` ``"pnn"`` or ``"drpnn"``).
 
     Input ``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` (:func:`network_inputs`), 'valid' nets padded by
     their margin, output scaled back by ``2**bit_depth``; weights: the shipped asset of ``sensor``
     or the asset ``weights``. ``adapt``: first fine-tune the network on the pair itself for
-    ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`, PNN+).
+    ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`): ``True`` or
+    ``"wald"`` on the Wald-degraded pair (PNN+), ``"full-resolution"`` on the pair at its own
+    resolution with the Z-PNN loss.
     """
+    from jfusion.pansharpening import adapt as _adapt
+
     ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
     split, _, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
     model = nnx.merge(*split)
     scale = 2.0**bit_depth
-
-    if adapt:
-        from jfusion.pansharpening import adapt as _adapt
-
-        x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
+    mode = _adapt.adapt_mode(adapt)
+    x = inputs(ms, pan)
+    if mode == "wald":
+        x_lr, y = _adapt.adaptation_pair(ms, pan, ratio=ratio, sensor=sensor, inputs=inputs)
         params = _adapt.fine_tune(split, x_lr, y / scale, steps=adapt_steps, lr=adapt_lr, margin=margin)
         model = nnx.merge(split[0], params, split[2])
-    return apply_network(model, inputs(ms, pan), margin=margin) * scale
+    elif mode == "full-resolution":
+        x, ms_n, pan_n, thr = _adapt.full_resolution_pair(ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, inputs=inputs)
+        params = _adapt.fine_tune_full_resolution(split, x, ms_n, pan_n, thr, ratio=ratio, sensor=sensor, steps=adapt_steps,
+                                                  lr=adapt_lr, margin=margin)
+        model = nnx.merge(split[0], params, split[2])
+    return apply_network(model, x, margin=margin) * scale
 
 
 def adapted_asset(
     name: str, ms: ArrayLike, pan: ArrayLike, folder: str | Path, *, ratio: int, sensor: str | None, bit_depth: int,
     interp: Interp = "23tap", weights: str | None = None, steps: int = 50, lr: float = 1e-4, seconds: float | None = None,
-    progress: bool = True,
+    progress: bool = True, mode: str = "wald",
 ) -> tuple[Path, int]:
-    """Fine-tune method ``name``'s network on the pair (as ``adapt=True`` does) eagerly, with a progress bar and a
-    time budget (:func:`jfusion.pansharpening.adapt.adapt_eagerly`), and write the adapted network as an asset in
-    ``folder``; returns ``(asset path, steps done)``. ``jfusion pansharpen --adapt`` passes it as ``weights=``.
-    ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them (float32, sensor units)."""
+    """Fine-tune method ``name``'s network on the pair (as ``adapt=mode`` does: ``"wald"`` or ``"full-resolution"``)
+    eagerly, with a progress bar and a time budget (:func:`jfusion.pansharpening.adapt.adapt_eagerly`), and write
+    the adapted network as an asset in ``folder``; returns ``(asset path, steps done)``. ``jfusion pansharpen
+    --adapt`` passes it as ``weights=``. ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them
+    (float32, sensor units)."""
     from jfusion.pansharpening import adapt as _adapt
 
     ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
     split, meta, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
-
-    x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
-    params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
-                                        progress=progress)
+    if _adapt.adapt_mode(mode) == "full-resolution":
+        x, ms_n, pan_n, thr = _adapt.full_resolution_pair(ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, inputs=inputs)
+        objective = _adapt.full_resolution_objective(split, x, ms_n, pan_n, thr, ratio=ratio, sensor=sensor, margin=margin)
+        params, done = _adapt.adapt_eagerly(split, x, ms_n, steps=steps, lr=lr, margin=margin, seconds=seconds,
+                                            progress=progress, objective=objective)
+    else:
+        x_lr, y = _adapt.adaptation_pair(ms, pan, ratio=ratio, sensor=sensor, inputs=inputs)
+        params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
+                                            progress=progress)
     manifest = {k: v for k, v in meta.items() if k != "sha256"}
-    manifest["adapted"] = {"steps": done, "lr": lr, "from": str(_weights_path(name, sensor, weights).name)}
+    manifest["adapted"] = {"steps": done, "lr": lr, "loss": _adapt.adapt_mode(mode),
+                           "from": str(_weights_path(name, sensor, weights).name)}
     path = assets.write_asset(Path(folder) / f"{name}-{_sensor_key(sensor)}", assets.params_to_arrays(params), manifest, force=True)
     return path, done
 
 
 _ADAPT_OPTIONS = {
-    "adapt": opt(doc="fine-tune the network on the pair itself (Wald-degraded) before fusing (PNN+, Scarpa et al. 2018)"),
+    "adapt": opt(doc="fine-tune the network on the pair itself before fusing: True or 'wald' on the Wald-degraded pair "
+                     "(PNN+, Scarpa et al. 2018), 'full-resolution' on the pair itself with the Z-PNN loss (Ciotola et al. 2022)",
+                 choices=(False, True, "wald", "full-resolution")),
     "adapt_steps": opt(doc="fine-tuning Adam steps (with adapt)", low=1, high=100000),
     "adapt_lr": opt(doc="fine-tuning learning rate (with adapt)", low=1e-8, high=1.0),
 }
@@ -411,7 +430,7 @@ _ADAPT_OPTIONS = {
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"), options=_ADAPT_OPTIONS)
 def pnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
     return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
@@ -421,7 +440,7 @@ def pnn(
 @register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"), options=_ADAPT_OPTIONS)
 def pnn_residual(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
     return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
@@ -431,7 +450,7 @@ def pnn_residual(
 @register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"), options=_ADAPT_OPTIONS)
 def drpnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
     return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
