@@ -5,7 +5,7 @@ Rows per (method, scene): EXP, the shipped network, ``adapt=True`` (PNN+, Wald-d
 rows of issue 13 item 4: a 4-band network applied to the other 4-band sensor's scene (``sensor=`` the scene's,
 ``weights=`` the other sensor's asset), scored on the raw output (the library's guard,
 :func:`jfusion.pansharpening.learned.check_cross_sensor`, refuses it when it scores below EXP).
-Never reads a test strip (:mod:`jfusion.training.protocol`).
+The strips are cropped to their left 224 PAN columns (MS 56; QNR's 32-pixel blocks). Never reads a test strip (:mod:`jfusion.training.protocol`).
 
     PYTHONPATH=$PWD python benchmarks/adapt_full_resolution.py --out runs/ps13/fr.jsonl [--rows 320] [--only fr|cross]
 
@@ -40,6 +40,9 @@ def validation(sensor: str, rows: int | None):
     ms, pan = protocol.validation_strip(split, s.ms, s.pan)
     if rows is not None:
         ms, pan = ms[:rows], pan[: rows * s.ratio]
+    # QNR's quality blocks are 32 PAN pixels: the strip's left 32-multiple of columns (PAN 240 -> 224, MS 60 -> 56)
+    cols = pan.shape[1] // 32 * 32
+    ms, pan = ms[:, : cols // s.ratio], pan[:, :cols]
     return np.asarray(ms, np.float32), np.asarray(pan, np.float32), s
 
 
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("fr", "cross"), default=None)
     ap.add_argument("--methods", default="pnn")
     ap.add_argument("--sensors", default="IKONOS,GeoEye1")
+    ap.add_argument("--lrs", default="0.0001", help="adapt_lr values of the full-resolution rows (comma-separated)")
+    ap.add_argument("--no-wald", action="store_true", help="skip the adapt=True rows")
     args = ap.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,10 +110,13 @@ def main() -> None:
             row(f"exp/{sensor}", lambda: raw("exp", ms, pan, sensor=sensor, bit_depth=s.bit_depth), ms, pan, 4, method="exp", data=sensor)
             for m in args.methods.split(","):
                 row(f"{m}/{sensor}", lambda: raw(m, ms, pan, **kw), ms, pan, 4, method=m, data=sensor, model=sensor)
-                row(f"{m}+wald/{sensor}", lambda: raw(m, ms, pan, adapt=True, **kw), ms, pan, 4, method=m, data=sensor,
-                    model=sensor, adapt="wald")
-                row(f"{m}+fr/{sensor}", lambda: raw(m, ms, pan, adapt="full-resolution", **kw), ms, pan, 4, method=m,
-                    data=sensor, model=sensor, adapt="full-resolution")
+                if not args.no_wald:
+                    row(f"{m}+wald/{sensor}", lambda: raw(m, ms, pan, adapt=True, **kw), ms, pan, 4, method=m, data=sensor,
+                        model=sensor, adapt="wald")
+                for lr in map(float, args.lrs.split(",")):
+                    key = f"{m}+fr/{sensor}" + ("" if lr == 1e-4 else f"/lr{lr:g}")
+                    row(key, lambda: raw(m, ms, pan, adapt="full-resolution", adapt_lr=lr, **kw), ms, pan, 4, method=m,
+                        data=sensor, model=sensor, adapt="full-resolution", adapt_lr=lr, rows=args.rows)
 
 
 if __name__ == "__main__":

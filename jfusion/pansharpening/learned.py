@@ -48,6 +48,10 @@ __all__ = [
     "check_inputs",
     "check_weights",
     "load_params",
+    "trained_sensor",
+    "check_cross_sensor",
+    "full_resolution_qnr",
+    "CROSS_SENSOR_RULE",
     "load_weights",
     "load_scarpa_pnn",
     "apply_network",
@@ -290,6 +294,78 @@ def check_radiometry(
             f"the {meta.get('sensor', sensor)} data {name!r} was trained on ({train:.3g}); the model would return a wrong "
             f"image. Pass the data's true bit depth (bit_depth={suggest} brings the mean to the training range), or data "
             "of the sensor the model was trained for."
+        )
+
+
+def trained_sensor(name: str, sensor: str | None, *, weights: str | None = None) -> str | None:
+    """The sensor the asset that method ``name`` would load for ``sensor`` (or the asset ``weights``) was trained on
+    (its manifest's ``sensor``), or None when there is no such asset or it records none."""
+    path = _weights_path(name, sensor, weights)
+    if not path.exists():
+        return None
+    return assets.read_manifest(path).get("sensor")
+
+
+CROSS_SENSOR_RULE = (
+    "a network applied to data of a sensor it was not trained on (weights= an asset of another sensor than sensor=) "
+    "is returned only if its full-resolution QNR on that pair is at least EXP's; otherwise FusionInputError. "
+    "Band counts that differ from the model's are refused before fusing."
+)
+"""The rule :func:`check_cross_sensor` applies (issue 13 item 4)."""
+
+QNR_BLOCK = 32  # PST's quality blocks (jfusion.metrics.remote.block_uiqi): the check scores the largest 32-multiple crop
+
+
+def full_resolution_qnr(ms: ArrayLike, pan: ArrayLike, fused: ArrayLike, *, ratio: int) -> float:
+    """QNR of ``fused`` ``(H, W, B)`` for the pair ``ms (H/ratio, W/ratio, B)``, ``pan (H, W)`` as
+    :func:`jfusion.pansharpening.evaluation.evaluate_full` scores it, on the top-left crop whose sides are
+    multiples of :data:`QNR_BLOCK` (ValueError if the image is smaller than one block)."""
+    from jfusion.metrics import remote as rm
+    from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+    h, w = (np.shape(pan)[0] // QNR_BLOCK) * QNR_BLOCK, (np.shape(pan)[1] // QNR_BLOCK) * QNR_BLOCK
+    if h == 0 or w == 0 or h % ratio or w % ratio:
+        raise ValueError(f"a {np.shape(pan)} PAN is too small for QNR's {QNR_BLOCK}x{QNR_BLOCK} blocks")
+    ms = jnp.asarray(ms, jnp.float32)[: h // ratio, : w // ratio]
+    pan = jnp.asarray(pan, jnp.float32)[:h, :w]
+    fused = jnp.asarray(fused, jnp.float32)[:h, :w]
+    ms_up = upsample_ms(ms, ratio)
+    dl = rm.d_lambda(ms_up, fused, ratio=ratio)
+    ds = rm.d_s(ms_up, pan, fused, ratio=ratio, pan_lowpass=pan_lowpass_pst(pan, ratio))
+    return float(jax.device_get((1 - dl) * (1 - ds)))
+
+
+def check_cross_sensor(
+    name: str, sensor: str | None, ms: ArrayLike, pan: ArrayLike, fused: ArrayLike, *, ratio: int, weights: str | None = None
+) -> None:
+    """Apply :data:`CROSS_SENSOR_RULE` to the result ``fused`` of method ``name`` on the pair ``(ms, pan)``.
+
+    Called by :func:`jfusion.pansharpening.pansharpen` after fusing (eagerly, outside the jitted method); a model
+    used on the sensor it was trained for returns at once. The EXP baseline is the 23-tap interpolated MS.
+
+    Raises:
+      FusionInputError: the model was trained on another sensor and scores a lower QNR than EXP on this pair,
+        or the pair is too small to score (less than 32 x 32 PAN pixels).
+    """
+    trained = trained_sensor(name, sensor, weights=weights)
+    given = sensor_mtf(sensor).name
+    if trained is None or trained == given:
+        return
+    try:
+        q_model = full_resolution_qnr(ms, pan, fused, ratio=ratio)
+        q_exp = full_resolution_qnr(ms, pan, upsample_ms(ms, ratio), ratio=ratio)
+    except ValueError as err:
+        raise FusionInputError(
+            f"weights={weights!r}: {name!r} was trained on {trained} data and the pair is {given!r}; its result on "
+            f"another sensor is returned only once it scores at least EXP's QNR, and {err}. Pass a model trained for "
+            f"{given} or a classical method."
+        ) from None
+    if not q_model >= q_exp:
+        raise FusionInputError(
+            f"weights={weights!r}: {name!r} was trained on {trained} data; on this {given} pair its full-resolution QNR "
+            f"is {q_model:.4f}, below plain interpolation (EXP) {q_exp:.4f}, so the image would be worse than no "
+            f"pan-sharpening. Pass a model trained for {given} (jfusion train {name} --scene <{given} scene.mat>), "
+            "try adapt='full-resolution' to fine-tune it on this pair, or use a classical method (e.g. mtf-glp)."
         )
 
 
