@@ -254,8 +254,6 @@ def test_cli_adapt_loss_refuses_bad_values(tmp_path):
     assert bad.exit_code != 0 and "--adapt" in bad.output and not (tmp_path / "b.tif").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not FULL, reason="compiles the full-resolution fine-tuning once more through the CLI (140 s at load 33); runs with JFUSION_FULL=1")
 def test_cli_adapt_full_resolution(tmp_path):
     from typer.testing import CliRunner
 

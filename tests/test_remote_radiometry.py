@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -69,12 +67,7 @@ def test_classical_methods_take_any_radiometry(ikonos):
 
 
 # ------------------------------------------------------------------ issue 13 item 4: 8-bit data, other sensors
-FULL = os.environ.get("JFUSION_FULL") == "1"
-_SLOW_8BIT = pytest.mark.skipif(not FULL, reason="80-220 s at load 30 on the shared CPU (DRPNN's 11 layers, SRCNN+GS); runs with JFUSION_FULL=1")
-
-
-@pytest.mark.parametrize("method", ["pnn", "sae", *(pytest.param(m, marks=[pytest.mark.slow, _SLOW_8BIT])
-                                                   for m in ("pnn-residual", "drpnn", "srcnn-gs"))])
+@pytest.mark.parametrize("method", ["pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"])
 def test_an_eight_bit_version_of_the_scene_in_uint8_gives_the_eleven_bit_result(ikonos, method):
     # The uint16-container case is refused above; a true 8-bit file (uint8) carries its depth: inferred as 8, the
     # input normalised by 2**8, and every learned family returns the 11-bit result up to 8-bit quantisation.
@@ -110,7 +103,6 @@ def _qnr(ms, pan, out):
     return (1 - dl) * (1 - ds)
 
 
-@pytest.mark.slow  # 128 s at load 25 on the shared CPU (one network and four QNR programs to compile)
 def test_a_model_of_another_four_band_sensor_works_or_is_refused_by_the_qnr_rule():
     # The IKONOS network on GeoEye-1 data (both 4 bands): returned only if it beats EXP's QNR on the pair
     # (learned.CROSS_SENSOR_RULE). Scored on a 256 x 224 PAN crop of GeoEye-1's VALIDATION strip; the whole strip
