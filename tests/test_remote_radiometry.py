@@ -132,3 +132,25 @@ def test_a_model_of_another_four_band_sensor_works_or_is_refused_by_the_qnr_rule
     # too small to score: refused, not guessed
     with pytest.raises(FusionInputError, match="too small for QNR"):
         learned.check_cross_sensor("pnn", "GeoEye1", ms[:4, :4], pan[:16, :16], raw[:16, :16], ratio=4, weights=w)
+
+
+@pytest.mark.parametrize("method", [
+    pytest.param("pnn", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured 2026-12-02 after the index clip: mean 1.3 % but one pixel 12 % of full scale off (249 DN; 70,290 DN "
+        "before the clip): where NIR + R of the interpolated MS is near zero the 8-bit rounding flips NDVI/NDWI "
+        "between -1 and 1. Not fixed here (it needs a retrained pnn or another index guard)"))),
+    "pnn-residual", "drpnn", "srcnn-gs",
+])
+def test_an_eight_bit_version_of_a_true_eleven_bit_scene_is_not_a_silent_wrong_image(method):
+    # IKONOS's values are all multiples of 8 (its 8-bit version above is lossless); WorldView-2's are true 11-bit
+    # DN, so its 8-bit version loses 3 bits (steps of 8 DN, mean 415 DN on this crop). Measured mean differences
+    # after the index clip (learned.radiometric_indices): 0.7-1.5 %, worst pixel within 2 % of full scale except pnn's.
+    s = read_scene(data_path("pansharpening", "imgWV2.mat"))
+    ms, pan = s.ms[:64, :64], s.pan[:256, :256]
+    ms8 = np.clip(np.round(ms / 8.0), 0, 255).astype(np.uint8)
+    pan8 = np.clip(np.round(pan / 8.0), 0, 255).astype(np.uint8)
+    out = np.asarray(jf.pansharpen(ms8, pan8, method=method, sensor="WV2")) * 8.0
+    full = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=method, sensor="WV2", bit_depth=11))
+    rel = np.abs(out - full).mean() / np.abs(full).mean()
+    worst = np.abs(out - full).max() / 2.0**11
+    assert rel < 0.03 and worst < 0.05, (method, rel, worst)  # 3 % mean, 5 % of full scale at worst

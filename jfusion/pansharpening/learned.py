@@ -122,11 +122,16 @@ def _band_roles(n_bands: int) -> tuple[int, int, int]:
 
 
 def radiometric_indices(ms_up: jax.Array) -> jax.Array:
-    """NDVI ``(NIR - R)/(NIR + R)`` and NDWI ``(G - NIR)/(G + NIR)`` of ``(H, W, B)``: ``(H, W, 2)`` in [-1, 1]."""
+    """NDVI ``(NIR - R)/(NIR + R)`` and NDWI ``(G - NIR)/(G + NIR)`` of ``(H, W, B)``: ``(H, W, 2)`` in [-1, 1].
+
+    Clipped to [-1, 1]: the 23-tap interpolation rings below zero next to dark pixels, where the denominator
+    crosses zero and the unclipped ratio reached -65..41 on an 11-bit WorldView-2 crop and -397..73 on its 8-bit
+    version (the PNN then returned values up to 70,290 DN); the indices of non-negative bands are in [-1, 1].
+    """
     g, r, n = _band_roles(ms_up.shape[-1])
     ndvi = (ms_up[..., n] - ms_up[..., r]) / (ms_up[..., n] + ms_up[..., r] + _EPS)
     ndwi = (ms_up[..., g] - ms_up[..., n]) / (ms_up[..., g] + ms_up[..., n] + _EPS)
-    return jnp.stack([ndvi, ndwi], -1)
+    return jnp.clip(jnp.stack([ndvi, ndwi], -1), -1.0, 1.0)
 
 
 def network_inputs(ms: ArrayLike, pan: ArrayLike, *, ratio: int, bit_depth: int, interp: Interp = "23tap", indices: bool = False) -> jax.Array:
