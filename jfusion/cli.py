@@ -424,6 +424,7 @@ def pansharpen_cmd(
     adapt: bool = typer.Option(False, "--adapt", help="Learned networks (pnn, pnn-residual, drpnn): fine-tune on this pair first (PNN+ target-adaptive), with a progress bar."),
     adapt_steps: int = typer.Option(50, "--adapt-steps", help="Fine-tuning steps with --adapt."),
     adapt_seconds: float = typer.Option(None, "--adapt-seconds", help="Time budget of the fine-tuning (stops early, between chunks of 10 steps)."),
+    adapt_loss: str = typer.Option(None, "--adapt-loss", help="Loss of the fine-tuning (implies --adapt): 'wald' (PNN+, the default: the Wald-degraded pair) or 'full-resolution' (Z-PNN: the pair itself, spectral + spatial consistency)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output (never an input)."),
 ) -> None:
     """Pan-sharpen MS with PAN; the result keeps the sensor's scale and the PAN's georeferencing."""
@@ -453,6 +454,10 @@ def pansharpen_cmd(
         from jfusion.options import parse_options
 
         method_options = parse_options(info, split_options(option))  # before reading any file
+        if adapt_loss is not None:
+            if adapt_loss not in ("wald", "full-resolution"):
+                raise FusionInputError(f"--adapt-loss {adapt_loss!r}: pass wald or full-resolution.")
+            adapt = True
         if adapt and "adapt" not in {o.name for o in info.options}:
             raise FusionInputError(f"--adapt: {method!r} has no target-adaptive fine-tuning; use pnn, pnn-residual or drpnn.")
         if adapt_steps < 1 or (adapt_seconds is not None and adapt_seconds <= 0):
@@ -494,9 +499,9 @@ def pansharpen_cmd(
                 path, done = learned.adapted_asset(
                     info.name, ms_f, pan_f, tmp.name, ratio=r, sensor=sensor, bit_depth=opts["bit_depth"],
                     interp=opts.get("interp", "23tap"), weights=opts.get("weights"), steps=adapt_steps,
-                    lr=opts.get("adapt_lr", 1e-4), seconds=adapt_seconds,
+                    lr=opts.get("adapt_lr", 1e-4), seconds=adapt_seconds, mode=adapt_loss or "wald",
                 )
-                typer.echo(f"adapted {method} to this pair: {done} steps")
+                typer.echo(f"adapted {method} to this pair: {done} steps" + (" (full-resolution loss)" if adapt_loss == "full-resolution" else ""))
                 method_options = {**method_options, "weights": str(path)}
             fused = pansharpen(ms_arr, pan_arr, method=method, sensor=sensor, bit_depth=depth, **extra, **method_options)
         except FusionInputError as err:

@@ -64,3 +64,93 @@ def test_classical_methods_take_any_radiometry(ikonos):
     ms, pan, _ = ikonos
     out = np.asarray(jf.pansharpen(ms / 64.0, pan / 64.0, method="gsa", sensor="IKONOS"))
     assert np.isfinite(out).all()
+
+
+# ------------------------------------------------------------------ issue 13 item 4: 8-bit data, other sensors
+@pytest.mark.parametrize("method", ["pnn", "pnn-residual", "drpnn", "srcnn-gs", "sae"])
+def test_an_eight_bit_version_of_the_scene_in_uint8_gives_the_eleven_bit_result(ikonos, method):
+    # The uint16-container case is refused above; a true 8-bit file (uint8) carries its depth: inferred as 8, the
+    # input normalised by 2**8, and every learned family returns the 11-bit result up to 8-bit quantisation.
+    ms, pan, scene = ikonos
+    ms8 = np.clip(np.round(ms / 8.0), 0, 255).astype(np.uint8)
+    pan8 = np.clip(np.round(pan / 8.0), 0, 255).astype(np.uint8)
+    out = np.asarray(jf.pansharpen(ms8, pan8, method=method, sensor="IKONOS"))
+    full = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=method, sensor="IKONOS",
+                                    bit_depth=scene.bit_depth))
+    assert out.shape == full.shape and np.isfinite(out).all()
+    rel = np.abs(out * 8.0 - full).mean() / np.abs(full).mean()
+    assert rel < 0.01, (method, rel)  # the quantisation step is 4 DN of 2048; see the message on failure
+
+
+def test_a_model_for_another_band_count_is_refused(ikonos):
+    ms, pan, _ = ikonos
+    ms, pan = ms[:16, :16], pan[:64, :64]
+    # the WorldView-2 (8-band) model on an IKONOS (4-band) pair, named by sensor or by weights: refused before fusing
+    with pytest.raises(FusionInputError, match=r"trained for 8 bands but ms has 4"):
+        jf.pansharpen(ms, pan, method="pnn", sensor="WV2", bit_depth=11)
+    with pytest.raises(FusionInputError, match=r"trained for 8 bands but ms has 4"):
+        jf.pansharpen(ms, pan, method="pnn", sensor="IKONOS", bit_depth=11, weights=str(learned.WEIGHTS_DIR / "pnn-WV2"))
+
+
+def _qnr(ms, pan, out):
+    """QNR as evaluate_full scores it, computed here from the metrics themselves."""
+    from jfusion.metrics import remote as rm
+    from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+    ms_up = wald.interp23tap(ms, 4)
+    dl = float(rm.d_lambda(ms_up, out, ratio=4))
+    ds = float(rm.d_s(ms_up, pan, out, ratio=4, pan_lowpass=pan_lowpass_pst(pan, 4)))
+    return (1 - dl) * (1 - ds)
+
+
+def test_a_model_of_another_four_band_sensor_works_or_is_refused_by_the_qnr_rule():
+    # The IKONOS network on GeoEye-1 data (both 4 bands): returned only if it beats EXP's QNR on the pair
+    # (learned.CROSS_SENSOR_RULE). Scored on a 256 x 224 PAN crop of GeoEye-1's VALIDATION strip; the whole strip
+    # is in benchmarks/README.md (QNR 0.778 vs EXP 0.879: refused).
+    import jax
+    from functools import partial
+
+    from jfusion.training import protocol
+
+    s = read_scene(data_path("pansharpening", "imgGE1.mat"))
+    ms, pan = protocol.validation_strip(protocol.column_split(s.ms.shape[1], s.ratio), s.ms, s.pan)
+    ms, pan = np.asarray(ms[:64, :56], np.float32), np.asarray(pan[:256, :224], np.float32)
+    w = str(learned.WEIGHTS_DIR / "pnn-IKONOS")
+    raw = np.asarray(jax.jit(partial(learned.pnn, ratio=4, sensor="GeoEye1", bit_depth=11, weights=w))(ms, pan))
+    q_model, q_exp = _qnr(ms, pan, raw), _qnr(ms, pan, np.asarray(wald.interp23tap(ms, 4)))
+    if q_model >= q_exp:
+        learned.check_cross_sensor("pnn", "GeoEye1", ms, pan, raw, ratio=4, weights=w)  # accepted
+    else:
+        with pytest.raises(FusionInputError, match=r"trained on IKONOS data.*QNR.*below plain interpolation \(EXP\)"):
+            learned.check_cross_sensor("pnn", "GeoEye1", ms, pan, raw, ratio=4, weights=w)
+        # the public call refuses too (on this crop the radiometry check, which runs first, already does: GeoEye-1's
+        # validation crop is darker than the IKONOS training data)
+        with pytest.raises(FusionInputError, match=r"IKONOS"):
+            jf.pansharpen(ms, pan, method="pnn", sensor="GeoEye1", bit_depth=11, weights=w)
+    # the network on the sensor it was trained for is not checked this way (returns before scoring anything)
+    learned.check_cross_sensor("pnn", "GeoEye1", ms, pan, raw, ratio=4)
+    # too small to score: refused, not guessed
+    with pytest.raises(FusionInputError, match="too small for QNR"):
+        learned.check_cross_sensor("pnn", "GeoEye1", ms[:4, :4], pan[:16, :16], raw[:16, :16], ratio=4, weights=w)
+
+
+@pytest.mark.parametrize("method", [
+    pytest.param("pnn", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured 2026-12-02 after the index clip: mean 1.3 % but one pixel 12 % of full scale off (249 DN; 70,290 DN "
+        "before the clip): where NIR + R of the interpolated MS is near zero the 8-bit rounding flips NDVI/NDWI "
+        "between -1 and 1. Not fixed here (it needs a retrained pnn or another index guard)"))),
+    "pnn-residual", "drpnn", "srcnn-gs",
+])
+def test_an_eight_bit_version_of_a_true_eleven_bit_scene_is_not_a_silent_wrong_image(method):
+    # IKONOS's values are all multiples of 8 (its 8-bit version above is lossless); WorldView-2's are true 11-bit
+    # DN, so its 8-bit version loses 3 bits (steps of 8 DN, mean 415 DN on this crop). Measured mean differences
+    # after the index clip (learned.radiometric_indices): 0.7-1.5 %, worst pixel within 2 % of full scale except pnn's.
+    s = read_scene(data_path("pansharpening", "imgWV2.mat"))
+    ms, pan = s.ms[:64, :64], s.pan[:256, :256]
+    ms8 = np.clip(np.round(ms / 8.0), 0, 255).astype(np.uint8)
+    pan8 = np.clip(np.round(pan / 8.0), 0, 255).astype(np.uint8)
+    out = np.asarray(jf.pansharpen(ms8, pan8, method=method, sensor="WV2")) * 8.0
+    full = np.asarray(jf.pansharpen(ms.astype(np.float64), pan.astype(np.float64), method=method, sensor="WV2", bit_depth=11))
+    rel = np.abs(out - full).mean() / np.abs(full).mean()
+    worst = np.abs(out - full).max() / 2.0**11
+    assert rel < 0.03 and worst < 0.05, (method, rel, worst)  # 3 % mean, 5 % of full scale at worst

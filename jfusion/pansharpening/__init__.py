@@ -210,6 +210,8 @@ def pansharpen(
     Raises:
       FusionInputError: see :func:`validate_pair`; unknown method, sensor or option; option values
         of the wrong type or out of range.
+        A learned network given ``weights=`` of another sensor than ``sensor`` whose result scores a
+        lower full-resolution QNR than EXP on this pair (:data:`jfusion.pansharpening.learned.CROSS_SENSOR_RULE`).
     """
     info, ms_in, pan_in, r, options = prepare(
         ms, pan, method=method, ratio=ratio, sensor=sensor, bit_depth=bit_depth, options=options, keep_device=True
@@ -220,8 +222,13 @@ def pansharpen(
         key = tuple(sorted(options.items()))
         hash(key)
     except TypeError:
-        return info.fn(jnp.asarray(ms_in), jnp.asarray(pan_in), ratio=r, sensor=sensor, **options)
-    return _compiled(method, r, sensor, key)(jnp.asarray(ms_in), jnp.asarray(pan_in))
+        out = info.fn(jnp.asarray(ms_in), jnp.asarray(pan_in), ratio=r, sensor=sensor, **options)
+    else:
+        out = _compiled(method, r, sensor, key)(jnp.asarray(ms_in), jnp.asarray(pan_in))
+    if info.family == "learned":
+        # a network on another sensor's data: returned only if it beats EXP on QNR (learned.CROSS_SENSOR_RULE)
+        learned.check_cross_sensor(method, sensor, ms_in, pan_in, out, ratio=r, weights=options.get("weights"))
+    return out
 
 
 def prepare(

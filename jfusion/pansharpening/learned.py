@@ -48,6 +48,10 @@ __all__ = [
     "check_inputs",
     "check_weights",
     "load_params",
+    "trained_sensor",
+    "check_cross_sensor",
+    "full_resolution_qnr",
+    "CROSS_SENSOR_RULE",
     "load_weights",
     "load_scarpa_pnn",
     "apply_network",
@@ -118,11 +122,16 @@ def _band_roles(n_bands: int) -> tuple[int, int, int]:
 
 
 def radiometric_indices(ms_up: jax.Array) -> jax.Array:
-    """NDVI ``(NIR - R)/(NIR + R)`` and NDWI ``(G - NIR)/(G + NIR)`` of ``(H, W, B)``: ``(H, W, 2)`` in [-1, 1]."""
+    """NDVI ``(NIR - R)/(NIR + R)`` and NDWI ``(G - NIR)/(G + NIR)`` of ``(H, W, B)``: ``(H, W, 2)`` in [-1, 1].
+
+    Clipped to [-1, 1]: the 23-tap interpolation rings below zero next to dark pixels, where the denominator
+    crosses zero and the unclipped ratio reached -65..41 on an 11-bit WorldView-2 crop and -397..73 on its 8-bit
+    version (the PNN then returned values up to 70,290 DN); the indices of non-negative bands are in [-1, 1].
+    """
     g, r, n = _band_roles(ms_up.shape[-1])
     ndvi = (ms_up[..., n] - ms_up[..., r]) / (ms_up[..., n] + ms_up[..., r] + _EPS)
     ndwi = (ms_up[..., g] - ms_up[..., n]) / (ms_up[..., g] + ms_up[..., n] + _EPS)
-    return jnp.stack([ndvi, ndwi], -1)
+    return jnp.clip(jnp.stack([ndvi, ndwi], -1), -1.0, 1.0)
 
 
 def network_inputs(ms: ArrayLike, pan: ArrayLike, *, ratio: int, bit_depth: int, interp: Interp = "23tap", indices: bool = False) -> jax.Array:
@@ -293,6 +302,78 @@ def check_radiometry(
         )
 
 
+def trained_sensor(name: str, sensor: str | None, *, weights: str | None = None) -> str | None:
+    """The sensor the asset that method ``name`` would load for ``sensor`` (or the asset ``weights``) was trained on
+    (its manifest's ``sensor``), or None when there is no such asset or it records none."""
+    path = _weights_path(name, sensor, weights)
+    if not path.exists():
+        return None
+    return assets.read_manifest(path).get("sensor")
+
+
+CROSS_SENSOR_RULE = (
+    "a network applied to data of a sensor it was not trained on (weights= an asset of another sensor than sensor=) "
+    "is returned only if its full-resolution QNR on that pair is at least EXP's; otherwise FusionInputError. "
+    "Band counts that differ from the model's are refused before fusing."
+)
+"""The rule :func:`check_cross_sensor` applies (issue 13 item 4)."""
+
+QNR_BLOCK = 32  # PST's quality blocks (jfusion.metrics.remote.block_uiqi): the check scores the largest 32-multiple crop
+
+
+def full_resolution_qnr(ms: ArrayLike, pan: ArrayLike, fused: ArrayLike, *, ratio: int) -> float:
+    """QNR of ``fused`` ``(H, W, B)`` for the pair ``ms (H/ratio, W/ratio, B)``, ``pan (H, W)`` as
+    :func:`jfusion.pansharpening.evaluation.evaluate_full` scores it, on the top-left crop whose sides are
+    multiples of :data:`QNR_BLOCK` (ValueError if the image is smaller than one block)."""
+    from jfusion.metrics import remote as rm
+    from jfusion.pansharpening.evaluation import pan_lowpass_pst
+
+    h, w = (np.shape(pan)[0] // QNR_BLOCK) * QNR_BLOCK, (np.shape(pan)[1] // QNR_BLOCK) * QNR_BLOCK
+    if h == 0 or w == 0 or h % ratio or w % ratio:
+        raise ValueError(f"a {np.shape(pan)} PAN is too small for QNR's {QNR_BLOCK}x{QNR_BLOCK} blocks")
+    ms = jnp.asarray(ms, jnp.float32)[: h // ratio, : w // ratio]
+    pan = jnp.asarray(pan, jnp.float32)[:h, :w]
+    fused = jnp.asarray(fused, jnp.float32)[:h, :w]
+    ms_up = upsample_ms(ms, ratio)
+    dl = rm.d_lambda(ms_up, fused, ratio=ratio)
+    ds = rm.d_s(ms_up, pan, fused, ratio=ratio, pan_lowpass=pan_lowpass_pst(pan, ratio))
+    return float(jax.device_get((1 - dl) * (1 - ds)))
+
+
+def check_cross_sensor(
+    name: str, sensor: str | None, ms: ArrayLike, pan: ArrayLike, fused: ArrayLike, *, ratio: int, weights: str | None = None
+) -> None:
+    """Apply :data:`CROSS_SENSOR_RULE` to the result ``fused`` of method ``name`` on the pair ``(ms, pan)``.
+
+    Called by :func:`jfusion.pansharpening.pansharpen` after fusing (eagerly, outside the jitted method); a model
+    used on the sensor it was trained for returns at once. The EXP baseline is the 23-tap interpolated MS.
+
+    Raises:
+      FusionInputError: the model was trained on another sensor and scores a lower QNR than EXP on this pair,
+        or the pair is too small to score (less than 32 x 32 PAN pixels).
+    """
+    trained = trained_sensor(name, sensor, weights=weights)
+    given = sensor_mtf(sensor).name
+    if trained is None or trained == given:
+        return
+    try:
+        q_model = full_resolution_qnr(ms, pan, fused, ratio=ratio)
+        q_exp = full_resolution_qnr(ms, pan, upsample_ms(ms, ratio), ratio=ratio)
+    except ValueError as err:
+        raise FusionInputError(
+            f"weights={weights!r}: {name!r} was trained on {trained} data and the pair is {given!r}; its result on "
+            f"another sensor is returned only once it scores at least EXP's QNR, and {err}. Pass a model trained for "
+            f"{given} or a classical method."
+        ) from None
+    if not q_model >= q_exp:
+        raise FusionInputError(
+            f"weights={weights!r}: {name!r} was trained on {trained} data; on this {given} pair its full-resolution QNR "
+            f"is {q_model:.4f}, below plain interpolation (EXP) {q_exp:.4f}, so the image would be worse than no "
+            f"pan-sharpening. Pass a model trained for {given} (jfusion train {name} --scene <{given} scene.mat>), "
+            "try adapt='full-resolution' to fine-tune it on this pair, or use a classical method (e.g. mtf-glp)."
+        )
+
+
 def load_weights(name: str, sensor: str | None, bands: int, *, weights: str | None = None) -> tuple[nnx.Module, dict[str, Any]]:
     """A fresh module of the shipped model of method ``name`` for ``sensor`` (or of the asset ``weights``), with its manifest.
 
@@ -355,54 +436,73 @@ def _network(name, ms, *, sensor, ratio, bit_depth, interp, weights):
 
 def network_pansharpen(
     name: str, ms, pan, *, ratio: int, sensor: str | None, bit_depth: int, interp: Interp = "23tap", weights: str | None = None,
-    adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """The learned method ``name`` of a PNN-style network (``SPECS[name].kind`` ``"pnn"`` or ``"drpnn"``).
 
     Input ``[MS~, PAN (, NDVI, NDWI)] / 2**bit_depth`` (:func:`network_inputs`), 'valid' nets padded by
     their margin, output scaled back by ``2**bit_depth``; weights: the shipped asset of ``sensor``
     or the asset ``weights``. ``adapt``: first fine-tune the network on the pair itself for
-    ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`, PNN+).
+    ``adapt_steps`` Adam steps at ``adapt_lr`` (:mod:`jfusion.pansharpening.adapt`): ``True`` or
+    ``"wald"`` on the Wald-degraded pair (PNN+), ``"full-resolution"`` on the pair at its own
+    resolution with the Z-PNN loss.
     """
+    from jfusion.pansharpening import adapt as _adapt
+
     ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
     split, _, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
     model = nnx.merge(*split)
     scale = 2.0**bit_depth
-
-    if adapt:
-        from jfusion.pansharpening import adapt as _adapt
-
-        x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
+    mode = _adapt.adapt_mode(adapt)
+    x = inputs(ms, pan)
+    if mode == "wald":
+        x_lr, y = _adapt.adaptation_pair(ms, pan, ratio=ratio, sensor=sensor, inputs=inputs)
         params = _adapt.fine_tune(split, x_lr, y / scale, steps=adapt_steps, lr=adapt_lr, margin=margin)
         model = nnx.merge(split[0], params, split[2])
-    return apply_network(model, inputs(ms, pan), margin=margin) * scale
+    elif mode == "full-resolution":
+        x, ms_n, pan_n, thr = _adapt.full_resolution_pair(ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, inputs=inputs)
+        params = _adapt.fine_tune_full_resolution(split, x, ms_n, pan_n, thr, ratio=ratio, sensor=sensor, steps=adapt_steps,
+                                                  lr=adapt_lr, margin=margin)
+        model = nnx.merge(split[0], params, split[2])
+    return apply_network(model, x, margin=margin) * scale
 
 
 def adapted_asset(
     name: str, ms: ArrayLike, pan: ArrayLike, folder: str | Path, *, ratio: int, sensor: str | None, bit_depth: int,
     interp: Interp = "23tap", weights: str | None = None, steps: int = 50, lr: float = 1e-4, seconds: float | None = None,
-    progress: bool = True,
+    progress: bool = True, mode: str = "wald",
 ) -> tuple[Path, int]:
-    """Fine-tune method ``name``'s network on the pair (as ``adapt=True`` does) eagerly, with a progress bar and a
-    time budget (:func:`jfusion.pansharpening.adapt.adapt_eagerly`), and write the adapted network as an asset in
-    ``folder``; returns ``(asset path, steps done)``. ``jfusion pansharpen --adapt`` passes it as ``weights=``.
-    ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them (float32, sensor units)."""
+    """Fine-tune method ``name``'s network on the pair (as ``adapt=mode`` does: ``"wald"`` or ``"full-resolution"``)
+    eagerly, with a progress bar and a time budget (:func:`jfusion.pansharpening.adapt.adapt_eagerly`), and write
+    the adapted network as an asset in ``folder``; returns ``(asset path, steps done)``. ``jfusion pansharpen
+    --adapt`` passes it as ``weights=``. ``ms`` / ``pan`` as :func:`jfusion.pansharpening.prepare` returns them
+    (float32, sensor units)."""
     from jfusion.pansharpening import adapt as _adapt
 
     ms = jnp.asarray(ms, jnp.float32)
+    pan = jnp.asarray(pan, jnp.float32)
     split, meta, margin, inputs = _network(name, ms, sensor=sensor, ratio=ratio, bit_depth=bit_depth, interp=interp, weights=weights)
-
-    x_lr, y = _adapt.adaptation_pair(ms, jnp.asarray(pan, jnp.float32), ratio=ratio, sensor=sensor, inputs=inputs)
-    params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
-                                        progress=progress)
+    if _adapt.adapt_mode(mode) == "full-resolution":
+        x, ms_n, pan_n, thr = _adapt.full_resolution_pair(ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, inputs=inputs)
+        objective = _adapt.full_resolution_objective(split, x, ms_n, pan_n, thr, ratio=ratio, sensor=sensor, margin=margin)
+        params, done = _adapt.adapt_eagerly(split, x, ms_n, steps=steps, lr=lr, margin=margin, seconds=seconds,
+                                            progress=progress, objective=objective)
+    else:
+        x_lr, y = _adapt.adaptation_pair(ms, pan, ratio=ratio, sensor=sensor, inputs=inputs)
+        params, done = _adapt.adapt_eagerly(split, x_lr, y / 2.0**bit_depth, steps=steps, lr=lr, margin=margin, seconds=seconds,
+                                            progress=progress)
     manifest = {k: v for k, v in meta.items() if k != "sha256"}
-    manifest["adapted"] = {"steps": done, "lr": lr, "from": str(_weights_path(name, sensor, weights).name)}
+    manifest["adapted"] = {"steps": done, "lr": lr, "loss": _adapt.adapt_mode(mode),
+                           "from": str(_weights_path(name, sensor, weights).name)}
     path = assets.write_asset(Path(folder) / f"{name}-{_sensor_key(sensor)}", assets.params_to_arrays(params), manifest, force=True)
     return path, done
 
 
 _ADAPT_OPTIONS = {
-    "adapt": opt(doc="fine-tune the network on the pair itself (Wald-degraded) before fusing (PNN+, Scarpa et al. 2018)"),
+    "adapt": opt(doc="fine-tune the network on the pair itself before fusing: True or 'wald' on the Wald-degraded pair "
+                     "(PNN+, Scarpa et al. 2018), 'full-resolution' on the pair itself with the Z-PNN loss (Ciotola et al. 2022)",
+                 choices=(False, True, "wald", "full-resolution")),
     "adapt_steps": opt(doc="fine-tuning Adam steps (with adapt)", low=1, high=100000),
     "adapt_lr": opt(doc="fine-tuning learning rate (with adapt)", low=1e-8, high=1.0),
 }
@@ -411,7 +511,7 @@ _ADAPT_OPTIONS = {
 @register("pnn", family="learned", reference="Masi, Cozzolino, Verdoliva, Scarpa, Remote Sensing 8(7) 594, 2016", local=True, check=check_inputs("pnn"), options=_ADAPT_OPTIONS)
 def pnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """PNN (3-layer CNN on interpolated MS + PAN + NDVI/NDWI), shipped per-sensor weights."""
     return network_pansharpen("pnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
@@ -421,7 +521,7 @@ def pnn(
 @register("pnn-residual", family="learned", reference="Rao, He, Zhu, RSIP 2017 (residual PNN)", local=True, check=check_inputs("pnn-residual"), options=_ADAPT_OPTIONS)
 def pnn_residual(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """Residual PNN: the PNN predicts the difference to the interpolated MS."""
     return network_pansharpen("pnn-residual", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
@@ -431,7 +531,7 @@ def pnn_residual(
 @register("drpnn", family="learned", reference="Wei, Yuan, Shen, Zhang, IEEE GRSL 14(10) 2017", local=True, check=check_inputs("drpnn"), options=_ADAPT_OPTIONS)
 def drpnn(
     ms: ArrayLike, pan: ArrayLike, *, ratio: int = 4, sensor: str | None = None, bit_depth: int = 11, interp: Interp = "23tap",
-    weights: str | None = None, adapt: bool = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
+    weights: str | None = None, adapt: bool | str = False, adapt_steps: int = 50, adapt_lr: float = 1e-4,
 ) -> jax.Array:
     """DRPNN: 11-layer deep residual CNN on [MS~, PAN]."""
     return network_pansharpen("drpnn", ms, pan, ratio=ratio, sensor=sensor, bit_depth=bit_depth, interp=interp, weights=weights,
