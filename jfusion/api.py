@@ -62,7 +62,9 @@ def fuse(sources: Sequence[ArrayLike] | ArrayLike, *, method: str = "laplacian",
         converted to the declared types; hashable values are compiled once per shape).
 
     Returns:
-      The fused image as a float32 JAX array with the shape of one (promoted) source, in
+      The fused image as a float32 JAX array with the shape of one (promoted) source (for the
+      super-resolution methods, ``uwt-srcnn`` and ``srcnn-fusion``, ``scale`` times larger in H and W:
+      ``get_info(method).output_shape(shape, options)``), in
       [0, 1] for every method: the result is clipped at the end (``clip=False`` keeps the raw
       reconstruction, which may overshoot near strong edges).
 

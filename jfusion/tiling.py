@@ -148,6 +148,11 @@ def tile_plan(method: str, options: dict[str, Any], *, halo: int | None = None, 
     """
     info = get_info(method)
     support = info.support_for(options)
+    if info.output_scale(options) != 1:
+        raise FusionInputError(
+            f"method {info.name!r} cannot be tiled exactly: {support.reason or 'its output is larger than its sources'}; "
+            "call jfusion.fuse on the whole image (local_statistics=True does not apply: tiles would not join)."
+        )
     if not support.bounded and not local_statistics:
         raise FusionInputError(
             f"method {info.name!r} cannot be tiled exactly: {support.reason}. Call jfusion.fuse on the whole image, "

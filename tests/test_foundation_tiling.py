@@ -96,6 +96,8 @@ REFUSED = [
     ("cnn-focus", {}, "area_ratio=0"),
     ("cnn-medical", {}, "levels=N"),
     ("deep-hdr", {}, "image-wide"),  # optical flow over the whole frame
+    ("uwt-srcnn", {}, "times larger"),  # super-resolution: the output is scale x larger (refused even with local_statistics)
+    ("srcnn-fusion", {"scale": 3}, "scale=3 times larger"),
 ]
 
 

@@ -33,7 +33,7 @@ CHANNELS = (None, 1, 3, 4)
 
 # Slow to compile or run: fewer examples, cheap options (the contract does not depend on them).
 SLOW = {"csr": 3, "csr-transform": 3, "sr": 4, "cnn-focus": 4, "cnn-focus-multiscale": 3, "cnn-medical": 4,
-        "cnn-weights": 4, "gff": 8, "mertens": 8}
+        "cnn-weights": 4, "gff": 8, "mertens": 8, "uwt-srcnn": 3, "srcnn-fusion": 3}
 CHEAP = {"csr": {"max_iter": 5}, "csr-transform": {"max_iter": 5, "levels": 2}, "sr": {"stride": 4, "max_atoms": 2}}
 EXAMPLES = 8
 NAMES_ARGUMENT = ("sources", "ms", "pan", "bit_depth", "ratio", "sensor")
@@ -125,7 +125,7 @@ def _battery(method: str):
             return
         assert fault is None or (fault in ("negative", "huge") and np.asarray(sources[-1]).dtype.kind == "u"), (
             f"{method}: accepted a fault: {fault}")
-        assert out.shape == _expected_shape(shapes), (out.shape, shapes)
+        assert out.shape == GENERAL.get(method).output_shape(_expected_shape(shapes)), (out.shape, shapes)
         assert np.all(np.isfinite(out)), f"{method}: non-finite output for {shapes}"
         assert out.min() >= 0.0 and out.max() <= 1.0, (method, float(out.min()), float(out.max()))
 

@@ -10,3 +10,4 @@ from jfusion.methods import sparse  # noqa: F401,E402
 from jfusion.methods import multiscale  # noqa: F401,E402
 from jfusion.methods import spatial  # noqa: F401,E402
 from jfusion.methods import cnn  # noqa: F401,E402
+from jfusion.methods import superres  # noqa: F401,E402

@@ -5,6 +5,9 @@
   chroma rule, each source weighted by ``|chroma - 0.5|`` (a grey source, chroma 0.5, gets
   no weight, so grey + colour pairs keep the colour source's chroma); back to RGB.
 * ``(S, H, W, C)``, ``C != 3``: the core runs on each band, vmapped over bands.
+
+A core whose output is larger than its input (super-resolution fusion, ``scale_option`` in the
+registry) gets its chroma planes bicubic-upsampled to its output size before the chroma rule.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jfusion.ops.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from jfusion.ops.resample import resize
 
 __all__ = ["fuse_channels", "fuse_chroma"]
 
@@ -56,8 +60,12 @@ def fuse_channels(core: Callable[[jax.Array], jax.Array], sources: ArrayLike, *,
     if c == 3:
         ycc = rgb_to_ycbcr(sources)
         y = core(ycc[..., 0])
-        cb = fuse_chroma(ycc[..., 1])
-        cr = fuse_chroma(ycc[..., 2])
+        chroma = ycc[..., 1:]
+        if y.shape != chroma.shape[1:3]:  # a super-resolution core: chroma bicubic-upsampled to its output
+            chroma = resize(jnp.moveaxis(chroma, 0, 2), y.shape, method="bicubic")  # (H, W, S, 2)
+            chroma = jnp.moveaxis(chroma, 2, 0)
+        cb = fuse_chroma(chroma[..., 0])
+        cr = fuse_chroma(chroma[..., 1])
         rgb = ycbcr_to_rgb(jnp.stack([y, cb, cr], axis=-1))
         return jnp.clip(rgb, 0.0, 1.0) if clip else rgb
     return jax.vmap(core, in_axes=-1, out_axes=-1)(sources)

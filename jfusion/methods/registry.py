@@ -102,6 +102,8 @@ class MethodInfo(Info):
         :meth:`support_for`.
       working_bytes: estimated peak working memory per pixel of one source channel (bytes), for
         the large-image warning of :func:`jfusion.fuse`.
+      scale_option: for a super-resolution fusion method, the option giving the magnification: the
+        output is ``scale`` times larger than the sources (:meth:`output_shape`); ``None``: same size.
     """
 
     label: ClassVar[str] = "method"
@@ -115,6 +117,18 @@ class MethodInfo(Info):
 
     support: Callable[[Mapping[str, Any]], Support] = _image_wide
     working_bytes: int = 256
+    scale_option: str | None = None
+
+    def output_scale(self, options: Mapping[str, Any] | None = None) -> int:
+        """How many times larger than the sources the output is with ``options`` (1 unless :attr:`scale_option`)."""
+        if self.scale_option is None:
+            return 1
+        return int(self.options_with_defaults(dict(options or {}))[self.scale_option])
+
+    def output_shape(self, shape: tuple[int, ...], options: Mapping[str, Any] | None = None) -> tuple[int, ...]:
+        """The fused image's shape for one (promoted) source of ``shape`` ``(H, W[, C])``: ``H, W`` times :meth:`output_scale`."""
+        k = self.output_scale(options)
+        return (int(shape[0]) * k, int(shape[1]) * k, *shape[2:])
 
     @property
     def weights_path(self) -> Path | None:
@@ -174,6 +188,7 @@ def register(
     min_size: int | str | Callable[[Mapping[str, Any]], int] = 1,
     support: Callable[[Mapping[str, Any]], Support] = _image_wide,
     working_bytes: int = 256,
+    scale_option: str | None = None,
 ) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
     """Decorator registering a core fusion function under ``name``; returns the public function.
 
@@ -182,7 +197,8 @@ def register(
     side (see :class:`MethodInfo`); the boundary checks it.
     ``support(options) -> Support`` declares the method's spatial reach (default: image-wide,
     so :func:`jfusion.tiling.fuse_tiled` refuses it); ``working_bytes`` its working memory per
-    source pixel and channel.
+    source pixel and channel. ``scale_option`` names the option by which a super-resolution method's
+    output is larger than its sources (the colour helper then upsamples the chroma to the output).
     """
     check_tasks(tasks, allowed=TASKS)
 
@@ -217,6 +233,7 @@ def register(
             weights=weights,
             support=support,
             working_bytes=int(working_bytes),
+            scale_option=scale_option,
             summary=first_line(core),
             options=spec,
             min_size=min_size,

@@ -134,9 +134,18 @@ class SRCNN(nnx.Module):
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """The first layer's feature maps: ``relu(conv1(x))``, ``(N, H, W, channels) -> (N, H, W, features[0])``."""
+        return jax.nn.relu(self.conv1(x))
+
+    def reconstruct(self, f: jax.Array, base: jax.Array) -> jax.Array:
+        """Layers 2-3 on first-layer maps ``f`` (``(N, H, W, features[0])``); ``base`` (the input, ``(N, H, W, channels)``)
+        is added back when ``residual``. ``model(x) == model.reconstruct(model.features(x), x)``."""
+        y = self.conv3(jax.nn.relu(self.conv2(f)))
+        return base + y if self.residual else y
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.conv3(jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x)))))
-        return x + y if self.residual else y
+        return self.reconstruct(self.features(x), x)
 
 
 class SparseAE(nnx.Module):
@@ -190,6 +199,15 @@ class CNN3D(nnx.Module):
             kernel_init=nnx.initializers.variance_scaling(0.1 if residual else 1.0, "fan_in", "truncated_normal"),
         )
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """The first layer's feature maps: ``relu(conv1(x))``, ``(N, H, W, channels) -> (N, H, W, features[0])``."""
+        return jax.nn.relu(self.conv1(x))
+
+    def reconstruct(self, f: jax.Array, base: jax.Array) -> jax.Array:
+        """Layers 2-3 on first-layer maps ``f`` (``(N, H, W, features[0])``); ``base`` (the input, ``(N, H, W, channels)``)
+        is added back when ``residual``. ``model(x) == model.reconstruct(model.features(x), x)``."""
+        y = self.conv3(jax.nn.relu(self.conv2(f)))
+        return base + y if self.residual else y
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.conv3(jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x)))))
-        return x + y if self.residual else y
+        return self.reconstruct(self.features(x), x)
