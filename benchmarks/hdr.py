@@ -49,13 +49,16 @@ def data_root() -> Path:
     return Path(os.environ.get("JFUSION_DATA", ROOT.parent / "shared" / "data"))
 
 
-def manifests() -> dict[str, dict]:
-    """The shipped manifests, by arch (missing archs left out)."""
+def manifests(runs: Path | None) -> dict[str, tuple[dict, str]]:
+    """``arch -> (manifest, asset path)``: the run folder's asset (``RUNS/<arch>/deep_hdr/<arch>``) when ``runs`` is
+    given and holds one, else the shipped one; archs with neither are left out."""
     out = {}
     for arch in ARCHS:
-        p = WEIGHTS_DIR / "deep_hdr" / f"{arch}.json"
-        if p.exists():
-            out[arch] = json.loads(p.read_text())
+        for base in ([runs / arch / "deep_hdr"] if runs else []) + [WEIGHTS_DIR / "deep_hdr"]:
+            p = base / f"{arch}.json"
+            if p.exists():
+                out[arch] = (json.loads(p.read_text()), str(base / arch))
+                break
     return out
 
 
@@ -83,6 +86,45 @@ def synthetic_table(mans: dict[str, dict]) -> str:
         rows.append("")
         rows.append(f"{m['scores']['test']['stacks']} test stacks of {m['scores']['test']['crop']}x{m['scores']['test']['crop']} px "
                     f"({m['data']['n_images']['test']} held-out source images), 6-px border excluded.")
+    return "\n".join(rows)
+
+
+def validation_baselines(man: dict) -> dict[str, dict[str, float]]:
+    """The baselines on the *validation* stacks of a manifest's run (rebuilt exactly as training built them).
+
+    The ship rule is decided here, on validation only: a network ships when its validation PSNR-mu beats every
+    baseline's. The test split is not built.
+    """
+    import dataclasses
+
+    from jfusion.data.folder import image_paths
+    from jfusion.data.hdr import split_sources
+    from jfusion.models.hdr import HDRNetConfig
+    from jfusion.training.hdr import HDRTrainConfig, _split_stacks, baselines
+
+    t = dict(man["config"]["train"])
+    synth = HDRSynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in t.pop("synth").items()})
+    t.pop("model")
+    cfg = HDRTrainConfig(model=HDRNetConfig.from_dict(man["config"]["model"]), synth=synth, **t)
+    split = split_sources(image_paths(cfg.source))
+    if cfg.max_images is not None:
+        raise RuntimeError("max_images runs are not rebuilt here")
+    val = _split_stacks(jax.random.fold_in(jax.random.key(cfg.seed), 101), split["val"], crop=cfg.eval_crop, per_image=1,
+                        seed=cfg.seed + 1, config=cfg)
+    assert val["aligned"].shape[0] == man["data"]["n_stacks"]["val"]
+    return baselines(val, reference=cfg.synth.reference)
+
+
+def ship_table(mans: dict[str, dict]) -> str:
+    base = validation_baselines(next(iter(mans.values())))
+    best = max(base, key=lambda k: base[k]["psnr_mu"])
+    rows = ["| validation (39 stacks) | PSNR-mu | PSNR-L | SSIM-mu | ships (PSNR-mu above every baseline) |", "|---|---|---|---|---|"]
+    for arch, m in mans.items():
+        v = m["scores"]["validation"]
+        rows.append(f"| deep-hdr `{arch}` (step {v['step']}) | {v['psnr_mu']:.2f} | {v['psnr_l']:.2f} | {v['ssim_mu']:.4f} | "
+                    f"{'yes' if v['psnr_mu'] > base[best]['psnr_mu'] else 'no'} |")
+    for k, s in base.items():
+        rows.append(f"| {k} | {s['psnr_mu']:.2f} | {s['psnr_l']:.2f} | {s['ssim_mu']:.4f} | - |")
     return "\n".join(rows)
 
 
@@ -130,9 +172,9 @@ def fuse_all(stack: np.ndarray, times: np.ndarray, *, flow_iterations: int, arch
         "unaligned average": np.asarray(_tm_average(x, t)),
         "flow-aligned average": np.asarray(_tm_average(aligned, t)),
     }
-    for arch in archs:
-        out[f"deep-hdr {arch}"] = np.asarray(jf.fuse(stack, method="deep-hdr", arch=arch, times=tuple(float(v) for v in times),
-                                                      flow_iterations=flow_iterations))
+    for arch, path in archs.items():
+        out[f"deep-hdr {arch}"] = np.asarray(jf.fuse(stack, method="deep-hdr", arch=arch, weights=path,
+                                                      times=tuple(float(v) for v in times), flow_iterations=flow_iterations))
     return out, np.asarray(flows)
 
 
@@ -244,13 +286,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max-side", type=int, default=360, help="real frames are downscaled to this longest side")
     ap.add_argument("--flow-iterations", type=int, default=50)
+    ap.add_argument("--runs", type=Path, default=None, help="run folder of the three trainings (RUNS/<arch>/deep_hdr/<arch>.json)")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    mans = manifests()
-    archs = tuple(mans)
-    print(f"# HDR benchmark: shipped archs {archs}; {jax.device_count()} x {jax.devices()[0].platform}\n")
+    found = manifests(args.runs)
+    mans = {a: m for a, (m, _) in found.items()}
+    archs = {a: p for a, (_, p) in found.items()}
+    for a, p in archs.items():
+        print(f"{a}: {p} (sha256 {mans[a]['sha256'][:12] if isinstance(mans[a].get('sha256'), str) else mans[a].get('sha256')})")
+    print(f"# HDR benchmark: archs {tuple(archs)}; {jax.device_count()} x {jax.devices()[0].platform}\n")
     print("## Synthetic test stacks (from the manifests)\n")
     print(synthetic_table(mans), "\n")
+    print("## Ship check on the validation stacks\n")
+    print(ship_table(mans), "\n")
     table, figs = real_sequences(archs, max_side=args.max_side, flow_iterations=args.flow_iterations)
     print("## Real sequences (ifcnn_sequences, no ground truth)\n")
     print(table, "\n")
