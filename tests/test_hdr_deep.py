@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -151,3 +153,36 @@ def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
     fn = jfusion.get_method("deep-hdr")
     assert default_precision_products(lambda s: fn(s, **kw), jnp.asarray(x)) == []
+
+
+@pytest.mark.skipif(os.environ.get("JFUSION_FULL") != "1",
+                    reason="compiles a training step, validation, test and the baselines (about 30 s CPU, minutes on the shared 2 cores); "
+                    "runs with JFUSION_FULL=1")
+def test_train_and_evaluate_chooses_on_validation_and_resumes_the_best(tmp_path, rng):
+    """The shipped step is the best validation PSNR-mu; a restarted run keeps it (checkpointed beside the run);
+    the test stacks are scored once, into ``scores.test``, apart from ``scores.validation``."""
+    from jfusion.training.hdr import HDRData, train_and_evaluate
+
+    cfg = HDRTrainConfig(model=HDRNetConfig(arch="we", widths=(4, 4, 4)), steps=4, batch=2, patch=14, lr=1e-2, warmup=1,
+                         validate_every=1, checkpoint_every=1, synth=HDRSynthConfig(noise=0.0))
+
+    def split(seed, n):
+        st = synthesize_batch(jax.random.key(seed), rng.random((n, 32, 32, 3)).astype(np.float32), config=cfg.synth)
+        return {"ldr": st["ldr"], "aligned": st["ldr"], "times": st["times"], "radiance": st["radiance"]}
+
+    data = HDRData(split(0, 4), split(1, 2), split(2, 2), {"train": 4, "val": 2, "test": 2})
+    man = train_and_evaluate(cfg, tmp_path, progress=False, data=data)
+    hist = man["history"]["validation"]
+    assert [v["step"] for v in hist] == [1, 2, 3, 4]
+    best = max(hist, key=lambda v: v["val_psnr_mu"])
+    assert man["steps"] == best["step"] == man["scores"]["validation"]["step"]
+    assert man["scores"]["validation"]["psnr_mu"] == best["val_psnr_mu"]
+    test = man["scores"]["test"]
+    assert set(test) >= {"deep-hdr", "mertens", "flow_average", "flow_hat_average"} and test["stacks"] == 2
+    first = assets.read_asset(tmp_path / "deep_hdr" / "we").arrays
+    # run again over the finished checkpoints: nothing trains, the best step and its weights come back
+    again = train_and_evaluate(cfg, tmp_path, progress=False, data=data, force=True)
+    assert again["steps"] == man["steps"] and again["scores"] == man["scores"]
+    second = assets.read_asset(tmp_path / "deep_hdr" / "we").arrays
+    for k in first:
+        np.testing.assert_array_equal(first[k], second[k])

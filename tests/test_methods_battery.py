@@ -33,8 +33,9 @@ CHANNELS = (None, 1, 3, 4)
 
 # Slow to compile or run: fewer examples, cheap options (the contract does not depend on them).
 SLOW = {"csr": 3, "csr-transform": 3, "sr": 4, "cnn-focus": 4, "cnn-focus-multiscale": 3, "cnn-medical": 4,
-        "cnn-weights": 4, "gff": 8, "mertens": 8, "uwt-srcnn": 3, "srcnn-fusion": 3}
-CHEAP = {"csr": {"max_iter": 5}, "csr-transform": {"max_iter": 5, "levels": 2}, "sr": {"stride": 4, "max_atoms": 2}}
+        "cnn-weights": 4, "gff": 8, "mertens": 8, "uwt-srcnn": 3, "srcnn-fusion": 3, "deep-hdr": 4}
+CHEAP = {"csr": {"max_iter": 5}, "csr-transform": {"max_iter": 5, "levels": 2}, "sr": {"stride": 4, "max_atoms": 2},
+         "deep-hdr": {"flow_iterations": 2, "flow_warps": 1}}
 EXAMPLES = 8
 NAMES_ARGUMENT = ("sources", "ms", "pan", "bit_depth", "ratio", "sensor")
 
@@ -137,7 +138,7 @@ def test_fuse_battery(method):
 
     info = GENERAL.get(method)
     if not info.has_weights:
-        pytest.skip(f"{method}: no shipped weights ({info.weights}); its bad input is tested in tests/test_hdr_deep.py")
+        pytest.skip(f"{method}: no shipped weights ({info.weights}); tests/test_hdr_deep.py tests its bad input with a test asset")
     _battery(method)()
 
 

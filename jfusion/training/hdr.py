@@ -38,7 +38,7 @@ from jfusion.training.loop import TrainResult, train
 
 __all__ = ["HDRTrainConfig", "HDRData", "build_data", "evaluate_stacks", "baselines", "train_and_evaluate"]
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "natural"
+DEFAULT_SOURCE = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "natural"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,22 +255,21 @@ def train_and_evaluate(
         batch_fn = lambda step: {**inner_batch(step), "phase": jnp.full((config.batch,), 1.0 if step < config.wie_warmup else 0.0)}  # noqa: E731
     sched = optax.join_schedules([optax.linear_schedule(0.0, config.lr, config.warmup), optax.constant_schedule(config.lr)],
                                  [config.warmup])
-    best: dict[str, Any] = {"psnr_mu": -np.inf, "step": 0, "state": None}
 
     def validate(m: HDRMergeNet, step: int) -> dict[str, float]:
         s = evaluate_stacks(m, data.val)
-        if s["psnr_mu"] > best["psnr_mu"]:
-            best.update(psnr_mu=s["psnr_mu"], step=step, state=jax.tree.map(np.asarray, nnx.state(m, nnx.Param)),
-                        scores=s)
-        return {f"val_{k}": v for k, v in s.items()}
+        # keep_best minimises: the loop checkpoints the best validation beside the run (kept on resume)
+        return {**{f"val_{k}": v for k, v in s.items()}, "val_neg_psnr_mu": -s["psnr_mu"]}
 
     result: TrainResult = train(
         model, optax.adam(sched, b1=0.9, b2=0.999), _loss_fn(config), batch_fn, steps=config.steps,
         checkpoint_dir=workdir / "checkpoints" / config.model.arch, checkpoint_every=config.checkpoint_every,
         validate=validate, validate_every=config.validate_every, progress=progress, desc=f"deep-hdr/{config.model.arch}",
+        keep_best="val_neg_psnr_mu",
     )
-    if best["state"] is not None:
-        nnx.update(model, best["state"])
+    chosen = next(v for v in result.validation if v["step"] == result.best_step)
+    best = {"step": result.best_step,
+            "scores": {k[4:]: v for k, v in chosen.items() if k.startswith("val_") and k != "val_neg_psnr_mu"}}
     test = {"deep-hdr": evaluate_stacks(model, data.test), **baselines(data.test, reference=config.synth.reference)}
     manifest = assets.new_manifest(
         model=f"deep-hdr/{config.model.arch}",
