@@ -124,7 +124,7 @@ def split_images(source: str | os.PathLike) -> dict[str, list[str]]:
     root = Path(source)
     out: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     for p in image_paths(root):
-        out[_split_of(Path(p).relative_to(root).as_posix())].append(p)
+        out[_split_of(Path(p).resolve().relative_to(root.resolve()).as_posix())].append(p)
     if not protocol.test_allowed():
         del out["test"]
     return out
@@ -364,7 +364,7 @@ def train_and_evaluate(
             "n_val_images": data.n_val_images,
             "train_subimages": int(data.inputs.shape[0]),
             "split": "by image: sha256(path relative to data) first byte mod 10: 0 test, 1 validation, else train",
-            "validation_images": [Path(p).relative_to(config.data).as_posix() for p in split["validation"]],
+            "validation_images": [Path(p).resolve().relative_to(Path(config.data).resolve()).as_posix() for p in split["validation"]],
             "degradation": f"Y (BT.601) cropped to a multiple of {config.scale}; bicubic down (antialiased) then up by {config.scale}",
             "target": "UWT high-frequency bands (%s, %d levels) of the HR image from those of the LR-up image" % (config.wavelet, config.levels)
             if config.target == "uwt" else "HR image from the LR-up image",
