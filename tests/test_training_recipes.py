@@ -46,6 +46,8 @@ def _value(config, key):
     v = getattr(config, key)
     if dataclasses.is_dataclass(v):
         return json.loads(json.dumps(dataclasses.asdict(v)))
+    if isinstance(v, tuple):  # a manifest is JSON: tuples come back as lists
+        return json.loads(json.dumps(v))
     return v
 
 

@@ -325,6 +325,15 @@ def train_recipe(
     return man
 
 
+_SHIPPED_RUN = dict(steps=120, batch=8, per_image=1, validate_every=40, checkpoint_every=40, wie_warmup=40, flow_iterations=50)
+SHIPPED_PRESETS = {
+    "we": {"weights/deep_hdr/we": dataclasses.replace(
+        HDRTrainConfig(), model=dataclasses.replace(HDRTrainConfig().model, arch="we"), **_SHIPPED_RUN)},
+}
+"""The shipped deep-hdr assets' runs (``we`` only: ``direct`` and ``wie`` did not beat the baselines on validation
+after 200 steps on the shared CPU and do not ship)."""
+
+
 def _register_recipes() -> None:
     from jfusion.training.recipes import register_recipe
 
@@ -338,6 +347,7 @@ def _register_recipes() -> None:
             summary=f"Train the Deep HDR merge network ({arch}, Kalantari & Ramamoorthi 2017) on synthetic dynamic stacks.",
             reference="Kalantari, Ramamoorthi, ACM TOG 36(4) 2017",
             variants=("deep-hdr-direct", "deep-hdr-wie") if arch == "we" else (),
+            presets=SHIPPED_PRESETS.get(arch, {}),
         )
 
 
