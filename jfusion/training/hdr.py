@@ -61,7 +61,7 @@ class HDRTrainConfig:
 
     model: HDRNetConfig = HDRNetConfig()
     synth: HDRSynthConfig = HDRSynthConfig()
-    source: str = str(DEFAULT_SOURCE)
+    source: str = "../shared/data/natural"
     steps: int = 2000
     batch: int = 16
     lr: float = 1e-4
@@ -102,9 +102,18 @@ def _split_stacks(key, paths, *, crop, per_image, seed, config: HDRTrainConfig) 
     return {"ldr": st["ldr"], "aligned": aligned, "times": st["times"], "radiance": st["radiance"]}
 
 
+def source_folder(config: HDRTrainConfig) -> Path:
+    """The natural-image folder of a run: ``config.source`` (relative to the working directory, as the
+    manifest records it), or, when that default is not there, ``$JFUSION_DATA/natural`` / the checkout's data."""
+    path = Path(config.source)
+    if not path.is_dir() and config.source == HDRTrainConfig.source:
+        return DEFAULT_SOURCE
+    return path
+
+
 def build_data(config: HDRTrainConfig) -> HDRData:
     """Synthesise and align the train / validation / test stacks (keyed by ``config.seed``)."""
-    split = split_sources(image_paths(config.source))
+    split = split_sources(image_paths(source_folder(config)))
     if config.max_images is not None:
         split = {k: v[: config.max_images] if k == "train" else v[: max(4, config.max_images // 8)] for k, v in split.items()}
     key = jax.random.key(config.seed)
