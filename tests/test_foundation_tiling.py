@@ -58,6 +58,7 @@ BOUNDED = [
     ("cnn-focus-multiscale", {"area_ratio": 0.0, "scales": (16, 32)}, 20, False, FULL),  # halo 88: 10 x 12 windows of 196
     ("cnn-medical", {"levels": 2}, 16, False, SMALL),
     ("cnn-weights", {"levels": 2}, 16, False, SMALL),
+    ("cnn-regression", {}, 16, True, SMALL),
 ]
 
 

@@ -8,6 +8,7 @@ from jfusion.data.folder import crop_dataset, image_paths, load_crop_pool, split
 from jfusion.data.shards import read_shards, write_focus_shards
 from jfusion.data.synth import (
     blur_margin,
+    exposure_scene,
     multifocus_scene,
     progressive_blur,
     sample_focus_batch,
@@ -17,6 +18,7 @@ from jfusion.data.synth import (
 __all__ = [
     "blur_margin",
     "crop_dataset",
+    "exposure_scene",
     "image_paths",
     "load_crop_pool",
     "multifocus_scene",

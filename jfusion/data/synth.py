@@ -13,7 +13,8 @@ the whole crop blurred with borders far away. Everything is one jitted function 
 
 :func:`multifocus_scene` makes whole multi-focus *scenes with ground truth* for evaluation: an
 all-in-focus image, a smooth random partition into ``S`` regions (2 or 3 sources), and source
-``i`` sharp on region ``i`` and Gaussian-blurred elsewhere.
+``i`` sharp on region ``i`` and Gaussian-blurred elsewhere. :func:`exposure_scene` makes
+multi-exposure stacks with ground truth from a radiance (the regression-type framework's data).
 
 Multi-class pairs for the survey's Fig. 5 framework (``n_classes = K > 2``): class ``k``
 means weight ``w_k = k / (K - 1)`` for source A. The example is a *partially focused*
@@ -35,7 +36,8 @@ from jax.typing import ArrayLike
 
 from jfusion.ops.filters import gaussian_kernel1d, separable_filter
 
-__all__ = ["progressive_blur", "sample_focus_batch", "sample_multiscale_focus_batch", "blur_margin", "area_resize", "multifocus_scene"]
+__all__ = ["progressive_blur", "sample_focus_batch", "sample_multiscale_focus_batch", "blur_margin", "area_resize", "multifocus_scene",
+           "exposure_scene"]
 
 
 def blur_margin(*, size: int = 7, levels: int = 5) -> int:
@@ -312,3 +314,70 @@ def multifocus_scene(
 
     sources = jax.vmap(source)(jnp.arange(n_sources))
     return {"sources": sources, "truth": x, "regions": regions, "sigmas": sigmas}
+
+
+@functools.partial(jax.jit, static_argnames=("n_sources", "gamma", "power_range", "offset_range", "spread_range", "bits"))
+def exposure_scene(
+    key: jax.Array,
+    image: ArrayLike,
+    *,
+    n_sources: int = 3,
+    gamma: float = 2.2,
+    power_range: tuple[float, float] = (1.0, 2.0),
+    offset_range: tuple[float, float] = (-1.0, 1.0),
+    spread_range: tuple[float, float] = (1.0, 2.0),
+    noise: float = 0.002,
+    bits: int = 8,
+) -> dict[str, jax.Array]:
+    """A multi-exposure stack with ground truth, a pure function of ``key`` and a well-exposed ``image``.
+
+    The scene radiance is ``R = (image^gamma)^p`` (``p`` uniform in ``power_range``: a dynamic range
+    ``p`` times the image's, in stops); exposure ``i`` is the camera's rendering
+    ``clip(R 2^e_i, 0, 1)^(1/gamma)`` plus read noise, quantised to ``bits``, at exposure values
+    ``e_i = gamma (p - 1) + o + d (i - (S - 1) / 2)`` (the first term renders the image's mid-tone 0.5 as
+    0.5; offset ``o`` uniform in ``offset_range``, spacing ``d`` in ``spread_range`` EV), so every exposure clips part of the range and none equals the truth. The truth
+    is ``image`` itself, which is the global tonemap ``(R^(1/p))^(1/gamma)`` of the radiance: the image a
+    fusion should give, with every part of the range visible.
+
+    Args:
+      key: ``jax.random`` key.
+      image: ``(H, W)`` or ``(H, W, C)`` well-exposed image in [0, 1].
+      n_sources: ``S >= 2`` exposures, sorted from darkest to brightest.
+      gamma: camera response exponent.
+      power_range, offset_range, spread_range: ranges of ``p`` (``>= 1``), ``o`` and ``d`` (EV, ``> 0``).
+      noise: read-noise standard deviation (LDR units).
+      bits: quantisation of the exposures.
+
+    Returns:
+      ``{"sources": (S, H, W[, C]) in [0, 1], "truth": image, "ev": (S,) exposure values, "power": p}``.
+
+    Raises:
+      FusionInputError: ``n_sources``, a range or ``image`` outside what is documented.
+    """
+    from jfusion.errors import FusionInputError
+
+    if int(n_sources) < 2:
+        raise FusionInputError(f"n_sources={n_sources}: pass 2 or more exposures.")
+    if not 1.0 <= power_range[0] <= power_range[1]:
+        raise FusionInputError(f"power_range={power_range}: pass (low, high) with 1 <= low <= high.")
+    if not 0.0 < spread_range[0] <= spread_range[1]:
+        raise FusionInputError(f"spread_range={spread_range}: pass (low, high) EV with 0 < low <= high.")
+    x = jnp.asarray(image, jnp.float32)
+    if x.ndim not in (2, 3):
+        raise FusionInputError(f"image of shape {x.shape}: pass one (H, W) or (H, W, C) image.")
+    kp, ko, kd, kn = jax.random.split(key, 4)
+    p = jax.random.uniform(kp, (), jnp.float32, *power_range)
+    o = jax.random.uniform(ko, (), jnp.float32, *offset_range)
+    d = jax.random.uniform(kd, (), jnp.float32, *spread_range)
+    centre = gamma * (p - 1.0)  # the exposure that renders the image's mid-tone 0.5 as 0.5
+    ev = centre + o + d * (jnp.arange(n_sources, dtype=jnp.float32) - (n_sources - 1) / 2)
+    radiance = jnp.clip(x, 0.0, 1.0) ** (gamma * p)
+    levels = float(2**bits - 1)
+
+    def exposure(e, k):
+        z = jnp.clip(radiance * jnp.exp2(e), 0.0, 1.0) ** (1.0 / gamma)
+        z = z + noise * jax.random.normal(k, z.shape, jnp.float32)
+        return jnp.round(jnp.clip(z, 0.0, 1.0) * levels) / levels
+
+    sources = jax.vmap(exposure)(ev, jax.random.split(kn, n_sources))
+    return {"sources": sources, "truth": x, "ev": ev, "power": p}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,25 @@ def reading_test() -> Iterator[None]:
 def test_allowed() -> bool:
     """Whether the caller is inside :func:`reading_test`."""
     return getattr(_state, "depth", 0) > 0
+
+
+def score_test_once(path: Any, score: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The test scores of the asset ``path``, computed at most once per weights file.
+
+    ``score()`` runs inside :func:`reading_test`; its result goes to the manifest's ``scores.test`` (the
+    validation scores kept apart) with ``test_read`` = the sha256 of the weights it scored. Called again on the
+    same file, the recorded scores are returned and the test split is not read.
+    """
+    from jfusion import assets
+
+    man = assets.read_manifest(path)
+    if man.get("test_read") == man.get("sha256") and man["scores"].get("test"):
+        return man["scores"]["test"]
+    with reading_test():
+        scores = score()
+    assets.update_manifest(path, {"scores": {"validation": man["scores"]["validation"], "test": scores},
+                                  "test_read": man["sha256"]})
+    return scores
 
 
 @dataclasses.dataclass(frozen=True)

@@ -314,23 +314,18 @@ def final_evaluation(folder: str | os.PathLike, config: SRTrainConfig) -> dict[s
     The manifest records the scores (``scores.test``) and the sha256 of the weights file it scored
     (``test_read``); called again on the same file it returns the recorded scores without reading the test images.
     """
-    from jfusion import assets
     from jfusion.methods.superres import _read
 
     path = Path(folder) / "weights"
-    man = assets.read_manifest(path)
-    if man.get("test_read") == man.get("sha256") and man["scores"].get("test"):
-        return man["scores"]["test"]
     (graphdef, params, rest), _ = _read(path)
     model = nnx.merge(graphdef, params, rest)
-    with protocol.reading_test():
+
+    def score() -> dict[str, Any]:
         test_paths = split_images(config.data)["test"]
         up, hr = eval_crops(test_paths, config, salt=2)
-    scores = score_crops(model, up, hr, config)
-    scores["images"] = len(test_paths)
-    assets.update_manifest(path, {"scores": {"validation": man["scores"]["validation"], "test": scores},
-                                  "test_read": man["sha256"]})
-    return scores
+        return {**score_crops(model, up, hr, config), "images": len(test_paths)}
+
+    return protocol.score_test_once(path, score)
 
 
 def train_and_evaluate(
