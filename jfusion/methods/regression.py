@@ -54,7 +54,7 @@ def read_model(path: str | Path) -> RegressionFusionNet:
         return nnx.merge(graphdef, params, rest)
 
 
-def load_regression(weights: str | None = None, *, task: str = "multi-exposure") -> RegressionFusionNet:
+def load_regression(*, weights: str | None = None, task: str = "multi-exposure") -> RegressionFusionNet:
     """The network of ``weights``: ``None`` for the shipped network of ``task``, a shipped name, or a folder holding
     ``weights.npz`` / ``weights.json`` written by ``jfusion train cnn-regression``.
 
@@ -104,7 +104,7 @@ def cnn_regression(sources: ArrayLike, *, task: str = "multi-exposure", weights:
     Returns:
       ``(H, W)`` fused image (raw; the registry clips to [0, 1]).
     """
-    model = load_regression(weights, task=task)
+    model = load_regression(weights=weights, task=task)
     if model.config.kernels != RegressionNetConfig().kernels:
         raise FusionInputError(f"weights={weights!r}: kernels {model.config.kernels} differ from the registered support's "
                                f"{RegressionNetConfig().kernels}; retrain with the default kernels.")
