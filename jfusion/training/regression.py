@@ -44,6 +44,7 @@ mean (see :mod:`jfusion.models.regression`); natural images of BSDS500 + T91; 10
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 from pathlib import Path
@@ -59,7 +60,8 @@ from jfusion.data.synth import exposure_scene, multifocus_scene
 from jfusion.models.regression import RegressionFusionNet, RegressionNetConfig
 from jfusion.training import protocol
 from jfusion.training.loop import TrainResult, train
-from jfusion.training.superres import load_luma, split_images
+from jfusion.training.superres import _crops as superres_crops
+from jfusion.training.superres import _psnr, load_luma, split_images
 
 __all__ = [
     "RegressionTrainConfig", "SHIPPED", "SHIP_RULE", "TASK_BASELINES", "RegressionData", "build_data", "sample_batch",
@@ -129,12 +131,7 @@ SHIPPED = RegressionTrainConfig()
 
 # ----------------------------------------------------------------------------- data
 def _crops(rng: np.random.Generator, img: np.ndarray, size: int, n: int) -> np.ndarray:
-    h, w = img.shape
-    if h < size or w < size:
-        img = np.pad(img, ((0, max(0, size - h)), (0, max(0, size - w))), mode="symmetric")
-        h, w = img.shape
-    ys, xs = rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)
-    return np.stack([img[y : y + size, x : x + size] for y, x in zip(ys, xs)])
+    return superres_crops(rng, [img], size, n)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,16 +220,16 @@ def _loss(border: int, kind: str = "mse", both: bool = False):
     return loss_fn
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float(10 * np.log10(1.0 / max(mse, 1e-20)))
-
-
 def predict(model: RegressionFusionNet, sources: np.ndarray) -> np.ndarray:
     """The network's fused images ``(N, H, W)`` in [0, 1] of scenes ``(N, S, H, W)``, one scene at a time."""
     graphdef, state = nnx.split(model)
-    fn = jax.jit(lambda st, x: jax.lax.map(lambda s: jnp.clip(nnx.merge(graphdef, st)(s[None])[0], 0.0, 1.0), x))
-    return np.asarray(fn(state, jnp.asarray(sources)))
+    return np.asarray(_predict(graphdef, state, jnp.asarray(sources)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(graphdef: Any, state: Any, sources: jax.Array) -> jax.Array:
+    # module-level jit keyed on the (hashable) graph: every validation of a run reuses one compiled program
+    return jax.lax.map(lambda s: jnp.clip(nnx.merge(graphdef, state)(s[None])[0], 0.0, 1.0), sources)
 
 
 def _baseline(method: str, sources: np.ndarray) -> np.ndarray:
