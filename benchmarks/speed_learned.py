@@ -4,8 +4,8 @@ For each model family (PNN, SRCNN, DRPNN, the 3-D CNN, the focus CNN's patch cla
 dense FC-as-convolution pass, the stacked SAE) the same network with the same weights (copied from
 the Flax module into a ``torch.nn.Module``; outputs checked equal to ~1e-5 relative) is timed for
 a forward pass and one Adam training step (MSE loss, same batch). jfusion is timed twice: with
-XLA's own convolution (``nnx.Conv``'s path, "XLA conv") and with the blocked patch-matmul layer of
-:mod:`jfusion.models.conv` that the models use on a CPU. Times are the best of ``--repeat`` runs
+XLA's own convolution (``nnx.Conv``'s path, "XLA conv") and with the CPU path of
+:mod:`jfusion.models.conv` that the models use (unpadded layers given one padded row, 3-D folded into 2-D). Times are the best of ``--repeat`` runs
 after a warm-up (compile excluded; the compile time of each jfusion program is listed).
 
 PyTorch is an optional benchmark dependency (``pip install torch``), never a runtime one.
@@ -159,6 +159,16 @@ def families(quick: bool):
     m = pnn.margin
     yield ("PNN (7-32-16-4, 9-5-5 valid)", pnn, TThree(pnn, 2, residual=False), 2,
            r(1, big, big, 7), r(64, 33, 33, 7), r(64, 33 - 2 * m, 33 - 2 * m, 4))
+    # the papers' widths (the models' defaults since issue 13): PNN 64/32, SRCNN 64/32, DRPNN 64 wide
+    pnn_full = PNN(7, 4, rngs=nnx.Rngs(6))
+    yield ("PNN 64/32 (7-64-32-4, 9-5-5 valid)", pnn_full, TThree(pnn_full, 2, residual=False), 2,
+           r(1, big, big, 7), r(64, 33, 33, 7), r(64, 33 - 2 * m, 33 - 2 * m, 4))
+    srcnn_full = SRCNN(channels=4, features=(64, 32), kernels=(9, 5, 5), residual=True, rngs=nnx.Rngs(7))
+    yield ("SRCNN 64/32 (4-64-32-4, 9-5-5 same)", srcnn_full, TThree(srcnn_full, 2, residual=True), 2,
+           r(1, big // 2, big // 2, 4), r(64, 33, 33, 4), r(64, 33, 33, 4))
+    drpnn_full = DRPNN(5, 4, features=64, depth=11, kernel=7, rngs=nnx.Rngs(8))
+    yield ("DRPNN 64 (11 x 7x7, 64 ch)", drpnn_full, TDRPNN(drpnn_full), 2,
+           r(1, big // 2, big // 2, 5), r(16, 33, 33, 5), r(16, 33, 33, 4))
     yield ("SRCNN (4-32-16-4, 9-5-5 same)", srcnn, TThree(srcnn, 2, residual=True), 2,
            r(1, big // 2, big // 2, 4), r(64, 33, 33, 4), r(64, 33, 33, 4))
     yield ("DRPNN (11 x 7x7, 16 ch)", drpnn, TDRPNN(drpnn), 2,
@@ -207,7 +217,9 @@ def run(quick: bool, repeat: int, only: str | None = None) -> list[dict]:
             row["torch fwd"] = best(lambda: t_fwd(tx_f), repeat)
         for label, xla in (("XLA conv", True), ("jfusion", False)):
             with xla_conv(xla):
-                fwd = jax.jit(f_fwd)
+                # a fresh function object per path: jax.jit caches traces by the function, so jitting
+                # f_fwd itself twice would time the first path's program again
+                fwd = jax.jit(lambda s, x: f_fwd(s, x))  # noqa: E731
                 t0 = time.perf_counter()
                 out = jax.block_until_ready(fwd(state, x_fwd))
                 row[f"{label} fwd compile"] = time.perf_counter() - t0
@@ -226,7 +238,7 @@ def run(quick: bool, repeat: int, only: str | None = None) -> list[dict]:
             topt.zero_grad()
             loss = torch.mean((t_tr(tx_t) - y_t) ** 2)
             loss.backward()
-            return float(loss)
+            return float(loss.detach())
 
         row["torch loss"] = torch_step()  # also the warm-up
         row["torch step"] = best(torch_step, repeat)

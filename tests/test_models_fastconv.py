@@ -1,5 +1,6 @@
-"""jfusion.models.conv: the blocked patch-matmul convolution equals lax / nnx.Conv (values and gradients),
-and the shipped weights give the same method outputs through it as through XLA's convolution."""
+"""jfusion.models.conv: the CPU convolution path (one-row padding of unpadded layers, 3-D folded into 2-D) equals
+lax / nnx.Conv (values and gradients), and the shipped weights give the same method outputs through it as through
+XLA's plain convolution."""
 
 from __future__ import annotations
 
@@ -40,25 +41,45 @@ CASES = [
     ((3, 16, 16, 4), (3, 3), [(2, 0), (1, 3)]),
     ((2, 10, 9, 7, 1), (5, 5, 3), "SAME"),  # the 3-D CNN's first layer
     ((4, 12, 12, 6), (1, 1), "VALID"),
+    ((2, 9, 8, 5, 2), (3, 3, 3), "VALID"),  # 3-D, unpadded: folded, depth shrinks
+    ((1, 8, 8, 4, 3), (3, 1, 2), [(0, 1), (2, 0), (1, 0)]),  # 3-D, even depth tap, one-sided padding
+    ((2, 20, 6), (5,), "VALID"),  # 1-D
+    ((1, 6, 6, 40, 1), (3, 3, 3), "SAME"),  # depth over MAX_FOLD_DEPTH: XLA's 3-D convolution
 ]
 
 
-@pytest.mark.parametrize("block_bytes", [64, fastconv.BLOCK_BYTES])  # many one-row blocks / one block
 @pytest.mark.parametrize("shape,ks,padding", CASES)
-def test_conv_and_gradients_equal_lax(shape, ks, padding, block_bytes):
+def test_conv_and_gradients_equal_lax(shape, ks, padding):
     rng = np.random.default_rng(len(shape) + sum(ks))
     x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
     w = jnp.asarray(rng.standard_normal((*ks, shape[-1], 5)), jnp.float32)
-    f = jax.jit(lambda x, w: conv(x, w, padding=padding, block_bytes=block_bytes, precision="highest"))
+    f = jax.jit(lambda x, w: conv(x, w, padding=padding, precision="highest"))
     _close(f(x, w), _ref(x, w, padding))
 
     def loss(fn):
         return lambda x, w: jnp.sum(jnp.sin(fn(x, w)))
 
-    g = jax.jit(jax.grad(loss(lambda x, w: conv(x, w, padding=padding, block_bytes=block_bytes, precision="highest")), (0, 1)))(x, w)
+    g = jax.jit(jax.grad(loss(lambda x, w: conv(x, w, padding=padding, precision="highest")), (0, 1)))(x, w)
     g_ref = jax.grad(loss(lambda x, w: _ref(x, w, padding)), (0, 1))(x, w)
     for a, b in zip(g, g_ref):
         _close(a, b)
+
+
+def test_unpadded_conv_is_computed_with_one_padded_row():
+    # XLA:CPU's emitter for a convolution without padding is 3-7x slower (module docstring): the program
+    # must carry the one-row padding, and no unpadded convolution.
+    x, w = jnp.zeros((1, 20, 20, 7)), jnp.zeros((9, 9, 7, 4))
+    hlo = jax.jit(lambda x, w: conv(x, w, padding="VALID")).lower(x, w).as_text()
+    convs = [line for line in hlo.splitlines() if "stablehlo.convolution" in line]
+    assert len(convs) == 1 and "pad = [[0, 1], [0, 0]]" in convs[0], convs
+
+
+def test_3d_conv_is_folded_into_a_2d_one():
+    x, w = jnp.zeros((1, 12, 12, 9, 1)), jnp.zeros((5, 5, 3, 1, 16))
+    hlo = jax.jit(lambda x, w: conv(x, w, padding="SAME")).lower(x, w).as_text()
+    convs = [line for line in hlo.splitlines() if "stablehlo.convolution" in line]
+    assert len(convs) == 1 and "[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]" in convs[0], convs
+    assert "tensor<5x5x9x144xf32>" in convs[0]  # (5, 5, depth 9 x 1 channel, depth 9 x 16 features)
 
 
 def test_conv_rejects_unsupported_padding_and_small_inputs():
@@ -83,7 +104,7 @@ def test_conv_module_matches_nnx_conv_with_the_same_parameters(padding):
 def test_conv_module_falls_back_to_nnx_for_strides_and_dilation():
     for kw in ({"strides": 2}, {"kernel_dilation": 2}, {"padding": "CIRCULAR"}):
         layer = Conv(2, 3, (3, 3), rngs=nnx.Rngs(0), **kw)
-        assert not fastconv.patch_path_applies(layer)
+        assert not fastconv.fast_path_applies(layer)
         ref = nnx.Conv(2, 3, (3, 3), rngs=nnx.Rngs(0), **kw)
         x = jnp.ones((1, 9, 9, 2))
         np.testing.assert_array_equal(layer(x), ref(x))

@@ -1,41 +1,45 @@
-"""Convolution as cache-sized patch matrix products, the layer the models use on a CPU.
+"""Stride-1 convolution in the forms XLA:CPU runs fast, the layer the models use on a CPU.
 
-XLA:CPU runs a stride-1 convolution with few input channels (PNN's 9x9 over 7 channels, SRCNN's
-9x9 over the MS bands, the 3-D CNN's single-channel volumes) an order of magnitude below its
-own matrix product (``benchmarks/README.md``, "Learned models"). The same arithmetic written as
-im2col, ``patches (M, k*k*C) @ kernel (k*k*C, O)``, runs at the matrix product's speed provided
-the patch matrix stays in cache: :func:`conv` cuts the output into blocks of rows along the
-first spatial axis, builds each block's patches from shifted slices (no gather) and maps the
-blocks with ``lax.map``; one block holds about ``block_bytes`` of patches (2 MiB).
+Two properties of XLA:CPU (jax 0.10.2), measured on this project's 2-core machine
+(``benchmarks/xla_cpu_conv_repro.py``; ``benchmarks/README.md``, "Learned models"):
 
-:class:`Conv` is ``nnx.Conv`` with that forward pass: the same parameters (``kernel`` HWIO,
-``bias``), initialisers and call signature, so weights written for ``nnx.Conv`` load unchanged.
-It takes the patch path for stride 1, no dilation, one feature group, no mask and ``"VALID"``,
-``"SAME"`` or explicit integer padding, on the CPU backend; anything else (and every other
-backend, where cuDNN / the TPU convolution units are the fast path) is ``nnx.Conv``'s own call.
-Results equal ``lax.conv_general_dilated`` up to float32 summation order (relative 1e-6).
+* a convolution with **no padding at all** ("VALID") takes a slow emitter, 3-7x below the same
+  convolution with any padding: PNN's 9x9 7->32 layer on a 1296x1296 image runs at 34 GFLOP/s
+  "VALID" and at 94 GFLOP/s with one row of zero padding on one side, its 5x5 32->16 layer at 29
+  and 215 GFLOP/s. :func:`conv` therefore computes a "VALID" convolution with one extra zero row
+  below the input and drops the output's last row: the same numbers (bitwise in every case
+  measured) at the fast emitter's speed, forward and backward;
+* 3-D convolutions run at 5-15 GFLOP/s whatever the padding. :func:`conv` folds the last spatial
+  axis into the channels instead: a 3-D convolution over ``(H, W, D)`` with ``C -> O`` channels is
+  a 2-D convolution over ``(H, W)`` with ``D*C -> D'*O`` channels whose kernel is banded along
+  the depth (``D/kd`` times the FLOPs, for the 3-D CNN's 9 bands 3x, but 4-20x faster).
+
+:class:`Conv` is ``nnx.Conv`` with that path on the CPU backend: the same parameters (``kernel``
+HWIO, ``bias``), initialisers and call signature, so weights written for ``nnx.Conv`` load
+unchanged. It takes the path for stride 1, no dilation, one feature group, no mask and
+``"VALID"``, ``"SAME"`` or explicit integer padding; anything else (and every other backend, where
+cuDNN / the TPU convolution units are the fast path) is ``nnx.Conv``'s own call. Results equal
+``lax.conv_general_dilated`` up to float32 summation order (relative 1e-6).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
-__all__ = ["BLOCK_BYTES", "Conv", "conv", "enabled", "patch_path_applies"]
+__all__ = ["Conv", "conv", "enabled", "fast_path_applies", "MAX_FOLD_DEPTH"]
 
-BLOCK_BYTES = 2**21
-"""Target size of one block's patch matrix (float32 bytes): about a core's L2 cache."""
+MAX_FOLD_DEPTH = 32
+"""Largest last-axis length of a 3-D input that :func:`conv` folds into the channels (the FLOPs grow as ``D / kd``)."""
 
 
 def enabled() -> bool:
-    """Whether the models take the patch-matmul path: on the CPU backend (checked at trace time)."""
+    """Whether the models take :func:`conv`'s path: on the CPU backend (checked at trace time)."""
     return jax.default_backend() == "cpu"
 
 
@@ -63,26 +67,59 @@ def _explicit_padding(padding, kernel_size: Sequence[int]) -> list[tuple[int, in
     return out
 
 
+def _channels_last(nd: int) -> lax.ConvDimensionNumbers:
+    """``(N, *spatial, C)`` input, ``(*kernel, C, O)`` kernel, ``(N, *spatial, O)`` output."""
+    sp = tuple(range(1, nd + 1))
+    return lax.ConvDimensionNumbers(lhs_spec=(0, nd + 1, *sp), rhs_spec=(nd + 1, nd, *range(nd)), out_spec=(0, nd + 1, *sp))
+
+
+def _xla(x: jax.Array, kernel: jax.Array, pads: list[tuple[int, int]], precision) -> jax.Array:
+    """XLA's convolution; an unpadded one computed with one zero row below the input, that output row dropped."""
+    nd = kernel.ndim - 2
+    unpadded = all(p == (0, 0) for p in pads)
+    if unpadded:
+        pads = [(0, 1), *pads[1:]]
+    y = lax.conv_general_dilated(x, kernel, (1,) * nd, pads, dimension_numbers=_channels_last(nd), precision=precision)
+    return y[:, :-1] if unpadded else y
+
+
+def _depth_band(depth: int, kd: int, low: int, high: int) -> np.ndarray:
+    """``S[z, i, o] = 1`` where output depth ``o`` reads input depth ``i`` through kernel tap ``z`` (zero padding implicit)."""
+    out = depth + low + high - kd + 1
+    z, i, o = np.meshgrid(np.arange(kd), np.arange(depth), np.arange(out), indexing="ij")
+    return (i == o + z - low).astype(np.float32)
+
+
+def _folded_3d(x: jax.Array, kernel: jax.Array, pads: list[tuple[int, int]], precision) -> jax.Array:
+    """A 3-D convolution as a 2-D one over ``(H, W)`` with the depth folded into the channels (banded kernel)."""
+    n, h, w, d, c = x.shape
+    ky, kx, kd, _, o = kernel.shape
+    band = _depth_band(d, kd, *pads[2])
+    d_out = band.shape[-1]
+    k2 = jnp.einsum("yxzco,zid->yxicdo", kernel, jnp.asarray(band, kernel.dtype), precision=lax.Precision.HIGHEST)
+    y = _xla(x.reshape(n, h, w, d * c), k2.reshape(ky, kx, d * c, d_out * o), pads[:2], precision)
+    return y.reshape(*y.shape[:3], d_out, o)
+
+
 def conv(
     x: jax.Array,
     kernel: jax.Array,
     *,
     padding: str | Sequence[tuple[int, int]] = "VALID",
-    block_bytes: int = BLOCK_BYTES,
     precision: lax.PrecisionLike = None,
 ) -> jax.Array:
-    """Stride-1 N-d cross-correlation (what ``nnx.Conv`` computes) by blocked patch matmuls.
+    """Stride-1 N-d cross-correlation (what ``nnx.Conv`` computes) in the forms XLA:CPU runs fast.
 
-    The gradient is blocked the same way (a custom VJP): the input's is the correlation of the
-    zero-padded output gradient with the flipped, transposed kernel (this function again), the
-    kernel's the sum over blocks of ``patches^T @ output gradient``.
+    See the module docstring: an unpadded convolution is computed with one zero row of padding
+    and that row of the output dropped; a 3-D one whose last spatial axis has at most
+    :data:`MAX_FOLD_DEPTH` samples as a 2-D one with that axis folded into the channels. Both are
+    exact rewrites (the same products, summed in XLA's order), differentiable by autodiff.
 
     Args:
       x: ``(N, *spatial, C)`` channels-last input (``spatial`` of any rank >= 1).
       kernel: ``(*kernel_size, C, O)`` kernel (HWIO for 2-D).
       padding: ``"VALID"``, ``"SAME"`` or ``[(low, high)]`` per spatial axis (zero padding).
-      block_bytes: target bytes of one block's patch matrix (float32).
-      precision: precision of the matrix products (``None``: the backend default).
+      precision: precision of the products (``None``: the backend default).
 
     Returns:
       ``(N, *out_spatial, O)``, ``out_spatial = spatial + low + high - kernel_size + 1``; equal
@@ -93,109 +130,15 @@ def conv(
     pads = _explicit_padding(padding, ks)
     if pads is None or x.ndim != nd + 2:
         raise ValueError(f"conv: unsupported padding {padding!r} or input rank {x.ndim} for a {nd}-d kernel")
-    if any(p != (0, 0) for p in pads):
-        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
-    if any(s < k for s, k in zip(x.shape[1:-1], ks)):
-        raise ValueError(f"conv: input spatial shape {x.shape[1:-1]} smaller than the kernel {ks}")
-    return _conv_valid(x, kernel, block_bytes, precision)
+    if any(s + lo + hi < k for s, k, (lo, hi) in zip(x.shape[1:-1], ks, pads)):
+        raise ValueError(f"conv: input spatial shape {x.shape[1:-1]} with padding {pads} smaller than the kernel {ks}")
+    if nd == 3 and x.shape[3] <= MAX_FOLD_DEPTH:
+        return _folded_3d(x, kernel, pads, precision)
+    return _xla(x, kernel, pads, precision)
 
 
-def _blocking(x_shape: tuple[int, ...], ks: tuple[int, ...], itemsize: int, block_bytes: int) -> tuple[int, int]:
-    """(rows per block, number of blocks) along the first spatial axis of a 'valid' output."""
-    n, c = x_shape[0], x_shape[-1]
-    out_sp = [s - k + 1 for s, k in zip(x_shape[1:-1], ks)]
-    row_bytes = n * math.prod(out_sp[1:]) * math.prod(ks) * c * itemsize
-    rb = int(max(1, min(out_sp[0], block_bytes // max(row_bytes, 1))))
-    return rb, -(-out_sp[0] // rb)
-
-
-def _patches(xs: jax.Array, ks: tuple[int, ...], out_sp: tuple[int, ...]) -> jax.Array:
-    """``(N, *out_sp, prod(ks) * C)`` patches of ``xs`` ('valid'), taps in row-major kernel order, channel fastest."""
-    cols = [
-        xs[(slice(None), *(slice(d, d + s) for d, s in zip(offs, out_sp)))]
-        for offs in itertools.product(*(range(k) for k in ks))
-    ]
-    return jnp.concatenate(cols, -1)
-
-
-def _row_blocks(x: jax.Array, ks: tuple[int, ...], rb: int, nb: int) -> jax.Array:
-    """``x`` zero-padded along axis 1 so that ``nb`` blocks of ``rb`` output rows fit."""
-    need = nb * rb + ks[0] - 1
-    if need > x.shape[1]:
-        x = jnp.pad(x, [(0, 0), (0, need - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
-    return x
-
-
-def _forward(x: jax.Array, kernel: jax.Array, block_bytes: int, precision) -> jax.Array:
-    ks = tuple(int(k) for k in kernel.shape[:-2])
-    n, c, o = x.shape[0], x.shape[-1], kernel.shape[-1]
-    out_sp = tuple(s - k + 1 for s, k in zip(x.shape[1:-1], ks))
-    wm = kernel.reshape(math.prod(ks) * c, o)
-    if math.prod(ks) == 1:  # a 1x1 convolution is one product
-        return jnp.matmul(x, wm, precision=precision)
-    rb, nb = _blocking(x.shape, ks, x.dtype.itemsize, block_bytes)
-    if nb == 1:
-        return jnp.matmul(_patches(x, ks, out_sp), wm, precision=precision)
-    x = _row_blocks(x, ks, rb, nb)
-    sub = (rb, *out_sp[1:])
-
-    def block(i: jax.Array) -> jax.Array:
-        xs = lax.dynamic_slice_in_dim(x, i * rb, rb + ks[0] - 1, axis=1)
-        return jnp.matmul(_patches(xs, ks, sub), wm, precision=precision)
-
-    y = lax.map(block, jnp.arange(nb))  # (nb, N, rb, *rest, O)
-    y = jnp.moveaxis(y, 0, 1).reshape(n, nb * rb, *out_sp[1:], o)
-    return y[:, : out_sp[0]]
-
-
-def _kernel_grad(x: jax.Array, dy: jax.Array, ks: tuple[int, ...], block_bytes: int, precision) -> jax.Array:
-    """``sum_blocks patches^T @ dy`` as a ``(*ks, C, O)`` kernel gradient."""
-    c, o = x.shape[-1], dy.shape[-1]
-    out_sp = dy.shape[1:-1]
-    rb, nb = _blocking(x.shape, ks, x.dtype.itemsize, block_bytes)
-    k_c = math.prod(ks) * c
-    if nb == 1:
-        g = jnp.matmul(_patches(x, ks, out_sp).reshape(-1, k_c).T, dy.reshape(-1, o), precision=precision)
-        return g.reshape(*ks, c, o)
-    x = _row_blocks(x, ks, rb, nb)
-    dy = jnp.pad(dy, [(0, 0), (0, nb * rb - out_sp[0])] + [(0, 0)] * (dy.ndim - 2))
-    sub = (rb, *out_sp[1:])
-
-    def step(acc: jax.Array, i: jax.Array) -> tuple[jax.Array, None]:
-        xs = lax.dynamic_slice_in_dim(x, i * rb, rb + ks[0] - 1, axis=1)
-        dys = lax.dynamic_slice_in_dim(dy, i * rb, rb, axis=1)
-        p = _patches(xs, ks, sub).reshape(-1, k_c)
-        return acc + jnp.matmul(p.T, dys.reshape(-1, o), precision=precision), None
-
-    g, _ = lax.scan(step, jnp.zeros((k_c, o), jnp.result_type(x, dy)), jnp.arange(nb))
-    return g.reshape(*ks, c, o)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_valid(x: jax.Array, kernel: jax.Array, block_bytes: int, precision) -> jax.Array:
-    return _forward(x, kernel, block_bytes, precision)
-
-
-def _conv_valid_fwd(x, kernel, block_bytes, precision):
-    return _forward(x, kernel, block_bytes, precision), (x, kernel)
-
-
-def _conv_valid_bwd(block_bytes, precision, res, dy):
-    x, kernel = res
-    ks = tuple(int(k) for k in kernel.shape[:-2])
-    nd = len(ks)
-    dyp = jnp.pad(dy, [(0, 0), *((k - 1, k - 1) for k in ks), (0, 0)])
-    flipped = jnp.swapaxes(kernel[(slice(None, None, -1),) * nd], -1, -2)
-    dx = _conv_valid(dyp, flipped, block_bytes, precision)
-    dk = _kernel_grad(x, dy, ks, block_bytes, precision)
-    return dx.astype(x.dtype), dk.astype(kernel.dtype)
-
-
-_conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
-
-
-def patch_path_applies(module: nnx.Conv) -> bool:
-    """Whether :class:`Conv` takes the patch-matmul path for this layer's settings (not the backend)."""
+def fast_path_applies(module: nnx.Conv) -> bool:
+    """Whether :class:`Conv` takes :func:`conv`'s path for this layer's settings (not the backend)."""
     one = all(s == 1 for s in _tuple(module.strides, len(module.kernel_size)))
     no_dil = all(d == 1 for d in _tuple(module.input_dilation, len(module.kernel_size))) and all(
         d == 1 for d in _tuple(module.kernel_dilation, len(module.kernel_size))
@@ -223,12 +166,12 @@ class Conv(nnx.Conv):
     """``nnx.Conv`` whose stride-1 forward pass on the CPU is :func:`conv` (same parameters and call).
 
     Inputs are channels-last ``(N, *spatial, in_features)`` (or unbatched ``(*spatial, in)``);
-    see the module docstring for when the patch path is taken.
+    see the module docstring for when that path is taken.
     """
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
         nd = len(self.kernel_size)
-        if not enabled() or not patch_path_applies(self) or inputs.ndim not in (nd + 1, nd + 2):
+        if not enabled() or not fast_path_applies(self) or inputs.ndim not in (nd + 1, nd + 2):
             return super().__call__(inputs)
         unbatched = inputs.ndim == nd + 1
         x = inputs[None] if unbatched else inputs
