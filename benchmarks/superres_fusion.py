@@ -61,9 +61,14 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--lytro", type=int, default=4)
     ap.add_argument("--medical", type=int, default=2)
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None, help="also write the markdown table here (atomically)")
+    ap.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = ap.parse_args()
     s = args.scale
+    if args.out:
+        from jfusion.io import check_output_path
+
+        check_output_path(args.out, overwrite=args.force)  # before the run, not after it
 
     def down(x):
         h, w = (x.shape[0] // s) * s, (x.shape[1] // s) * s
@@ -106,7 +111,10 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        from jfusion.io import atomic_output
+
+        with atomic_output(args.out, overwrite=args.force) as tmp:
+            Path(tmp).write_text(text)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,94 @@ def radiometric_stats(x: Any, *, per_channel: bool = True) -> dict[str, Any]:
     if per_channel:
         return {k: [float(v) for v in vals] for k, vals in stats.items()}
     return {k: float(vals[0]) for k, vals in stats.items()}
+
+
+def train_validate_ship(
+    config: Any,
+    workdir: str | Path,
+    *,
+    model: str,
+    asset_name: str,
+    train: Callable[..., Any],
+    data_record: Callable[..., Any],
+    validate: Callable[..., Any],
+    ship_decision: Callable[..., Any],
+    ship_rule: str,
+    final_evaluation: Callable[..., Any],
+    deviations: str,
+    radiometry: Callable[..., Any],
+    command: str | None = None,
+    install: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """The protocol every synthetic-truth recipe follows, once: train, record, decide on validation, test once, install.
+
+    Refuses (before training) to overwrite ``<workdir>/weights.{npz,json}`` or, with ``install``, the package's
+    ``jfusion/weights/<asset_name>`` unless ``force``; trains (resuming from ``<workdir>/checkpoints``); writes the
+    asset with a manifest holding the recipe, the data record, the ship rule and the deviations; scores the *stored*
+    weights on validation; records that score and the decision; raises when the asset does not ship (kept for
+    inspection); otherwise runs the final evaluation (the only reader of the test split) and with ``install`` copies
+    the asset into the package.
+
+    Args:
+      config: the recipe's frozen config (``steps`` and ``seed`` fields).
+      workdir: the run folder.
+      model: the manifest's model name; asset_name: the package weights folder.
+      train: ``checkpoint_dir -> (model, TrainResult, data)``.
+      data_record: ``data -> dict`` (the manifest's ``data``).
+      validate: ``(weights_stem, data) -> dict`` validation scores of the stored asset.
+      ship_decision: ``scores -> bool``; ship_rule: its statement.
+      final_evaluation: ``folder -> None``; reads the test split once and records its scores.
+      deviations: from the papers (a sentence); radiometry: ``data -> dict`` (the manifest's ``radiometry``).
+      command: the training command recorded (default: :func:`command_line` of ``model`` and ``config``).
+
+    Returns:
+      The asset's final manifest.
+
+    Raises:
+      FusionInputError: an output exists (without ``force``), or the asset does not pass ``ship_rule``.
+    """
+    import platform
+
+    import jax
+    import numpy as np
+
+    from jfusion import assets
+    from jfusion import weights as weights_mod
+    from jfusion.io import check_output_path
+
+    folder = Path(workdir)
+    package_dir = weights_mod.WEIGHTS_DIR / asset_name
+    files = [folder / "weights.npz", folder / "weights.json"]
+    same = folder.resolve() == package_dir.resolve()
+    for f in files + ([package_dir / f.name for f in files] if install and not same else []):
+        check_output_path(f, overwrite=force)
+    ckpt = prepare_workdir(folder, config, extendable=True)
+    net, result, data = train(ckpt)
+    manifest = assets.new_manifest(
+        model=model,
+        config=config_dict(config),
+        data=data_record(data),
+        command=command or command_line(model, config),
+        steps=config.steps,
+        seed=config.seed,
+        best_step=result.best_step,
+        final_train_loss=float(np.mean([h["loss"] for h in result.history[-50:]])) if result.history else None,
+        trained_on=f"{jax.device_count()} x {jax.devices()[0].platform} ({platform.machine()})",
+        jax=jax.__version__,
+        ship_rule=ship_rule,
+        deviations=deviations,
+        radiometry=radiometry(data),
+    )
+    weights_mod.save_params(net, folder, manifest, force=force)
+    val = validate(folder / "weights", data)  # the ship decision on the *stored* weights
+    shipped = ship_decision(val)
+    assets.update_manifest(folder / "weights", {"scores": {"validation": val, "test": {}}, "ships": shipped,
+                                               "history": {"validation": result.validation}})
+    if not shipped:
+        raise FusionInputError(f"{model}: does not ship ({ship_rule} failed: {val}); the asset in {folder} is kept for inspection.")
+    final_evaluation(folder)
+    man = assets.read_manifest(folder / "weights")
+    if install and not same:
+        weights_mod.install(files, package_dir, overwrite=force)
+    return man

@@ -46,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -322,26 +321,13 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train, write ``<workdir>/weights`` (asset + manifest with recipe, split, validation scores), then, if it passes
     :data:`SHIP_RULE` on validation, the final evaluation on the test scenes (once) and with ``install`` the copy into
-    ``jfusion/weights/<config.asset_name>``. Resumes from ``workdir/checkpoints``."""
-    from jfusion import assets
-    from jfusion import weights as weights_mod
-    from jfusion.errors import FusionInputError
-    from jfusion.io import check_output_path
+    ``jfusion/weights/<config.asset_name>`` (:func:`jfusion.training.recipes.train_validate_ship`). Resumes from
+    ``workdir/checkpoints``."""
     from jfusion.methods.regression import read_model
-    from jfusion.training.recipes import command_line, config_dict, prepare_workdir, radiometric_stats
+    from jfusion.training.recipes import radiometric_stats, train_validate_ship
 
-    folder = Path(workdir)
-    package_dir = weights_mod.WEIGHTS_DIR / config.asset_name
-    files = [folder / "weights.npz", folder / "weights.json"]
-    same = folder.resolve() == package_dir.resolve()
-    for f in files + ([package_dir / f.name for f in files] if install and not same else []):
-        check_output_path(f, overwrite=force)
-    ckpt = prepare_workdir(folder, config, extendable=True)
-    model, result, data = train_regression(config, checkpoint_dir=ckpt, progress=progress)
-    manifest = assets.new_manifest(
-        model="cnn-regression",
-        config=config_dict(config),
-        data={
+    def data_record(data: RegressionData) -> dict[str, Any]:
+        return {
             "source": config.data,
             "n_train_images": data.n_train_images,
             "n_val_images": data.n_val_images,
@@ -352,31 +338,20 @@ def train_and_evaluate(
             "jfusion.data.synth.exposure_scene (power %s, EV spacing %s); S = 2 and 3 on alternate steps"
             % (list(config.sigma_range), list(config.power_range), list(config.spread_range)),
             "validation_scenes": {t: {"sources": _VAL_SOURCES[t], "scenes": int(v["truth"].shape[0])} for t, v in data.val.items()},
-        },
-        command=command or command_line("cnn-regression", config),
-        steps=config.steps,
-        seed=config.seed,
-        best_step=result.best_step,
-        final_train_loss=float(np.mean([h["loss"] for h in result.history[-50:]])) if result.history else None,
-        trained_on=f"{jax.device_count()} x {jax.devices()[0].platform} ({platform.machine()})",
-        jax=jax.__version__,
-        ship_rule=SHIP_RULE,
+        }
+
+    def validate(stem: Path, data: RegressionData) -> dict[str, Any]:
+        return {**score_scenes(read_model(stem), data.val), "images": data.n_val_images}
+
+    return train_validate_ship(
+        config, workdir, model="cnn-regression", asset_name=config.asset_name,
+        train=lambda ckpt: train_regression(config, checkpoint_dir=ckpt, progress=progress),
+        data_record=data_record, validate=validate, ship_decision=ship_decision, ship_rule=SHIP_RULE,
+        final_evaluation=lambda folder: final_evaluation(folder, config),
         deviations=__doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
-        radiometry={"normalisation": "luma Y in [0, 1]", "input": radiometric_stats(data.pool, per_channel=False)},
+        radiometry=lambda data: {"normalisation": "luma Y in [0, 1]", "input": radiometric_stats(data.pool, per_channel=False)},
+        command=command, install=install, force=force,
     )
-    weights_mod.save_params(model, folder, manifest, force=force)
-    val = score_scenes(read_model(folder / "weights"), data.val)  # the ship decision on the *stored* weights
-    val["images"] = data.n_val_images
-    shipped = ship_decision(val)
-    assets.update_manifest(folder / "weights", {"scores": {"validation": val, "test": {}}, "ships": shipped,
-                                               "history": {"validation": result.validation}})
-    if not shipped:
-        raise FusionInputError(f"cnn-regression: does not ship ({SHIP_RULE} failed: {val}); the asset in {folder} is kept for inspection.")
-    final_evaluation(folder, config)
-    man = assets.read_manifest(folder / "weights")
-    if install and not same:
-        weights_mod.install(files, package_dir, overwrite=force)
-    return man
 
 
 def _register_recipes() -> None:

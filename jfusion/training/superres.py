@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -334,26 +333,14 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train, write ``<workdir>/weights`` (asset + manifest with recipe, split, validation scores), then, if it passes
     :data:`SHIP_RULE` on validation, the final evaluation on the test images (once) and with ``install`` the copy into
-    ``jfusion/weights/<name with _>``. Resumes from ``workdir/checkpoints``."""
-    from jfusion import assets
-    from jfusion import weights as weights_mod
-    from jfusion.errors import FusionInputError
-    from jfusion.io import check_output_path
-    from jfusion.training.recipes import command_line, config_dict, prepare_workdir, radiometric_stats
+    ``jfusion/weights/<name with _>`` (:func:`jfusion.training.recipes.train_validate_ship`). Resumes from
+    ``workdir/checkpoints``."""
+    from jfusion.methods.superres import _read
+    from jfusion.training.recipes import radiometric_stats, train_validate_ship
 
-    folder = Path(workdir)
-    package_dir = weights_mod.WEIGHTS_DIR / config.name.replace("-", "_")
-    files = [folder / "weights.npz", folder / "weights.json"]
-    same = folder.resolve() == package_dir.resolve()
-    for f in files + ([package_dir / f.name for f in files] if install and not same else []):
-        check_output_path(f, overwrite=force)
-    ckpt = prepare_workdir(folder, config, extendable=True)
-    model, result, data = train_srcnn(config, checkpoint_dir=ckpt, progress=progress)
-    split = split_images(config.data)
-    manifest = assets.new_manifest(
-        model=config.name,
-        config=config_dict(config),
-        data={
+    def data_record(data: SRData) -> dict[str, Any]:
+        split = split_images(config.data)
+        return {
             "source": config.data,
             "n_train_images": data.n_train_images,
             "n_val_images": data.n_val_images,
@@ -363,35 +350,21 @@ def train_and_evaluate(
             "degradation": f"Y (BT.601) cropped to a multiple of {config.scale}; bicubic down (antialiased) then up by {config.scale}",
             "target": "UWT high-frequency bands (%s, %d levels) of the HR image from those of the LR-up image" % (config.wavelet, config.levels)
             if config.target == "uwt" else "HR image from the LR-up image",
-        },
-        command=command or command_line(config.name, config),
-        steps=config.steps,
-        seed=config.seed,
-        best_step=result.best_step,
-        final_train_loss=float(np.mean([h["loss"] for h in result.history[-50:]])) if result.history else None,
-        trained_on=f"{jax.device_count()} x {jax.devices()[0].platform} ({platform.machine()})",
-        jax=jax.__version__,
-        ship_rule=SHIP_RULE,
-        deviations=__doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
-        radiometry={"normalisation": "luma Y in [0, 1]", "input": radiometric_stats(data.inputs, per_channel=False)},
-    )
-    weights_mod.save_params(model, folder, manifest, force=force)
-    # the ship decision is taken on the validation crops, scored on the *stored* weights
-    from jfusion.methods.superres import _read
+        }
 
-    (graphdef, params, rest), _ = _read(folder / "weights")
-    val = score_crops(nnx.merge(graphdef, params, rest), data.val_up, data.val_hr, config)
-    val["images"] = data.n_val_images
-    shipped = ship_decision(val)
-    man = assets.update_manifest(folder / "weights", {"scores": {"validation": val, "test": {}}, "ships": shipped,
-                                                      "history": {"validation": result.validation}})
-    if not shipped:
-        raise FusionInputError(f"{config.name}: does not ship ({SHIP_RULE} failed: {val}); the asset in {folder} is kept for inspection.")
-    final_evaluation(folder, config)
-    man = assets.read_manifest(folder / "weights")
-    if install and not same:
-        weights_mod.install(files, package_dir, overwrite=force)
-    return man
+    def validate(stem: Path, data: SRData) -> dict[str, Any]:
+        (graphdef, params, rest), _ = _read(stem)
+        return {**score_crops(nnx.merge(graphdef, params, rest), data.val_up, data.val_hr, config), "images": data.n_val_images}
+
+    return train_validate_ship(
+        config, workdir, model=config.name, asset_name=config.name.replace("-", "_"),
+        train=lambda ckpt: train_srcnn(config, checkpoint_dir=ckpt, progress=progress),
+        data_record=data_record, validate=validate, ship_decision=ship_decision, ship_rule=SHIP_RULE,
+        final_evaluation=lambda folder: final_evaluation(folder, config),
+        deviations=__doc__.split("Deviations from")[1].split("\n\n")[0].replace("\n", " ").strip(),
+        radiometry=lambda data: {"normalisation": "luma Y in [0, 1]", "input": radiometric_stats(data.inputs, per_channel=False)},
+        command=command, install=install, force=force,
+    )
 
 
 def _register_recipes() -> None:
