@@ -80,6 +80,24 @@ def test_untrained_network_is_the_sources_mean():
 
 # ----------------------------------------------------------------------------- the shipped method
 SHIPPED = (WEIGHTS_DIR / "cnn_regression_exposure" / "weights.json").exists()
+SHIPPED_FOCUS = (WEIGHTS_DIR / "cnn_regression_focus" / "weights.json").exists()
+
+
+@pytest.mark.skipif(not SHIPPED_FOCUS, reason="cnn_regression_focus weights not shipped")
+def test_shipped_focus_network_ships_on_validation_and_restores_a_synthetic_scene():
+    from jfusion.data.synth import multifocus_scene
+
+    man = assets.read_manifest(WEIGHTS_DIR / "cnn_regression_focus" / "weights")
+    assert man["ships"] is True and man["config"]["task"] == "multi-focus" and man["test_read"] == man["sha256"]
+    assert T.ship_decision(man["scores"]["validation"])
+    # a scene from a Lytro crop (not one of the natural images the split is drawn from)
+    img = read_image(data_path("lytro", "lytro-04-A.jpg"))[128:224, 384:480].mean(-1).astype(np.float32)
+    scene = multifocus_scene(jax.random.key(7), img, n_sources=2, sigma_range=(1.5, 3.0))
+    fused = np.asarray(jfusion.fuse(np.asarray(scene["sources"]), method="cnn-regression", task="multi-focus"))
+    truth, avg = np.asarray(scene["truth"]), np.asarray(scene["sources"]).mean(0)
+    b = 12  # the network's halo: the border is zero-padded
+    err = lambda f: float(np.mean((f[b:-b, b:-b] - truth[b:-b, b:-b]) ** 2))  # noqa: E731
+    assert err(fused) < 0.5 * err(avg), (err(fused), err(avg))
 
 
 @pytest.mark.skipif(not SHIPPED, reason="cnn_regression_exposure weights not shipped")
@@ -122,8 +140,8 @@ def test_shipped_asset_ships_on_validation_and_beats_the_average_there():
 def test_bad_weights_are_refused(tmp_path):
     with pytest.raises(FusionInputError, match="no such weights"):
         jfusion.fuse(np.zeros((2, 16, 16), np.float32), method="cnn-regression", weights=str(tmp_path / "none"))
-    with pytest.raises(FusionInputError, match="--task multi-focus"):  # no multi-focus network ships
-        jfusion.fuse(np.zeros((2, 16, 16), np.float32), method="cnn-regression", task="multi-focus")
+    with pytest.raises(FusionInputError, match="task='focus'"):
+        jfusion.fuse(np.zeros((2, 16, 16), np.float32), method="cnn-regression", task="focus")
 
 
 # ----------------------------------------------------------------------------- training

@@ -4,10 +4,10 @@ The sources go through the network of :mod:`jfusion.models.regression` (DeepFuse
 encoder per source, a fusion layer symmetric in the sources, a decoder) and come out as the fused image;
 no weight map, no rule. Networks are trained per task on synthetic scenes with ground truth (exposure
 stacks rendered from a radiance; blur masks over sharp natural images), with 2 and 3 sources; they take
-any ``S >= 2``. ``task="multi-exposure"`` (the default) uses the shipped ``cnn_regression_exposure``;
-``task="multi-focus"`` has no shipped network (its run did not beat averaging on validation:
-:mod:`jfusion.training.regression`), so it needs ``weights=``. Colour goes through the shared YCbCr helper
-(the network fuses Y).
+any ``S >= 2``. ``task="multi-exposure"`` (the default) uses the shipped ``cnn_regression_exposure``,
+``task="multi-focus"`` the shipped ``cnn_regression_focus`` (one network per task: the two-task runs did not
+beat averaging on multi-focus validation, :mod:`jfusion.training.regression`). Colour goes through the
+shared YCbCr helper (the network fuses Y).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def load_regression(*, weights: str | None = None, task: str = "multi-exposure")
     ``weights.npz`` / ``weights.json`` written by ``jfusion train cnn-regression``.
 
     Raises:
-      FusionInputError: no such weights (e.g. ``task="multi-focus"``, which ships none), or another network's.
+      FusionInputError: no such weights, an unknown task, or another network's weights.
     """
     if task not in TASKS:
         raise FusionInputError(f"task={task!r}: pass one of {', '.join(TASKS)}.")
@@ -70,7 +70,7 @@ def load_regression(*, weights: str | None = None, task: str = "multi-exposure")
     if not (folder / "weights.json").exists():
         raise FusionInputError(
             f"weights={name!r} (task={task}): no such weights; the shipped ones are in {WEIGHTS_DIR} "
-            f"({default_weights('multi-exposure')} only), or train them with `jfusion train cnn-regression --task {task}` "
+            f"({default_weights('multi-exposure')}, {default_weights('multi-focus')}), or train them with `jfusion train cnn-regression --task {task}` "
             "and pass weights=<its run folder>."
         )
     return read_model(folder / "weights")
@@ -87,7 +87,7 @@ def _support(o) -> Support:
     reference="Liu, Chen, Wang, Wang, Ward, Wang, Deep learning for pixel-level image fusion, Inf. Fusion 42 (2018), "
     "Fig. 5 (regression-type framework); layers of DeepFuse: Prabhakar, Srikar, Babu, ICCV 2017",
     weights="weights/cnn_regression_exposure",
-    options={"task": opt(doc="which network: multi-exposure (shipped) or multi-focus (train it: none ships)", choices=TASKS),
+    options={"task": opt(doc="which shipped network: multi-exposure (cnn_regression_exposure) or multi-focus (cnn_regression_focus)", choices=TASKS),
              "weights": opt(doc="None: the shipped network of the task; or a folder of weights written by `jfusion train cnn-regression`")},
     min_size=1,
     support=_support,
