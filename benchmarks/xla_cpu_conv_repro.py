@@ -39,6 +39,19 @@ def rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def grad(f):
+    return jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))
+
+
+def pair_cells(ref, new, x, w, t_torch: float) -> str:
+    """``ref fwd | new fwd | ref grad | new grad | torch fwd | rel. diff`` (ms) of two forms of one convolution."""
+    fr, fn = jax.jit(ref), jax.jit(new)
+    return (
+        f"{best(fr, x, w) * 1e3:.0f} | {best(fn, x, w) * 1e3:.0f} | {best(grad(ref), x, w) * 1e3:.0f} | "
+        f"{best(grad(new), x, w) * 1e3:.0f} | {t_torch * 1e3:.0f} | {rel(fn(x, w), fr(x, w)):.0e} |"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512)
@@ -65,9 +78,6 @@ def main() -> None:
         def padded(x, w):
             return lax.conv_general_dilated(x, w, (1, 1), [(0, 1), (0, 0)], dimension_numbers=dn)[:, :-1]
 
-        def grad(f):
-            return jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))
-
         t_torch = float("nan")
         if torch is not None:
             tx = torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 3, 1, 2)))
@@ -75,13 +85,7 @@ def main() -> None:
             with torch.no_grad():
                 t_torch = best(lambda: torch.nn.functional.conv2d(tx, tw))
         gflop = 2 * (size - k + 1) ** 2 * k * k * ci * co / 1e9
-        fv, fp = jax.jit(valid), jax.jit(padded)
-        print(
-            f"| {k}x{k} {ci}->{co} | {gflop:.1f} | {best(fv, x, w) * 1e3:.0f} | {best(fp, x, w) * 1e3:.0f} | "
-            f"{best(grad(valid), x, w) * 1e3:.0f} | {best(grad(padded), x, w) * 1e3:.0f} | {t_torch * 1e3:.0f} | "
-            f"{rel(fp(x, w), fv(x, w)):.0e} |",
-            flush=True,
-        )
+        print(f"| {k}x{k} {ci}->{co} | {gflop:.1f} | " + pair_cells(valid, padded, x, w, t_torch), flush=True)
     s = max(size // 4, 16)
     print(f"\n| 3-D layer on ({s}, {s}, 9) | XLA 3-D fwd (ms) | folded fwd (ms) | XLA 3-D grad (ms) | folded grad (ms) "
           "| torch fwd (ms) | rel. diff |\n|---|---|---|---|---|---|---|")
@@ -97,22 +101,13 @@ def main() -> None:
         def folded(x, w):
             return conv(x, w, padding="SAME")
 
-        def grad(f):
-            return jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))
-
         t_torch = float("nan")
         if torch is not None:
             tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(xn, -1, 1)))
             tw = torch.from_numpy(np.ascontiguousarray(wn.transpose(4, 3, 0, 1, 2)))
             with torch.no_grad():
                 t_torch = best(lambda: torch.nn.functional.conv3d(tx, tw, padding=tuple(q // 2 for q in ks)))
-        f3, ff = jax.jit(xla3), jax.jit(folded)
-        print(
-            f"| {'x'.join(map(str, ks))} {ci}->{co} | {best(f3, x, w) * 1e3:.0f} | {best(ff, x, w) * 1e3:.0f} | "
-            f"{best(grad(xla3), x, w) * 1e3:.0f} | {best(grad(folded), x, w) * 1e3:.0f} | {t_torch * 1e3:.0f} | "
-            f"{rel(ff(x, w), f3(x, w)):.0e} |",
-            flush=True,
-        )
+        print(f"| {'x'.join(map(str, ks))} {ci}->{co} | " + pair_cells(xla3, folded, x, w, t_torch), flush=True)
 
 
 if __name__ == "__main__":
