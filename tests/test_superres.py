@@ -267,8 +267,8 @@ def test_training_smoke_resume_and_manifest(target, tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- shipped weights
-@pytest.mark.parametrize("kind,name", [("image", "srcnn_x2"), ("uwt", "uwt_srcnn_x2")])
-def test_shipped_weights_load_and_beat_bicubic_on_validation(kind, name):
+@pytest.mark.parametrize("kind,name,scale", [(k, f"{n}_x{s}", s) for s in (2, 3, 4) for k, n in (("image", "srcnn"), ("uwt", "uwt_srcnn"))])
+def test_shipped_weights_load_and_beat_bicubic_on_validation(kind, name, scale):
     folder = WEIGHTS_DIR / name
     if not (folder / "weights.json").exists():
         pytest.skip(f"{name} not shipped")
@@ -277,8 +277,12 @@ def test_shipped_weights_load_and_beat_bicubic_on_validation(kind, name):
     cfg = dataclasses.replace(cfg, **{k: man["config"][k] for k in ("steps", "batch", "lr", "seed", "val_crops", "val_crop")})
     assert man["ships"] and man["scores"]["validation"]["psnr"] > man["scores"]["validation"]["psnr_bicubic"]
     root = data_path("natural")
-    val = T.split_images(root)["validation"][:6]  # a subset keeps the test fast; the manifest has all of them
+    # all validation crops (salt 1, as the recipe draws them): the stored score is reproduced, and the gain holds on
+    # the set the ship decision used (on a 6-image subset the x3 network's +0.5 dB was -0.01: too few crops to say)
+    val = T.split_images(root)["validation"]
     up, hr = T.eval_crops(val, dataclasses.replace(cfg, data=str(root)), salt=1)
-    model = S.load_srcnn(None, scale=2, kind="uwt" if kind == "uwt" else "srcnn")
+    assert man["config"]["scale"] == scale
+    model = S.load_srcnn(None, scale=scale, kind="uwt" if kind == "uwt" else "srcnn")
     r = T.score_crops(model, up, hr, cfg)
     assert r["psnr"] > r["psnr_bicubic"], r
+    assert abs(r["psnr"] - man["scores"]["validation"]["psnr"]) < 0.01, (r, man["scores"]["validation"])

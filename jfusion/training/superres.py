@@ -102,11 +102,9 @@ def _config(target: str, scale: int, **kw: Any) -> SRTrainConfig:
 CONFIGS: dict[str, SRTrainConfig] = {c.name: c for c in (_config(t, s) for t in ("image", "uwt") for s in (2, 3, 4))}
 """The recipes ``jfusion train srcnn-x2 | srcnn-x3 | srcnn-x4 | uwt-srcnn-x2 | uwt-srcnn-x3 | uwt-srcnn-x4``."""
 
-SHIPPED: dict[str, SRTrainConfig] = {
-    name: dataclasses.replace(CONFIGS[name], steps=400) for name in ("srcnn-x2", "uwt-srcnn-x2")
-}
-"""Presets of the shipped assets (``weights/<name with _>/weights``): ``jfusion train srcnn-x2 --steps 400``,
-``jfusion train uwt-srcnn-x2 --steps 400`` (2 shared CPU cores, load average 8-29, 2026-12-02)."""
+SHIPPED: dict[str, SRTrainConfig] = {name: dataclasses.replace(config, steps=400) for name, config in CONFIGS.items()}
+"""Presets of the shipped assets (``weights/<name with _>/weights``): ``jfusion train <name> --steps 400`` for every
+recipe (x2: 2 shared CPU cores, load average 8-29, 2026-12-02; x3, x4: 2 CPU cores, load 2-4, 2026-12-03)."""
 
 
 # ----------------------------------------------------------------------------- data
