@@ -108,14 +108,18 @@ def _objective(graphdef: Any, rest: Any, x: jax.Array, y: jax.Array, margin: int
     return loss
 
 
-def _steps(loss: Callable[[Any], jax.Array], tx: optax.GradientTransformation, n: int, params: Any, state: Any):
+def _steps(loss: Callable[[Any], jax.Array], tx: optax.GradientTransformation, n: int | jax.Array, params: Any, state: Any):
+    """``n`` Adam steps as one ``while`` loop whose trip count is a traced value: :func:`fine_tune` and every chunk of
+    :func:`adapt_eagerly` then run the same compiled loop body (a static count lets XLA unroll or fuse short loops
+    differently, and the L1 loss's sign gradients turn those float32 reorderings into visibly different parameters)."""
+
     def body(_, carry):
         p, s = carry
         g = jax.grad(loss)(p)
         u, s = tx.update(g, s, p)
         return optax.apply_updates(p, u), s
 
-    return jax.lax.fori_loop(0, n, body, (params, state))
+    return jax.lax.fori_loop(0, jnp.asarray(n, jnp.int32), body, (params, state))
 
 
 def fine_tune(
@@ -159,7 +163,7 @@ def adapt_eagerly(
     tx = optax.adam(lr)
     loss = _objective(graphdef, rest, x, y, margin) if objective is None else objective
     state = tx.init(params)
-    run = jax.jit(lambda p, s, n: _steps(loss, tx, n, p, s), static_argnums=2)
+    run = jax.jit(lambda p, s, n: _steps(loss, tx, n, p, s))  # n traced: one compilation for every chunk size
     done, t0 = 0, time.perf_counter()
     with tqdm(total=int(steps), desc="adapt", disable=not progress) as bar:
         while done < steps:
