@@ -12,7 +12,7 @@ Two properties of XLA:CPU (jax 0.10.2), measured on this project's 2-core machin
 * 3-D convolutions run at 5-15 GFLOP/s whatever the padding. :func:`conv` folds the last spatial
   axis into the channels instead: a 3-D convolution over ``(H, W, D)`` with ``C -> O`` channels is
   a 2-D convolution over ``(H, W)`` with ``D*C -> D'*O`` channels whose kernel is banded along
-  the depth (``D/kd`` times the FLOPs, for the 3-D CNN's 9 bands 3x, but 4-20x faster).
+  the depth (``D/kd`` times the FLOPs, for the 3-D CNN's 9 bands 3x, but 8-23x faster).
 
 :class:`Conv` is ``nnx.Conv`` with that path on the CPU backend: the same parameters (``kernel``
 HWIO, ``bias``), initialisers and call signature, so weights written for ``nnx.Conv`` load
