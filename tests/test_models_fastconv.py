@@ -110,8 +110,8 @@ def test_conv_module_falls_back_to_nnx_for_strides_and_dilation():
         np.testing.assert_array_equal(layer(x), ref(x))
 
 
-def _without_patch_path(monkeypatch, fn):
-    """``fn()`` with every model on XLA's own convolution (fresh traces)."""
+def _on_plain_xla_conv(monkeypatch, fn):
+    """``fn()`` with every model on XLA's plain convolution, as on a non-CPU backend (fresh traces)."""
     monkeypatch.setattr(fastconv, "enabled", lambda: False)
     jax.clear_caches()
     try:
@@ -131,7 +131,7 @@ def test_shipped_pansharpening_weights_give_the_same_outputs(name, monkeypatch):
         return jfusion.pansharpen(ms, pan, method=name, sensor="IKONOS", bit_depth=11)
 
     fast = np.asarray(run())
-    _close(fast, _without_patch_path(monkeypatch, run))
+    _close(fast, _on_plain_xla_conv(monkeypatch, run))
 
 
 def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
@@ -139,7 +139,7 @@ def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
     model, _, _ = mshs.load_cnn3d(scene)
     vol = jnp.asarray(np.random.default_rng(2).random((1, 20, 20, 9, 1)), jnp.float32)
     f = jax.jit(lambda v: model(v))
-    _close(f(vol), _without_patch_path(monkeypatch, lambda: jax.jit(lambda v: model(v))(vol)))
+    _close(f(vol), _on_plain_xla_conv(monkeypatch, lambda: jax.jit(lambda v: model(v))(vol)))
 
     rng = np.random.default_rng(3)
     a = rng.random((64, 68)).astype(np.float32)
@@ -147,4 +147,4 @@ def test_shipped_cnn3d_and_focus_cnn_give_the_same_outputs(monkeypatch):
     src = np.stack([a, b])
     for method in ("cnn-focus", "cnn-focus-multiscale"):
         out = np.asarray(jfusion.fuse(src, method=method))
-        _close(out, _without_patch_path(monkeypatch, lambda: jfusion.fuse(src, method=method)))
+        _close(out, _on_plain_xla_conv(monkeypatch, lambda: jfusion.fuse(src, method=method)))

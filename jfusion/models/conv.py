@@ -110,10 +110,11 @@ def conv(
 ) -> jax.Array:
     """Stride-1 N-d cross-correlation (what ``nnx.Conv`` computes) in the forms XLA:CPU runs fast.
 
-    See the module docstring: an unpadded convolution is computed with one zero row of padding
-    and that row of the output dropped; a 3-D one whose last spatial axis has at most
-    :data:`MAX_FOLD_DEPTH` samples as a 2-D one with that axis folded into the channels. Both are
-    exact rewrites (the same products, summed in XLA's order), differentiable by autodiff.
+    See the module docstring: on the CPU backend an unpadded convolution is computed with one zero
+    row of padding and that row of the output dropped, and a 3-D one whose last spatial axis has at
+    most :data:`MAX_FOLD_DEPTH` samples as a 2-D one with that axis folded into the channels. Both are
+    exact rewrites (the same products, summed in XLA's order), differentiable by autodiff. On other
+    backends this is ``lax.conv_general_dilated`` with the same padding.
 
     Args:
       x: ``(N, *spatial, C)`` channels-last input (``spatial`` of any rank >= 1).
@@ -132,6 +133,8 @@ def conv(
         raise ValueError(f"conv: unsupported padding {padding!r} or input rank {x.ndim} for a {nd}-d kernel")
     if any(s + lo + hi < k for s, k, (lo, hi) in zip(x.shape[1:-1], ks, pads)):
         raise ValueError(f"conv: input spatial shape {x.shape[1:-1]} with padding {pads} smaller than the kernel {ks}")
+    if not enabled():  # other backends: their own convolution, as given
+        return lax.conv_general_dilated(x, kernel, (1,) * nd, pads, dimension_numbers=_channels_last(nd), precision=precision)
     if nd == 3 and x.shape[3] <= MAX_FOLD_DEPTH:
         return _folded_3d(x, kernel, pads, precision)
     return _xla(x, kernel, pads, precision)

@@ -204,12 +204,7 @@ class WeightNet(nnx.Module):
         c = f.shape[-1]
         first = self.fc1 if self.config.head == "fc256" else self.out
         kernel = first.kernel[...].reshape(k, k, c, -1)  # Linear on row-major (y, x, c) == HWIO conv
-        if fastconv.enabled():  # the CPU path of jfusion.models.conv (an unpadded conv is slow on XLA:CPU)
-            h = fastconv.conv(f, kernel, padding="VALID", precision=HIGHEST)
-        else:
-            h = jax.lax.conv_general_dilated(
-                f, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=HIGHEST,
-            )
+        h = fastconv.conv(f, kernel, padding="VALID", precision=HIGHEST)  # the backend's fast form (jfusion.models.conv)
         ref = self.config.reference_forward
         if self.config.head == "fc256":
             if not ref:
