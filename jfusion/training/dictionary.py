@@ -58,8 +58,9 @@ def data_folder(config: DictionaryConfig) -> Path:
     """The image folder of ``config`` (its ``data``, else ``$JFUSION_DATA/natural``)."""
     if config.data:
         return Path(config.data)
-    root = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    return root / "natural"
+    from jfusion.training.recipes import shared_data_root
+
+    return shared_data_root() / "natural"
 
 
 def learn_resumable(

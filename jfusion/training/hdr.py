@@ -38,8 +38,6 @@ from jfusion.training.loop import TrainResult, train
 
 __all__ = ["HDRTrainConfig", "HDRData", "build_data", "evaluate_stacks", "baselines", "train_and_evaluate"]
 
-DEFAULT_SOURCE = Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "natural"
-
 
 @dataclasses.dataclass(frozen=True)
 class HDRTrainConfig:
@@ -105,10 +103,9 @@ def _split_stacks(key, paths, *, crop, per_image, seed, config: HDRTrainConfig) 
 def source_folder(config: HDRTrainConfig) -> Path:
     """The natural-image folder of a run: ``config.source`` (relative to the working directory, as the
     manifest records it), or, when that default is not there, ``$JFUSION_DATA/natural`` / the checkout's data."""
-    path = Path(config.source)
-    if not path.is_dir() and config.source == HDRTrainConfig.source:
-        return DEFAULT_SOURCE
-    return path
+    from jfusion.training.recipes import data_folder
+
+    return data_folder(config.source, default=HDRTrainConfig.source)
 
 
 def build_data(config: HDRTrainConfig) -> HDRData:

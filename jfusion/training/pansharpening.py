@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -463,7 +462,9 @@ def make_optimizer(name: str, lr: float) -> optax.GradientTransformation:
 
 
 def _data_root() -> Path:
-    return Path(os.environ.get("JFUSION_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+    from jfusion.training.recipes import shared_data_root
+
+    return shared_data_root()
 
 
 def resolve_scene(scene: str, folder: str) -> Path:

@@ -316,3 +316,19 @@ def train_validate_ship(
     if install and not same:
         weights_mod.install(files, package_dir, overwrite=force)
     return man
+
+
+def shared_data_root() -> Path:
+    """The shared data folder: ``$JFUSION_DATA``, else ``shared/data`` beside the checkout."""
+    import os
+
+    return Path(os.environ.get("JFUSION_DATA", PACKAGE_DIR.parents[1] / "shared" / "data"))
+
+
+def data_folder(path: str | Path, *, default: str | Path) -> Path:
+    """A recipe's data folder as its config records it, relative to the working directory; when that is the
+    recipe's ``default`` (``../shared/data/<name>``) and not there, ``<shared_data_root()>/<name>``."""
+    p = Path(path)
+    if not p.is_dir() and Path(path) == Path(default):
+        return shared_data_root() / Path(default).name
+    return p

@@ -62,7 +62,7 @@ from jfusion.models.regression import RegressionFusionNet, RegressionNetConfig
 from jfusion.training import protocol
 from jfusion.training.loop import TrainResult, train
 from jfusion.training.superres import _crops as superres_crops
-from jfusion.training.superres import _psnr, load_luma, split_images
+from jfusion.training.superres import _data, _psnr, load_luma, split_images
 
 __all__ = [
     "RegressionTrainConfig", "SHIPPED", "SHIPPED_FOCUS", "SHIP_RULE", "TASK_BASELINES", "RegressionData", "build_data", "sample_batch",
@@ -166,7 +166,7 @@ def eval_scenes(paths: list[str], config: RegressionTrainConfig, *, salt: int) -
 
 def build_data(config: RegressionTrainConfig) -> RegressionData:
     """The crop pool of the training images and the validation scenes (:func:`split_images`)."""
-    split = split_images(config.data)
+    split = split_images(_data(config))
     rng = np.random.default_rng(config.seed)
     pool = np.concatenate([_crops(rng, load_luma(p), config.patch, config.per_image) for p in split["train"]])
     return RegressionData(pool.astype(np.float32), eval_scenes(split["validation"], config, salt=1),
@@ -314,7 +314,7 @@ def final_evaluation(folder: str | os.PathLike, config: RegressionTrainConfig) -
     model = read_model(path)
 
     def score() -> dict[str, Any]:
-        test_paths = split_images(config.data)["test"]
+        test_paths = split_images(_data(config))["test"]
         return {**score_scenes(model, eval_scenes(test_paths, config, salt=2)), "images": len(test_paths)}
 
     return protocol.score_test_once(path, score)

@@ -113,6 +113,14 @@ def _split_of(rel: str) -> str:
     return "test" if b == 0 else "validation" if b == 1 else "train"
 
 
+def _data(config: Any) -> Path:
+    """``config.data`` resolved (:func:`jfusion.training.recipes.data_folder`: ``$JFUSION_DATA/natural`` when the
+    recorded default is not beside the working directory)."""
+    from jfusion.training.recipes import data_folder
+
+    return data_folder(config.data, default=type(config).data)
+
+
 def split_images(source: str | os.PathLike) -> dict[str, list[str]]:
     """The fixed split of the images under ``source``: ``{"train": [...], "validation": [...]}`` (+ ``"test"`` only
     inside :func:`jfusion.training.protocol.reading_test`). Rule: first byte of ``sha256(relative path)`` mod 10."""
@@ -193,7 +201,7 @@ def eval_crops(paths: list[str], config: SRTrainConfig, *, salt: int) -> tuple[n
 
 def build_data(config: SRTrainConfig) -> SRData:
     """Sub-images of the training images and validation crops of the validation images (:func:`split_images`)."""
-    split = split_images(config.data)
+    split = split_images(_data(config))
     rng = np.random.default_rng(config.seed)
     ins, tgs = [], []
     for p in split["train"]:
@@ -318,7 +326,7 @@ def final_evaluation(folder: str | os.PathLike, config: SRTrainConfig) -> dict[s
     model = nnx.merge(graphdef, params, rest)
 
     def score() -> dict[str, Any]:
-        test_paths = split_images(config.data)["test"]
+        test_paths = split_images(_data(config))["test"]
         up, hr = eval_crops(test_paths, config, salt=2)
         return {**score_crops(model, up, hr, config), "images": len(test_paths)}
 
@@ -337,14 +345,14 @@ def train_and_evaluate(
     from jfusion.training.recipes import radiometric_stats, train_validate_ship
 
     def data_record(data: SRData) -> dict[str, Any]:
-        split = split_images(config.data)
+        split = split_images(_data(config))
         return {
             "source": config.data,
             "n_train_images": data.n_train_images,
             "n_val_images": data.n_val_images,
             "train_subimages": int(data.inputs.shape[0]),
             "split": "by image: sha256(path relative to data) first byte mod 10: 0 test, 1 validation, else train",
-            "validation_images": [Path(p).resolve().relative_to(Path(config.data).resolve()).as_posix() for p in split["validation"]],
+            "validation_images": [Path(p).resolve().relative_to(_data(config).resolve()).as_posix() for p in split["validation"]],
             "degradation": f"Y (BT.601) cropped to a multiple of {config.scale}; bicubic down (antialiased) then up by {config.scale}",
             "target": "UWT high-frequency bands (%s, %d levels) of the HR image from those of the LR-up image" % (config.wavelet, config.levels)
             if config.target == "uwt" else "HR image from the LR-up image",
