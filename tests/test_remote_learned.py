@@ -53,6 +53,21 @@ def test_radiometric_indices():
     np.testing.assert_allclose(idx[0, 0], [(90 - 30) / 120, (20 - 90) / 110], rtol=1e-5)
 
 
+def test_radiometric_indices_are_guarded_where_the_ratio_is_noise():
+    # B, G, R, NIR of three pixels: bright (the floor changes nothing), dark (sum 12 < floor 40: the index
+    # shrinks towards 0 instead of reaching +-1), ringing below zero (taken as 0)
+    px = np.array([[10.0, 20.0, 30.0, 90.0], [2.0, 2.0, 0.0, 12.0], [1.0, 5.0, -30.0, 3.0]], np.float32)
+    idx = np.asarray(learned.radiometric_indices(jnp.asarray(px), floor=40.0))
+    np.testing.assert_allclose(idx[0], [(90 - 30) / 120, (20 - 90) / 110], rtol=1e-5)
+    np.testing.assert_allclose(idx[1], [12 / 40, (2 - 12) / 40], rtol=1e-5)
+    np.testing.assert_allclose(idx[2], [3 / 40, 2 / 40], rtol=1e-5)
+    # the network's inputs use INDEX_FLOOR of the full scale, so 8- and 11-bit versions of a pixel agree
+    ms = jnp.asarray(np.tile(px[:, None, :], (1, 3, 1)))  # (3, 3, 4)
+    a = learned.network_inputs(ms * 8.0, jnp.ones((12, 12)), ratio=4, bit_depth=11, indices=True)
+    b = learned.network_inputs(ms, jnp.ones((12, 12)), ratio=4, bit_depth=8, indices=True)
+    np.testing.assert_allclose(a[..., -2:], b[..., -2:], atol=1e-5)
+
+
 def test_training_steps_decrease_loss():
     rng = np.random.default_rng(0)
     pan = (rng.random((64, 64)) * 1500 + 200).astype(np.float32)
