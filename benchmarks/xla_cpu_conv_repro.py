@@ -6,6 +6,10 @@
    forward and gradient (input and kernel), with ``torch.nn.functional.conv2d`` if PyTorch is installed.
 2. A 3-D convolution (the 3-D CNN's layers on ``(size/4, size/4, 9)`` volumes, "SAME") vs the same
    convolution as a 2-D one with the depth folded into the channels (:func:`jfusion.models.conv.conv`).
+3. The kernel gradient at the models' training shapes (PNN, SRCNN, DRPNN, the focus CNN's branch, the 3-D CNN):
+   XLA's (autodiff of its convolution in the fast form) vs the frequency-domain one
+   (:func:`jfusion.models.conv.kernel_gradient_fft`), with PyTorch's (``torch.nn.grad.conv2d_weight`` /
+   ``conv3d_weight``) and whether :func:`jfusion.models.conv.fft_kernel_gradient_pays` takes the FFT.
 
 Every row prints the max relative difference of the outputs. Run:
 ``PYTHONPATH=$PWD python benchmarks/xla_cpu_conv_repro.py --size 1296``.
@@ -21,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jfusion.models import conv as fastconv
 from jfusion.models.conv import conv
 
 
@@ -55,7 +60,9 @@ def pair_cells(ref, new, x, w, t_torch: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512)
-    size = ap.parse_args().size
+    ap.add_argument("--kernel-gradients-only", action="store_true", help="only part 3")
+    args = ap.parse_args()
+    size = args.size
     try:
         import torch
     except ImportError:
@@ -64,6 +71,9 @@ def main() -> None:
     a = jnp.asarray(rng.random((2048, 2048), np.float32))
     peak = 2 * 2048**3 / best(jax.jit(lambda a: a @ a), a) / 1e9
     print(f"jax {jax.__version__}; float32 2048^3 matmul through XLA: {peak:.0f} GFLOP/s\n")
+    if args.kernel_gradients_only:
+        kernel_gradients(rng, torch)
+        return
     dn = ("NHWC", "HWIO", "NHWC")
     print("| 2-D layer | GFLOP | VALID fwd (ms) | one padded row fwd (ms) | VALID grad (ms) | one padded row grad (ms) "
           "| torch fwd (ms) | rel. diff |\n|---|---|---|---|---|---|---|---|")
@@ -108,6 +118,52 @@ def main() -> None:
             with torch.no_grad():
                 t_torch = best(lambda: torch.nn.functional.conv3d(tx, tw, padding=tuple(q // 2 for q in ks)))
         print(f"| {'x'.join(map(str, ks))} {ci}->{co} | " + pair_cells(xla3, folded, x, w, t_torch), flush=True)
+    kernel_gradients(rng, torch)
+
+
+KERNEL_GRADIENT_LAYERS = (  # (model, batch, input spatial, kernel, in, out, padding) at the training shapes
+    ("PNN 64/32", 64, (33, 33), (9, 9), 7, 64, "VALID"),
+    ("PNN 64/32", 64, (25, 25), (5, 5), 64, 32, "VALID"),
+    ("PNN 64/32", 64, (21, 21), (5, 5), 32, 4, "VALID"),
+    ("SRCNN 64/32", 64, (33, 33), (9, 9), 4, 64, "SAME"),
+    ("SRCNN 64/32", 64, (33, 33), (5, 5), 64, 32, "SAME"),
+    ("DRPNN 64", 16, (33, 33), (7, 7), 64, 64, "SAME"),
+    ("focus CNN 64/128/256", 256, (16, 16), (3, 3), 1, 64, "SAME"),
+    ("focus CNN 64/128/256", 256, (16, 16), (3, 3), 64, 128, "SAME"),
+    ("focus CNN 64/128/256", 256, (8, 8), (3, 3), 128, 256, "SAME"),
+    ("3-D CNN", 16, (20, 20, 9), (5, 5, 3), 1, 16, "SAME"),
+    ("3-D CNN", 16, (20, 20, 9), (3, 3, 3), 16, 8, "SAME"),
+)
+
+
+def kernel_gradients(rng, torch) -> None:
+    print("\n| model | layer | batch x input | XLA kernel grad (ms) | FFT kernel grad (ms) | torch weight grad (ms) "
+          "| rel. diff | rule takes FFT |\n|---|---|---|---|---|---|---|---|")
+    for model, n, sp, ks, ci, co, padding in KERNEL_GRADIENT_LAYERS:
+        nd = len(ks)
+        x = jnp.asarray(rng.standard_normal((n, *sp, ci), np.float32))
+        w = jnp.asarray(rng.standard_normal((*ks, ci, co), np.float32) / np.sqrt(np.prod(ks) * ci))
+        pads = fastconv._explicit_padding(padding, ks)
+        out = tuple(s + lo + hi - k + 1 for s, (lo, hi), k in zip(sp, pads, ks))
+        g = jnp.asarray(rng.standard_normal((n, *out, co), np.float32))
+        with fastconv.xla_kernel_gradient():
+            xla = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w, padding=padding), w)[1](g)[0])
+            ref = xla(x, w, g)
+        fft = jax.jit(lambda x, g: fastconv.kernel_gradient_fft(x, g, ks, pads))
+        t_torch = float("nan")
+        if torch is not None:
+            tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+            tg = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(g), -1, 1)))
+            shape = (co, ci, *ks)
+            tp = tuple(lo for lo, _ in pads)
+            if all(lo == hi for lo, hi in pads):
+                fn = torch.nn.grad.conv2d_weight if nd == 2 else torch.nn.grad.conv3d_weight
+                t_torch = best(lambda: fn(tx, shape, tg, padding=tp))
+        padded = [s + lo + hi for s, (lo, hi) in zip(sp, pads)]
+        takes = fastconv.fft_kernel_gradient_pays(batch=n, padded=padded, kernel=ks, cin=ci, cout=co)
+        print(f"| {model} | {'x'.join(map(str, ks))} {ci}->{co} {padding} | {n} x {'x'.join(map(str, sp))} | "
+              f"{best(xla, x, w, g) * 1e3:.1f} | {best(fft, x, g) * 1e3:.1f} | {t_torch * 1e3:.1f} | "
+              f"{rel(fft(x, g), ref):.0e} | {'yes' if takes else 'no'} |", flush=True)
 
 
 if __name__ == "__main__":
