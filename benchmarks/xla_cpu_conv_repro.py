@@ -160,7 +160,8 @@ def kernel_gradients(rng, torch) -> None:
                 fn = torch.nn.grad.conv2d_weight if nd == 2 else torch.nn.grad.conv3d_weight
                 t_torch = best(lambda: fn(tx, shape, tg, padding=tp))
         padded = [s + lo + hi for s, (lo, hi) in zip(sp, pads)]
-        takes = fastconv.fft_kernel_gradient_pays(batch=n, padded=padded, kernel=ks, cin=ci, cout=co)
+        folded = nd == 3 and sp[2] <= fastconv.MAX_FOLD_DEPTH
+        takes = fastconv.fft_kernel_gradient_pays(batch=n, padded=padded, kernel=ks, cin=ci, cout=co, folded=folded)
         print(f"| {model} | {'x'.join(map(str, ks))} {ci}->{co} {padding} | {n} x {'x'.join(map(str, sp))} | "
               f"{best(xla, x, w, g) * 1e3:.1f} | {best(fft, x, g) * 1e3:.1f} | {t_torch * 1e3:.1f} | "
               f"{rel(fft(x, g), ref):.0e} | {'yes' if takes else 'no'} |", flush=True)

@@ -83,12 +83,15 @@ def xla_kernel_gradient():
         _CUSTOM_VJP.pop()
 
 
-def fft_kernel_gradient_pays(*, batch: int, padded: Sequence[int], kernel: Sequence[int], cin: int, cout: int) -> bool:
+def fft_kernel_gradient_pays(
+    *, batch: int, padded: Sequence[int], kernel: Sequence[int], cin: int, cout: int, folded: bool = False
+) -> bool:
     """Whether :func:`kernel_gradient_fft` beats XLA:CPU's kernel gradient for a layer (a cost rule).
 
-    ``padded`` is the padded input's spatial shape, ``kernel`` the kernel's (2-D or 3-D). The rule
-    compares XLA's multiply-adds per channel pair and image, ``prod(out) prod(k)`` (times ``D / kd``
-    for a 3-D layer that :func:`conv` folds into 2-D), with the frequency-domain product's
+    ``padded`` is the padded input's spatial shape, ``kernel`` the kernel's (2-D or 3-D), ``folded``
+    whether :func:`conv` computes the 3-D layer folded into 2-D. The rule compares XLA's
+    multiply-adds per channel pair and image, ``prod(out) prod(k)`` (times ``D / kd`` when folded,
+    the banded kernel's overhead), with the frequency-domain product's
     ``4 prod(padded[:-1]) (padded[-1] // 2 + 1)`` per output (complex), and takes the FFT when the
     batch times their ratio is at least 256 (the batch is the product's contraction: with few images
     per frequency the ``C x O`` spectra and the transforms dominate) and ``C O >= 64`` (with fewer
@@ -101,7 +104,7 @@ def fft_kernel_gradient_pays(*, batch: int, padded: Sequence[int], kernel: Seque
     """
     out = [p - k + 1 for p, k in zip(padded, kernel)]
     direct = int(np.prod(out)) * int(np.prod(kernel))
-    if len(kernel) == 3 and padded[2] <= MAX_FOLD_DEPTH:  # the folded form's banded kernel
+    if folded:  # the folded form's banded kernel
         direct = direct * padded[2] // kernel[2]
     spectral = 4 * int(np.prod(padded[:-1])) * (int(padded[-1]) // 2 + 1)
     return int(np.prod(kernel)) >= 9 and cin * cout >= 64 and min(cin, cout) >= 4 and batch * direct >= 256 * spectral
@@ -117,7 +120,8 @@ def kernel_gradient_fft(x: jax.Array, g: jax.Array, kernel_size: Sequence[int], 
       pads: ``[(low, high)]`` per spatial axis, the layer's zero padding.
 
     Returns:
-      ``(*k, C, O)`` in ``g``'s dtype, computed in float32 (complex64) at the padded input's size: the
+      ``(*k, C, O)`` in ``g``'s dtype, computed in float32 (complex64; float64 inputs in float64) at the
+      padded input's size: the
       circular correlation at lag ``a < k`` reads ``xp[i + a]`` with ``i + a`` inside the padded
       input, so nothing wraps and the result is exact up to rounding.
     """
@@ -127,8 +131,9 @@ def kernel_gradient_fft(x: jax.Array, g: jax.Array, kernel_size: Sequence[int], 
     size = xp.shape[1:-1]
     first = (0, nd + 1, *range(1, nd + 1))  # channels before the spatial axes
     axes = tuple(range(2, nd + 2))
-    xf = jnp.fft.rfftn(jnp.transpose(xp.astype(jnp.float32), first), s=size, axes=axes)  # (N, C, *freq)
-    gf = jnp.fft.rfftn(jnp.transpose(g.astype(jnp.float32), first), s=size, axes=axes)  # (N, O, *freq)
+    dt = jnp.promote_types(jnp.promote_types(x.dtype, g.dtype), jnp.float32)
+    xf = jnp.fft.rfftn(jnp.transpose(xp.astype(dt), first), s=size, axes=axes)  # (N, C, *freq)
+    gf = jnp.fft.rfftn(jnp.transpose(g.astype(dt), first), s=size, axes=axes)  # (N, O, *freq)
     cf = jnp.einsum("nc...,no...->co...", xf, jnp.conj(gf))
     k = jnp.fft.irfftn(cf, s=size, axes=axes)[(slice(None), slice(None), *(slice(0, q) for q in ks))]
     return jnp.transpose(k, (*range(2, nd + 2), 0, 1)).astype(g.dtype)
@@ -192,9 +197,14 @@ def _folded_3d(x: jax.Array, kernel: jax.Array, pads: list[tuple[int, int]], pre
     return y.reshape(*y.shape[:3], d_out, o)
 
 
+def _folds(x: jax.Array) -> bool:
+    """Whether a 3-D input ``(N, H, W, D, C)`` is short enough along ``D`` to be folded into the channels."""
+    return x.shape[3] <= MAX_FOLD_DEPTH
+
+
 def _forward(x: jax.Array, kernel: jax.Array, pads: list[tuple[int, int]], precision) -> jax.Array:
     """The CPU forms: a short 3-D convolution folded into 2-D, every other one XLA's (unpadded given a padded row)."""
-    if kernel.ndim == 5 and x.shape[3] <= MAX_FOLD_DEPTH:
+    if kernel.ndim == 5 and _folds(x):
         return _folded_3d(x, kernel, pads, precision)
     return _xla(x, kernel, pads, precision)
 
@@ -231,8 +241,8 @@ def conv(
     See the module docstring: on the CPU backend an unpadded convolution is computed with one zero
     row of padding and that row of the output dropped, and a 3-D one whose last spatial axis has at
     most :data:`MAX_FOLD_DEPTH` samples as a 2-D one with that axis folded into the channels. Both are
-    exact rewrites (the same products, summed in XLA's order). Reverse-mode differentiable; a 2-D
-    layer's kernel gradient is computed in the frequency domain where :func:`fft_kernel_gradient_pays`
+    exact rewrites (the same products, summed in XLA's order). Reverse-mode differentiable; a 2-D or
+    3-D layer's kernel gradient is computed in the frequency domain where :func:`fft_kernel_gradient_pays`
     (see the module docstring; :func:`xla_kernel_gradient` for forward mode). On other backends this
     is ``lax.conv_general_dilated`` with the same padding.
 
@@ -256,8 +266,9 @@ def conv(
     if not enabled():  # other backends: their own convolution, as given
         return lax.conv_general_dilated(x, kernel, (1,) * nd, pads, dimension_numbers=_channels_last(nd), precision=precision)
     padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[1:-1], pads)]
+    folded = nd == 3 and _folds(x)
     if nd in (2, 3) and _CUSTOM_VJP[-1] and fft_kernel_gradient_pays(
-        batch=x.shape[0], padded=padded, kernel=ks, cin=kernel.shape[-2], cout=kernel.shape[-1]
+        batch=x.shape[0], padded=padded, kernel=ks, cin=kernel.shape[-2], cout=kernel.shape[-1], folded=folded
     ):
         return _forward_fft_grad(x, kernel, tuple(pads), precision)
     return _forward(x, kernel, pads, precision)
