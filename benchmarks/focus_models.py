@@ -47,6 +47,7 @@ SEED = 2026
 ROWS: dict[str, tuple[str, dict]] = {
     "cnn-focus": ("cnn-focus", {}),  # full size (focus_cnn)
     "cnn-focus-narrow": ("cnn-focus", {"weights": "focus_cnn_narrow"}),
+    "cnn-focus-reference": ("cnn-focus", {"multi": "reference"}),  # S > 2: every source against the first
     "cnn-focus-multiscale": ("cnn-focus-multiscale", {}),  # its own weights (focus_cnn_multiscale)
     "laplacian": ("laplacian", {}),
     "swt": ("swt", {}),

@@ -75,6 +75,32 @@ def test_dense_equals_patchwise_head(arch, head):
     )
 
 
+@pytest.mark.parametrize("arch,head", [(a, h) for a, h in ARCHS if a != "2ch"])
+def test_dense_against_reference_equals_each_pair(arch, head):
+    """One pass scoring (ref, others[m]) with ref's branch and fc half computed once == dense_logits of each pair.
+
+    The first fc layer split as W_a f_a + W_b f_b only reorders a sum: float32 rounding (1e-5 relative).
+    reference_forward (no hidden bias / ReLU) goes through the same split.
+    """
+    for ref_fwd in (False, True):
+        m = _model(arch, head, n_classes=3, reference_forward=ref_fwd)
+        ref, _ = _imgs((1, 37, 42, 1), seed=3)
+        others, _ = _imgs((3, 37, 42, 1), seed=4)
+        got = np.asarray(m.dense_logits_against(ref, others))
+        want = np.stack([np.asarray(m.dense_logits(ref, others[i : i + 1]))[0] for i in range(3)])
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+        np.testing.assert_allclose(np.asarray(m.dense_weight_against(ref[..., 0], others[..., 0])),
+                                   np.asarray(m.dense_weight(jnp.broadcast_to(ref, others.shape), others)), atol=1e-5)
+
+
+def test_dense_against_refuses_two_channel_nets():
+    m = _model("2ch", "fc256")
+    a, b = _imgs((1, 16, 16, 1))
+    with pytest.raises(ValueError, match="2ch"):
+        m.dense_logits_against(a, b)
+
+
 def test_dense_matches_patch_evaluation_in_the_interior():
     """For a patch far from the image border, patch-wise evaluation of the *same features* is exact;
     evaluating the cropped patch alone differs only through the 'same' zero padding at its border

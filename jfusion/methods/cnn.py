@@ -20,7 +20,8 @@ separately with the grey-derived weight pyramid, which is VIFB's adaptation (use
 parity test against VIFB's outputs).
 
 More than two sources are fused sequentially (1 with 2, the result with 3, ...), as in the
-reference codes (methods_spec, conventions).
+reference codes (methods_spec, conventions); ``cnn-focus`` also offers ``multi="reference"``, every
+source scored against the first in one pass (linear in the number of sources, see :func:`cnn_focus`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from jfusion.options import opt
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import guided_filter, pad2d, window_sum
-from jfusion.rules.consistency import clean_binary_map
+from jfusion.rules.consistency import clean_binary_map, remove_small_regions
 from jfusion.transforms.pyramids import collapse_laplacian, default_levels, gaussian_pyramid, laplacian_pyramid
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "focus_map",
     "multiscale_focus_map",
     "decision_map",
+    "reference_focus_labels",
+    "multi_decision_maps",
     "burt_match_fuse",
     "fuse_with_weight_map",
     "cnn_focus",
@@ -275,6 +278,82 @@ def _sequential(sources: jax.Array, fuse_two) -> jax.Array:
     return out
 
 
+def reference_focus_labels(model: WeightNet, greys: ArrayLike) -> jax.Array:
+    """Per-pixel index of the focused source among ``S >= 2``, every source scored against source 0.
+
+    The network scores the pairs ``(0, s)`` for ``s = 1 .. S-1`` only (:meth:`WeightNet.dense_weight_against`:
+    ``S`` branch evaluations and fc halves, linear in ``S``). With ``p_s`` the folded focus map of source 0
+    against ``s``, source ``s`` gets the log-odds ``log((1 - p_s) / p_s)`` of being sharper than source 0 and
+    source 0 gets 0 (a Bradley-Terry reading of the pairwise classifier through the reference); the label is the
+    argmax (ties to the lower index). For ``S = 2`` this is Liu's ``p > 0.5`` segmentation.
+
+    Args:
+      model: a siamese or pseudo-siamese :class:`~jfusion.models.WeightNet`.
+      greys: ``(S, H, W)`` grey sources in [0, 1].
+
+    Returns:
+      ``(S-1, H, W)`` folded maps ``p_s`` and the ``(H, W)`` int32 labels.
+    """
+    greys = jnp.asarray(greys, jnp.float32)
+    shape = greys.shape[1:]
+    p = model.dense_weight_against(greys[:1, ..., None], greys[1:, ..., None])
+    p = jax.vmap(lambda q: fold_scores(q, shape))(p)
+    q = jnp.clip(p, 1e-7, 1.0 - 1e-7)
+    odds = jnp.concatenate([jnp.zeros((1, *shape), q.dtype), jnp.log1p(-q) - jnp.log(q)])
+    return p, jnp.argmax(odds, axis=0).astype(jnp.int32)
+
+
+def _fill_unclaimed(labels: jax.Array, claimed: jax.Array) -> jax.Array:
+    """Give every unclaimed pixel the label of a claimed 8-neighbour, growing the claimed regions until none is left.
+
+    Where two labels reach a pixel in the same step the larger wins (deterministic). If nothing is claimed the
+    labels are returned as they are.
+    """
+    h, w = labels.shape
+    lab = jnp.where(claimed, labels, -1)
+
+    def grow(x):
+        return jax.lax.reduce_window(x, -1, jax.lax.max, (3, 3), (1, 1), ((1, 1), (1, 1)))
+
+    def body(state):
+        x, i = state
+        return jnp.where(x < 0, grow(x), x), i + 1
+
+    def cond(state):
+        x, i = state
+        return jnp.any(x < 0) & (i < h + w)
+
+    lab, _ = jax.lax.while_loop(cond, body, (lab, jnp.int32(0)))
+    return jnp.where(jnp.any(claimed), jnp.where(lab < 0, labels, lab), labels)
+
+
+def multi_decision_maps(
+    labels: ArrayLike, greys: ArrayLike, *, area_ratio: float = 0.01, radius: int = 8, eps: float = 0.1
+) -> jax.Array:
+    """Liu 2017 consistency steps 4-6 for ``S`` sources: small regions of every label, guided filter per source.
+
+    Regions (8-connected) of a label smaller than ``ceil(area_ratio H W)`` pixels are removed and taken over by
+    the labels around them; each source's 0/1 map is then guided-filtered with the initial fused image as the
+    guide (the guided filter is linear in its input, so the ``S`` soft maps sum to 1).
+
+    Args:
+      labels: ``(H, W)`` int labels in ``[0, S)``; greys: ``(S, H, W)`` grey sources.
+
+    Returns:
+      ``(S, H, W)`` soft weights (not clipped, as the two-source reference).
+    """
+    labels = jnp.asarray(labels, jnp.int32)
+    greys = jnp.asarray(greys, jnp.float32)
+    n, h, w = greys.shape
+    ids = jnp.arange(n, dtype=jnp.int32)[:, None, None]
+    if area_ratio > 0:
+        keep = jax.vmap(remove_small_regions, (0, None))(labels[None] == ids, int(math.ceil(area_ratio * h * w)))
+        labels = _fill_unclaimed(labels, jnp.any(keep, axis=0))
+    d = (labels[None] == ids).astype(jnp.float32)
+    guide = jnp.sum(d * greys, axis=0)
+    return guided_filter(jnp.broadcast_to(guide, d.shape), d, radius, eps)
+
+
 def _load(weights: str) -> WeightNet:
     from jfusion.weights import load_weightnet
 
@@ -335,7 +414,10 @@ def _pyramid_cnn_support(o) -> Support:
     colour="native",
     weights="weights/focus_cnn",
     min_size=PATCH,
-    options={"area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12)},
+    options={
+        "area_ratio": opt(low=0.0, high=1.0), "radius": opt(low=0, high=256), "eps": opt(low=1e-12),
+        "multi": opt(choices=("sequential", "reference")),
+    },
     support=_focus_support,
     working_bytes=1536,  # peak bytes per source pixel and channel (benchmarks/working_memory.py, x2)
 )
@@ -346,6 +428,7 @@ def cnn_focus(
     area_ratio: float = 0.01,
     radius: int = 8,
     eps: float = 0.1,
+    multi: str = "sequential",
 ) -> jax.Array:
     """Siamese-CNN multi-focus fusion (Liu 2017): focus map, 0.5 segmentation, small regions, guided filter.
 
@@ -356,6 +439,12 @@ def cnn_focus(
         ``"focus_cnn_narrow"``: the halved net (32/64/128, 64 hidden units, about 8x faster).
       area_ratio: small-region threshold as a share of the image area (0.01).
       radius, eps: guided-filter consistency (8, 0.1).
+      multi: how ``S > 2`` sources are fused. ``"sequential"`` (default, the reference code's): 1 with 2, the
+        result with 3, ... (``S - 1`` pair evaluations, each two branches and two fc halves: 3 sources cost
+        about 2x two). ``"reference"``: every source scored against source 1 in one pass
+        (:func:`reference_focus_labels`, ``S`` branches and fc halves: 3 sources cost about 1.5x two), an
+        ``S``-label decision map, small-region removal per label and a guided filter per source
+        (:func:`multi_decision_maps`). Both are the same method for ``S = 2``.
 
     Returns:
       The fused image, shape of one source.
@@ -368,7 +457,15 @@ def cnn_focus(
         wa = decision_map(focus_map(model, gx, gy), gx, gy, area_ratio=area_ratio, radius=radius, eps=eps)
         return _apply_map(wa, x, y)
 
-    return _sequential(sources, two)
+    if multi == "sequential" or sources.shape[0] == 2:
+        return _sequential(sources, two)
+    if multi != "reference":
+        raise ValueError(f"multi must be 'sequential' or 'reference', got {multi!r}")
+    greys = jax.vmap(_grey)(sources)
+    _, labels = reference_focus_labels(model, greys)
+    wmaps = multi_decision_maps(labels, greys, area_ratio=area_ratio, radius=radius, eps=eps)
+    wmaps = wmaps[..., None] if sources.ndim == 4 else wmaps
+    return jnp.sum(wmaps * sources, axis=0)
 
 
 @register(

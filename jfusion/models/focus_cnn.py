@@ -200,11 +200,48 @@ class WeightNet(nnx.Module):
         if a.ndim == 3:
             a, b = a[..., None], b[..., None]
         f = self.features(a, b)
+        h = fastconv.conv(f, self._first_kernel(), padding="VALID", precision=HIGHEST)  # the backend's fast form
+        return self._dense_tail(h)
+
+    def dense_logits_against(self, ref: jax.Array, others: jax.Array) -> jax.Array:
+        """Dense logits of the pairs ``(ref, others[m])``, each source's branch and fc half computed once.
+
+        The first fc layer is linear in the concatenated features, ``W [f_a; f_b] = W_a f_a + W_b f_b``,
+        so ``ref``'s half is computed once for all pairs and every other image's half once: the cost of
+        ``M`` pairs is ``M + 1`` branches and fc halves instead of ``2 M``. Equal to
+        :meth:`dense_logits` of each pair up to float32 rounding (a different summation order).
+        Not for ``arch="2ch"`` (no separate branch features).
+
+        Args:
+          ref: ``(1, H, W, 1)`` (or ``(1, H, W)``) grey image in [0, 1]; the "A" side of every pair.
+          others: ``(M, H, W, 1)`` (or ``(M, H, W)``) grey images, the "B" sides.
+
+        Returns:
+          ``(M, ceil(H/2) - 7, ceil(W/2) - 7, n_classes)`` logits, class k = weight ``k / (K - 1)`` of ``ref``.
+        """
+        if self.config.arch == "2ch":
+            raise ValueError("dense_logits_against needs separate branches (arch 'siamese' or 'pseudo'), not '2ch'")
+        if ref.ndim == 3:
+            ref, others = ref[..., None], others[..., None]
+        if self.config.arch == "siamese":  # one branch call over every image
+            f = self.branch_a(jnp.concatenate([ref, others], axis=0))
+            fa, fb = f[:1], f[1:]
+        else:
+            fa, fb = self.branch_a(ref), self.branch_b(others)
+        kernel = self._first_kernel()
+        c = fa.shape[-1]
+        ha = fastconv.conv(fa, kernel[:, :, :c], padding="VALID", precision=HIGHEST)
+        hb = fastconv.conv(fb, kernel[:, :, c:], padding="VALID", precision=HIGHEST)
+        return self._dense_tail(ha + hb)
+
+    def _first_kernel(self) -> jax.Array:
+        """The first fc layer as an 8x8 HWIO kernel (``Linear`` on row-major ``(y, x, c)``)."""
         k = PATCH // STRIDE
-        c = f.shape[-1]
         first = self.fc1 if self.config.head == "fc256" else self.out
-        kernel = first.kernel[...].reshape(k, k, c, -1)  # Linear on row-major (y, x, c) == HWIO conv
-        h = fastconv.conv(f, kernel, padding="VALID", precision=HIGHEST)  # the backend's fast form (jfusion.models.conv)
+        return first.kernel[...].reshape(k, k, first.kernel.shape[0] // (k * k), -1)
+
+    def _dense_tail(self, h: jax.Array) -> jax.Array:
+        """Everything after the first fc layer's product, on dense maps ``(N, h', w', hidden)``."""
         ref = self.config.reference_forward
         if self.config.head == "fc256":
             if not ref:
@@ -214,5 +251,12 @@ class WeightNet(nnx.Module):
 
     def dense_weight(self, a: jax.Array, b: jax.Array) -> jax.Array:
         """Expected weight of ``a`` per patch position: ``sum_k softmax_k w_k``, ``(N, h', w')``."""
-        p = jax.nn.softmax(self.dense_logits(a, b), axis=-1)
+        return self._expected_weight(self.dense_logits(a, b))
+
+    def dense_weight_against(self, ref: jax.Array, others: jax.Array) -> jax.Array:
+        """Expected weight of ``ref`` against each of ``others``, ``(M, h', w')`` (see :meth:`dense_logits_against`)."""
+        return self._expected_weight(self.dense_logits_against(ref, others))
+
+    def _expected_weight(self, logits: jax.Array) -> jax.Array:
+        p = jax.nn.softmax(logits, axis=-1)
         return matmul(p, class_weights(self.config.n_classes))
