@@ -14,6 +14,7 @@ from jfusion.rules import (
     block_spatial_frequency,
     choose_max,
     clean_binary_map,
+    clean_label_map,
     guided_refine,
     label_components,
     local_variance,
@@ -70,6 +71,24 @@ def test_remove_small_regions_matches_scipy_labelling(p, area, rng):
     np.testing.assert_array_equal(ours, ref)
     labels = np.asarray(label_components(m))
     assert len(np.unique(labels[m])) == n
+
+
+def test_clean_label_map_two_labels_equals_clean_binary_map_and_three_labels():
+    """Two labels with separate small island and hole: the same map as clean_binary_map. Three labels: an island
+    of label 2 inside label 0 and one of label 0 inside label 1 go to their surroundings; big regions are kept."""
+    m = np.zeros((30, 30), bool)
+    m[5:25, 5:25] = True
+    m[10:12, 10:12] = False
+    m[0, 0] = True
+    np.testing.assert_array_equal(np.asarray(clean_label_map(m.astype(np.int32), 2, 10)),
+                                  np.asarray(clean_binary_map(m, 10)).astype(np.int32))
+    lab = np.zeros((30, 30), np.int32)
+    lab[:, 15:] = 1
+    lab[22:, :] = 2
+    want = lab.copy()
+    lab[3:5, 3:5] = 2
+    lab[8:10, 20:22] = 0
+    np.testing.assert_array_equal(np.asarray(jax.jit(clean_label_map, static_argnums=(1, 2))(lab, 3, 10)), want)
 
 
 def test_clean_binary_map_fills_small_holes():

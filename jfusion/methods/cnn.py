@@ -39,7 +39,7 @@ from jfusion.options import opt
 from jfusion.models.focus_cnn import PATCH, STRIDE, WeightNet
 from jfusion.ops.colour import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 from jfusion.ops.filters import guided_filter, pad2d, window_sum
-from jfusion.rules.consistency import clean_binary_map, remove_small_regions
+from jfusion.rules.consistency import clean_binary_map, clean_label_map, guided_refine
 from jfusion.transforms.pyramids import collapse_laplacian, default_levels, gaussian_pyramid, laplacian_pyramid
 
 __all__ = [
@@ -278,7 +278,7 @@ def _sequential(sources: jax.Array, fuse_two) -> jax.Array:
     return out
 
 
-def reference_focus_labels(model: WeightNet, greys: ArrayLike) -> jax.Array:
+def reference_focus_labels(model: WeightNet, greys: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """Per-pixel index of the focused source among ``S >= 2``, every source scored against source 0.
 
     The network scores the pairs ``(0, s)`` for ``s = 1 .. S-1`` only (:meth:`WeightNet.dense_weight_against`:
@@ -303,30 +303,6 @@ def reference_focus_labels(model: WeightNet, greys: ArrayLike) -> jax.Array:
     return p, jnp.argmax(odds, axis=0).astype(jnp.int32)
 
 
-def _fill_unclaimed(labels: jax.Array, claimed: jax.Array) -> jax.Array:
-    """Give every unclaimed pixel the label of a claimed 8-neighbour, growing the claimed regions until none is left.
-
-    Where two labels reach a pixel in the same step the larger wins (deterministic). If nothing is claimed the
-    labels are returned as they are.
-    """
-    h, w = labels.shape
-    lab = jnp.where(claimed, labels, -1)
-
-    def grow(x):
-        return jax.lax.reduce_window(x, -1, jax.lax.max, (3, 3), (1, 1), ((1, 1), (1, 1)))
-
-    def body(state):
-        x, i = state
-        return jnp.where(x < 0, grow(x), x), i + 1
-
-    def cond(state):
-        x, i = state
-        return jnp.any(x < 0) & (i < h + w)
-
-    lab, _ = jax.lax.while_loop(cond, body, (lab, jnp.int32(0)))
-    return jnp.where(jnp.any(claimed), jnp.where(lab < 0, labels, lab), labels)
-
-
 def multi_decision_maps(
     labels: ArrayLike, greys: ArrayLike, *, area_ratio: float = 0.01, radius: int = 8, eps: float = 0.1
 ) -> jax.Array:
@@ -345,13 +321,10 @@ def multi_decision_maps(
     labels = jnp.asarray(labels, jnp.int32)
     greys = jnp.asarray(greys, jnp.float32)
     n, h, w = greys.shape
-    ids = jnp.arange(n, dtype=jnp.int32)[:, None, None]
     if area_ratio > 0:
-        keep = jax.vmap(remove_small_regions, (0, None))(labels[None] == ids, int(math.ceil(area_ratio * h * w)))
-        labels = _fill_unclaimed(labels, jnp.any(keep, axis=0))
-    d = (labels[None] == ids).astype(jnp.float32)
-    guide = jnp.sum(d * greys, axis=0)
-    return guided_filter(jnp.broadcast_to(guide, d.shape), d, radius, eps)
+        labels = clean_label_map(labels, n, int(math.ceil(area_ratio * h * w)))
+    d = jax.nn.one_hot(labels, n, axis=0, dtype=jnp.float32)
+    return guided_refine(d, jnp.sum(d * greys, axis=0), radius=radius, eps=eps, normalise=False)
 
 
 def _load(weights: str) -> WeightNet:

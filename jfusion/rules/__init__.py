@@ -22,6 +22,7 @@ from jfusion.rules.combine import (
 )
 from jfusion.rules.consistency import (
     clean_binary_map,
+    clean_label_map,
     guided_refine,
     label_components,
     majority_filter,
@@ -34,6 +35,7 @@ __all__ = [
     "block_spatial_frequency",
     "choose_max",
     "clean_binary_map",
+    "clean_label_map",
     "guided_refine",
     "label_components",
     "local_variance",

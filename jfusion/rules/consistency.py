@@ -2,8 +2,8 @@
 
 * :func:`majority_filter`: each pixel takes the source chosen most often in its window
   (Li, Manjunath, Mitra 1995).
-* :func:`remove_small_regions` / :func:`clean_binary_map`: MATLAB ``bwareaopen`` with
-  8-connectivity, jit-able: connected components are labelled by min-label propagation
+* :func:`remove_small_regions` / :func:`clean_binary_map` / :func:`clean_label_map` (S labels):
+  MATLAB ``bwareaopen`` with 8-connectivity, jit-able: connected components are labelled by min-label propagation
   with pointer jumping inside a ``lax.while_loop`` (no host round trip).
 * :func:`guided_refine`: guided-filter smoothing of weight maps (Li, Kang, Hu 2013; Liu et
   al. 2017).
@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 from jfusion.ops.filters import Border, guided_filter, pad2d, window_sum
 from jfusion.rules.combine import max_sources, sum_sources
 
-__all__ = ["majority_filter", "label_components", "remove_small_regions", "clean_binary_map", "guided_refine"]
+__all__ = ["majority_filter", "label_components", "remove_small_regions", "clean_binary_map", "clean_label_map", "guided_refine"]
 
 
 def majority_filter(
@@ -88,6 +88,37 @@ def clean_binary_map(mask: ArrayLike, min_area: int) -> jax.Array:
     """Remove small 1-regions, then fill small 0-regions (``bwareaopen`` on the map and on its complement)."""
     m = remove_small_regions(mask, min_area)
     return ~remove_small_regions(~m, min_area)
+
+
+def clean_label_map(labels: ArrayLike, n_labels: int, min_area: int) -> jax.Array:
+    """:func:`clean_binary_map` for ``n_labels`` classes: small regions of every label taken over by their surroundings.
+
+    8-connected regions of a label smaller than ``min_area`` pixels are dropped (``bwareaopen`` per label); the
+    dropped pixels then take the label of a kept 8-neighbour, the kept regions growing one pixel per step until
+    nothing is left (where two labels reach a pixel in the same step the larger wins). If no region is kept the
+    labels are returned unchanged.
+
+    Args:
+      labels: ``(H, W)`` integer labels in ``[0, n_labels)``.
+      n_labels: number of labels (static).
+      min_area: regions smaller than this are removed.
+
+    Returns:
+      ``(H, W)`` int32 labels.
+    """
+    labels = jnp.asarray(labels, jnp.int32)
+    h, w = labels.shape
+    ids = jnp.arange(n_labels, dtype=jnp.int32)[:, None, None]
+    kept = jnp.any(jax.vmap(remove_small_regions, (0, None))(labels[None] == ids, min_area), axis=0)
+    lab = jnp.where(kept, labels, -1)
+
+    def body(state):
+        x, i = state
+        grown = jax.lax.reduce_window(x, -1, jax.lax.max, (3, 3), (1, 1), ((1, 1), (1, 1)))
+        return jnp.where(x < 0, grown, x), i + 1
+
+    lab, _ = jax.lax.while_loop(lambda s: jnp.any(s[0] < 0) & (s[1] < h + w), body, (lab, jnp.int32(0)))
+    return jnp.where(jnp.any(kept) & (lab >= 0), lab, labels)
 
 
 def guided_refine(weights: ArrayLike, guide: ArrayLike, *, radius: int, eps: float, normalise: bool = True) -> jax.Array:
