@@ -94,8 +94,14 @@ def _batched(method: str, options: tuple[tuple[str, Any], ...]):
 
 
 def job_batches(jobs: list, batch: int, *, progress: bool = False, desc: str = "tiles") -> Iterator[tuple[list, list]]:
-    """``(group, padded)`` per batch of ``jobs``: ``padded`` repeats the last job up to ``batch`` entries,
-    so every batch has one shape and a ``jit(vmap(...))`` compiles once. Optional progress bar."""
+    """``(group, padded)`` per batch of at most ``batch`` ``jobs``: ``padded`` repeats the group's last job
+    up to the common batch size, so every batch has one shape and a ``jit(vmap(...))`` compiles once.
+
+    The jobs are split into ``ceil(len(jobs) / batch)`` groups of as equal a size as possible, so the
+    padding (work done and thrown away) is less than one job per group: 9 jobs at ``batch=16`` run as one
+    batch of 9, not 16; 20 jobs as two of 10. Optional progress bar."""
+    n_groups = max(1, -(-len(jobs) // batch))
+    batch = -(-len(jobs) // n_groups) if jobs else batch
     groups: Any = [jobs[i : i + batch] for i in range(0, len(jobs), batch)]
     if progress:
         from tqdm import tqdm

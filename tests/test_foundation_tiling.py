@@ -1,7 +1,7 @@
 """Tiled fusion equals whole-image fusion for every method of bounded support; the others are refused.
 
-Each case fuses a real multi-focus pair crop (Lytro 01, 200 x 232: not a multiple of any tile or
-alignment) whole and tile by tile with the halo and alignment the method declares
+Each case fuses a real multi-focus pair crop (Lytro 01, 200 x 232, 360 x 376 for the multi-scale CNN:
+not multiples of any tile or alignment) whole and tile by tile with the halo and alignment the method declares
 (``halo=None``), with tiles small enough that windows have seams in both directions. Tolerance
 1e-5: float32 rounding (measured max 7e-7); the windows compute the same sums in the same order as
 the whole image, so anything larger is a support or border bug, not rounding.
@@ -21,10 +21,15 @@ ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def pair() -> np.ndarray:
+def lytro() -> np.ndarray:
     a = jfusion.read_image(data_path("lytro", "lytro-01-A.jpg"))
     b = jfusion.read_image(data_path("lytro", "lytro-01-B.jpg"))
-    return np.stack([a, b])[:, 40:240, 30:262]  # (2, 200, 232, 3)
+    return np.stack([a, b])  # (2, 520, 520, 3)
+
+
+@pytest.fixture(scope="module")
+def pair(lytro) -> np.ndarray:
+    return lytro[:, 40:240, 30:262]  # (2, 200, 232, 3)
 
 
 @pytest.mark.parametrize("length,tile,halo,align", [(200, 64, 32, 1), (200, 64, 36, 4), (232, 32, 72, 8), (50, 64, 8, 8)])
@@ -41,8 +46,11 @@ def test_windows_cover_axis_once_aligned(length, tile, halo, align):
 
 
 # (method, options, tile, colour, crop): options and tiles that give windows smaller than the crop
-# (seams in both directions); three CNN methods on a 136 x 152 part of the crop (network cost on CPU)
-FULL, SMALL = (200, 232), (136, 152)
+# (seams in both directions). The CNN methods have wide halos (52-88 px): their tiles are as large as
+# still gives seams, since the work grows with the number of windows (tile 16 on a 136 x 152 crop ran
+# 90 windows of 120 x 120 for one whole image); cnn-focus-multiscale (halo 88) on a larger 360 x 376
+# crop, where 6 windows of 356 cover it (120 windows of 196 on the 200 x 232 one).
+FULL, SMALL, LARGE = (200, 232), (136, 152), (360, 376)
 BOUNDED = [
     ("laplacian", {"levels": 3}, 64, True, FULL),
     ("laplacian", {"levels": 4, "rule": "window-energy"}, 16, False, FULL),
@@ -54,19 +62,19 @@ BOUNDED = [
     ("gff", {"r1": 20}, 64, True, FULL),
     ("sf-block", {}, 64, True, FULL),
     ("mertens", {"levels": 3}, 64, True, FULL),
-    ("cnn-focus", {"area_ratio": 0.0}, 16, False, SMALL),
-    ("cnn-focus-multiscale", {"area_ratio": 0.0, "scales": (16, 32)}, 20, False, FULL),  # halo 88: 10 x 12 windows of 196
-    ("cnn-medical", {"levels": 2}, 16, False, SMALL),
-    ("cnn-weights", {"levels": 2}, 16, False, SMALL),
+    ("cnn-focus", {"area_ratio": 0.0}, 92, False, FULL),  # halo 52: 3 x 3 windows of 196
+    ("cnn-focus-multiscale", {"area_ratio": 0.0, "scales": (16, 32)}, 180, False, LARGE),  # halo 88: 2 x 3 of 356
+    ("cnn-medical", {"levels": 2}, 80, False, FULL),  # halo 58: 3 x 3 windows of 196
+    ("cnn-weights", {"levels": 2}, 80, False, FULL),
     ("cnn-regression", {}, 16, True, SMALL),
 ]
 
 
 @pytest.mark.parametrize("method,options,tile,colour,crop", BOUNDED, ids=[f"{m}-{i}" for i, (m, *_r) in enumerate(BOUNDED)])
-def test_tiled_equals_whole_image(pair, method, options, tile, colour, crop):
+def test_tiled_equals_whole_image(lytro, method, options, tile, colour, crop):
     support, halo, align = tile_plan(method, options)
     assert support.bounded and halo == support.halo and tile % align == 0
-    part = pair[:, : crop[0], : crop[1]]
+    part = lytro[:, 40 : 40 + crop[0], 30 : 30 + crop[1]]
     for src in (part.mean(-1), part) if colour else (part.mean(-1),):
         h, w = src.shape[1:3]
         if not support.periodic:
@@ -147,3 +155,17 @@ def test_tiling_validates(rng):
     with pytest.raises(FusionInputError, match="at least 2"):
         fuse_tiled(rng.random((1, 64, 64)), "laplacian", tile=32)
     assert get_info("laplacian").support_for({"levels": 5}).align == 16
+
+
+@pytest.mark.parametrize("n,batch,sizes", [(9, 16, [9]), (20, 16, [10, 10]), (17, 4, [4, 4, 4, 4, 1]), (10, 8, [5, 5]), (4, 4, [4]), (1, 8, [1])])
+def test_job_batches_split_evenly_with_one_shape(n, batch, sizes):
+    from jfusion.tiling import job_batches
+
+    jobs = list(range(n))
+    out = list(job_batches(jobs, batch))
+    assert [len(g) for g, _ in out] == sizes and [j for g, _ in out for j in g] == jobs
+    width = {len(p) for _, p in out}
+    assert width == {max(sizes)} and max(sizes) <= batch  # one shape, never more than batch
+    assert len(out) == -(-n // batch) and len(out) * max(sizes) - n < len(out)  # fewest calls, < 1 padded job per call
+    for g, p in out:
+        assert p[: len(g)] == g and all(x == g[-1] for x in p[len(g):])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -158,10 +159,12 @@ def test_method_compiles_once_and_asks_for_full_precision(tmp_path, rng):
 @pytest.mark.skipif(os.environ.get("JFUSION_FULL") != "1",
                     reason="compiles a training step, validation, test and the baselines (about 30 s CPU, minutes on the shared 2 cores); "
                     "runs with JFUSION_FULL=1")
-def test_train_and_evaluate_chooses_on_validation_and_resumes_the_best(tmp_path, rng):
+def test_train_and_evaluate_chooses_on_validation_and_resumes_the_best(tmp_path, rng, monkeypatch):
     """The shipped step is the best validation PSNR-mu; a restarted run keeps it (checkpointed beside the run);
-    the test stacks are scored once, into ``scores.test``, apart from ``scores.validation``."""
-    from jfusion.training.hdr import HDRData, train_and_evaluate
+    the ship decision is the validation rule against the validation baselines; the test stacks are scored once,
+    into ``scores.test``, apart from ``scores.validation``, and only for an asset that ships."""
+    import jfusion.training.hdr as training_hdr
+    from jfusion.training.hdr import HDRData, ship_decision, train_and_evaluate
 
     cfg = HDRTrainConfig(model=HDRNetConfig(arch="we", widths=(4, 4, 4)), steps=4, batch=2, patch=14, lr=1e-2, warmup=1,
                          validate_every=1, checkpoint_every=1, synth=HDRSynthConfig(noise=0.0))
@@ -176,9 +179,21 @@ def test_train_and_evaluate_chooses_on_validation_and_resumes_the_best(tmp_path,
     assert [v["step"] for v in hist] == [1, 2, 3, 4]
     best = max(hist, key=lambda v: v["val_psnr_mu"])
     assert man["steps"] == best["step"] == man["scores"]["validation"]["step"]
-    assert man["scores"]["validation"]["psnr_mu"] == best["val_psnr_mu"]
+    val = man["scores"]["validation"]
+    assert val["psnr_mu"] == best["val_psnr_mu"]
+    assert set(val["baselines"]) == {"mertens", "flow_average", "flow_hat_average"}
+    assert man["ships"] == ship_decision(val) == all(val["psnr_mu"] > b["psnr_mu"] for b in val["baselines"].values())
     test = man["scores"]["test"]
-    assert set(test) >= {"deep-hdr", "mertens", "flow_average", "flow_hat_average"} and test["stacks"] == 2
+    if man["ships"]:
+        assert set(test) >= {"deep-hdr", "mertens", "flow_average", "flow_hat_average"} and test["stacks"] == 2
+    else:
+        assert test == {}
+    # the other branch of the decision (a second 4-step run in its own folder)
+    monkeypatch.setattr(training_hdr, "ship_decision", lambda v: not man["ships"])
+    other = train_and_evaluate(cfg, tmp_path / "other", progress=False, data=data)
+    assert other["ships"] != man["ships"]
+    assert (set(other["scores"]["test"]) >= {"deep-hdr", "flow_average"}) == other["ships"]
+    monkeypatch.undo()
     first = assets.read_asset(tmp_path / "deep_hdr" / "we").arrays
     # run again over the finished checkpoints: nothing trains, the best step and its weights come back
     again = train_and_evaluate(cfg, tmp_path, progress=False, data=data, force=True)
@@ -186,3 +201,24 @@ def test_train_and_evaluate_chooses_on_validation_and_resumes_the_best(tmp_path,
     second = assets.read_asset(tmp_path / "deep_hdr" / "we").arrays
     for k in first:
         np.testing.assert_array_equal(first[k], second[k])
+
+
+def test_ship_rule_and_install_refused_for_an_asset_that_does_not_ship(tmp_path, monkeypatch):
+    """``ship_decision`` needs every baseline beaten in validation PSNR-mu; ``train_recipe(install=True)`` of a run
+    that does not ship raises a FusionInputError naming the scores and installs nothing into the package."""
+    import jfusion.training.hdr as training_hdr
+    from jfusion.training.hdr import ship_decision, train_recipe
+    from jfusion.weights import WEIGHTS_DIR
+
+    base = {"mertens": {"psnr_mu": 20.0}, "flow_average": {"psnr_mu": 36.0}, "flow_hat_average": {"psnr_mu": 35.0}}
+    assert ship_decision({"psnr_mu": 36.5, "baselines": base})
+    assert not ship_decision({"psnr_mu": 35.5, "baselines": base})
+    assert not ship_decision({"psnr_mu": 36.0, "baselines": base})  # a tie does not ship
+    man = {"ships": False, "scores": {"validation": {"psnr_mu": 33.05, "step": 1200, "baselines": base}, "test": {}}}
+    monkeypatch.setattr(training_hdr, "train_and_evaluate", lambda *a, **k: man)
+    cfg = dataclasses.replace(HDRTrainConfig(), model=dataclasses.replace(HDRTrainConfig().model, arch="direct"))
+    before = sorted(p.name for p in (WEIGHTS_DIR / "deep_hdr").iterdir())
+    with pytest.raises(FusionInputError, match=r"deep-hdr-direct: not installed.*33\.05 dB at step 1200 vs flow_average 36\.00"):
+        train_recipe(cfg, tmp_path, install=True, progress=False)
+    assert sorted(p.name for p in (WEIGHTS_DIR / "deep_hdr").iterdir()) == before
+    assert train_recipe(cfg, tmp_path, install=False, progress=False) is man  # without install: the run's record

@@ -36,7 +36,8 @@ from jfusion.data.hdr import HDRSynthConfig, align_batch, load_rgb_crops, split_
 from jfusion.models.hdr import BORDER, HDRMergeNet, HDRNetConfig, merge
 from jfusion.training.loop import TrainResult, train
 
-__all__ = ["HDRTrainConfig", "HDRData", "build_data", "evaluate_stacks", "baselines", "train_and_evaluate"]
+__all__ = ["HDRTrainConfig", "HDRData", "SHIP_RULE", "build_data", "evaluate_stacks", "baselines", "ship_decision",
+           "train_and_evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +230,14 @@ def baselines(data: dict[str, jax.Array], *, gamma: float = hdr.GAMMA, reference
     }
 
 
+SHIP_RULE = "beats every non-learned baseline (mertens, flow_average, flow_hat_average) in PSNR-mu on the validation stacks"
+
+
+def ship_decision(validation: dict[str, Any]) -> bool:
+    """:data:`SHIP_RULE` on a manifest's ``validation`` record (``psnr_mu`` and ``baselines``)."""
+    return all(validation["psnr_mu"] > b["psnr_mu"] for b in validation["baselines"].values())
+
+
 def train_and_evaluate(
     config: HDRTrainConfig,
     workdir: str | os.PathLike,
@@ -241,8 +250,10 @@ def train_and_evaluate(
     """Train, pick the step with the best validation PSNR-mu, write ``workdir/deep_hdr/<arch>`` asset.
 
     Checkpoints go to ``workdir/checkpoints/<arch>`` (a killed run resumes there). The asset's
-    manifest holds config, data, command, steps (the chosen one), seed, the validation history and
-    scores, and the test scores of the network and the baselines. Returns the manifest.
+    manifest holds config, data, command, steps (the chosen one), seed, the validation history, the
+    validation scores of the network and of the baselines, the ship decision (:data:`SHIP_RULE`,
+    on validation only) and, only for an asset that ships, the test scores of the network and the
+    baselines (the one read of the test split). Returns the manifest.
     """
     from jfusion import assets
 
@@ -276,7 +287,11 @@ def train_and_evaluate(
     chosen = next(v for v in result.validation if v["step"] == result.best_step)
     best = {"step": result.best_step,
             "scores": {k[4:]: v for k, v in chosen.items() if k.startswith("val_") and k != "val_neg_psnr_mu"}}
-    test = {"deep-hdr": evaluate_stacks(model, data.test), **baselines(data.test, reference=config.synth.reference)}
+    validation = {**best.get("scores", {}), "step": int(best["step"]), "chosen_on": "val psnr_mu",
+                  "baselines": baselines(data.val, reference=config.synth.reference)}
+    ships = ship_decision(validation)
+    test = ({"stacks": int(data.test["aligned"].shape[0]), "crop": config.eval_crop, "deep-hdr": evaluate_stacks(model, data.test),
+             **baselines(data.test, reference=config.synth.reference)} if ships else {})
     manifest = assets.new_manifest(
         model=f"deep-hdr/{config.model.arch}",
         config={"model": config.model.to_dict(), "train": config.to_dict()},
@@ -291,8 +306,10 @@ def train_and_evaluate(
         command=command,
         steps=int(best["step"]),
         seed=config.seed,
-        validation={**best.get("scores", {}), "step": int(best["step"]), "chosen_on": "val psnr_mu"},
-        test={"stacks": int(data.test["aligned"].shape[0]), "crop": config.eval_crop, **test},
+        validation=validation,
+        test=test,
+        ship_rule=SHIP_RULE,
+        ships=ships,
         steps_run=config.steps,
         history={"validation": result.validation},
         final_train_loss=float(np.mean([r["mu_loss"] for r in result.history[-50:]])) if result.history else None,
@@ -326,6 +343,16 @@ def train_recipe(
             check_output_path(package_dir / f.name, overwrite=force)
     name = "deep-hdr" if config.model.arch == "we" else f"deep-hdr-{config.model.arch}"
     man = train_and_evaluate(config, workdir, command=command_line(name, config), progress=progress, force=force)
+    if install and not man["ships"]:
+        from jfusion.errors import FusionInputError
+
+        v = man["scores"]["validation"]
+        best = max(v["baselines"].items(), key=lambda kv: kv[1]["psnr_mu"])
+        raise FusionInputError(
+            f"{name}: not installed: it does not ship ({SHIP_RULE}): validation PSNR-mu {v['psnr_mu']:.2f} dB at step "
+            f"{v['step']} vs {best[0]} {best[1]['psnr_mu']:.2f} dB; the run's asset is kept in {Path(workdir) / 'deep_hdr'}. "
+            "Train longer (--steps, resumed from the run folder) and install again."
+        )
     if install:
         install_files(files, package_dir, overwrite=force)
     return man
