@@ -216,9 +216,26 @@ def test_ship_rule_and_install_refused_for_an_asset_that_does_not_ship(tmp_path,
     assert not ship_decision({"psnr_mu": 36.0, "baselines": base})  # a tie does not ship
     man = {"ships": False, "scores": {"validation": {"psnr_mu": 33.05, "step": 1200, "baselines": base}, "test": {}}}
     monkeypatch.setattr(training_hdr, "train_and_evaluate", lambda *a, **k: man)
-    cfg = dataclasses.replace(HDRTrainConfig(), model=dataclasses.replace(HDRTrainConfig().model, arch="direct"))
+    cfg = dataclasses.replace(HDRTrainConfig(), model=dataclasses.replace(HDRTrainConfig().model, arch="wie"))
     before = sorted(p.name for p in (WEIGHTS_DIR / "deep_hdr").iterdir())
-    with pytest.raises(FusionInputError, match=r"deep-hdr-direct: not installed.*33\.05 dB at step 1200 vs flow_average 36\.00"):
+    with pytest.raises(FusionInputError, match=r"deep-hdr-wie: not installed.*33\.05 dB at step 1200 vs flow_average 36\.00"):
         train_recipe(cfg, tmp_path, install=True, progress=False)
     assert sorted(p.name for p in (WEIGHTS_DIR / "deep_hdr").iterdir()) == before
     assert train_recipe(cfg, tmp_path, install=False, progress=False) is man  # without install: the run's record
+
+
+@pytest.mark.parametrize("arch", ["we", "direct"])
+def test_shipped_assets_ship_on_validation_and_fuse(arch, rng):
+    """Each shipped deep-hdr asset records validation scores above the rule's baselines (where its manifest holds
+    them) and test scores apart; the default weights of ``arch`` load and fuse a stack to an image in [0, 1]."""
+    from jfusion.training.hdr import ship_decision
+    from jfusion.weights import WEIGHTS_DIR
+
+    man = assets.read_manifest(WEIGHTS_DIR / "deep_hdr" / arch)
+    val, test = man["scores"]["validation"], man["scores"]["test"]
+    if "baselines" in val:  # runs since the ship rule moved into the training code
+        assert man["ships"] and ship_decision(val)
+    assert {"deep-hdr", "flow_hat_average"} <= set(test) and test["stacks"] == man["data"]["n_stacks"]["test"]
+    st = synthesize_stack(jax.random.key(3), rng.random((40, 44, 3)).astype(np.float32))
+    out = np.asarray(jfusion.fuse(st["ldr"], method="deep-hdr", arch=arch, flow_iterations=5, flow_warps=1))
+    assert out.shape == (40, 44, 3) and np.isfinite(out).all() and 0.0 <= out.min() and out.max() <= 1.0

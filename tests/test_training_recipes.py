@@ -28,7 +28,8 @@ def _settings(m: dict) -> dict:
     cfg = dict(m["config"])
     if "train" in cfg:  # weight nets: {"model": WeightNetConfig, "train": FocusTrainConfig}
         cfg = {**cfg["train"], "model": cfg["model"]}
-    out = {**cfg, "seed": m["seed"], "steps": cfg.pop("max_steps", m["steps"])}
+    # the run's length: deep-hdr manifests keep it in steps_run (their steps is the step chosen on validation)
+    out = {**cfg, "seed": m["seed"], "steps": cfg.pop("max_steps", m.get("steps_run", m["steps"]))}
     data = m["data"] if isinstance(m["data"], dict) else {}
     for k in ("scene", "num_images", "crop"):
         if k in data:
