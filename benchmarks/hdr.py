@@ -100,8 +100,6 @@ def validation_baselines(man: dict) -> dict[str, dict[str, float]]:
     The ship rule is decided here, on validation only: a network ships when its validation PSNR-mu beats every
     baseline's. The test split is not built.
     """
-    import dataclasses
-
     from jfusion.data.folder import image_paths
     from jfusion.data.hdr import split_sources
     from jfusion.models.hdr import HDRNetConfig
